@@ -1,0 +1,3 @@
+module github.com/privstats/privstats
+
+go 1.26.0

@@ -1,0 +1,82 @@
+package aggregator
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/privstats/privstats/aggregator/field"
+)
+
+// benchConfig has one histogram of `counters` bins.
+func benchConfig(n, k, collectors, counters int) *RoundConfig {
+	cfg := testConfig(n, k, collectors, 0, 1)
+	bins := make([]string, counters)
+	for i := range bins {
+		bins[i] = fmt.Sprint(i)
+	}
+	cfg.Statistics = []StatisticSpec{{Name: "h", Bins: bins, MaxPerCollector: 1 << 30}}
+	return cfg
+}
+
+func BenchmarkCollectorAdd(b *testing.B) {
+	b.ReportAllocs()
+	ctr, _, err := SetupCollector(benchConfig(3, 2, 1, 1000), 1, noNoise, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		ctr.Add(i%1000, 1500)
+		i++
+	}
+}
+
+func BenchmarkSetupCollector1000Counters5Keepers(b *testing.B) {
+	b.ReportAllocs()
+	cfg := benchConfig(5, 3, 1, 1000)
+	for b.Loop() {
+		if _, _, err := SetupCollector(cfg, 1, noNoise, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkKeeperAggregate1000Collectors1000Counters(b *testing.B) {
+	b.ReportAllocs()
+	cfg := benchConfig(5, 3, 1000, 1000)
+	k, _ := NewKeeperRound(cfg, 1)
+	shares := make([]field.Element, 1000)
+	S := make([]string, 0, 1000)
+	for _, dc := range cfg.Collectors {
+		if err := field.Random(nil, shares); err != nil {
+			b.Fatal(err)
+		}
+		if err := k.Accept(dc.Fingerprint, shares); err != nil {
+			b.Fatal(err)
+		}
+		S = append(S, dc.Fingerprint)
+	}
+	if err := k.Commit(Agreement{Collectors: S, SumV: make([]field.Element, 1000)}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := k.AggregateShare(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkTallyCombine1000Counters(b *testing.B) {
+	for _, tc := range []struct{ n, k int }{{3, 2}, {5, 3}} {
+		b.Run(fmt.Sprintf("N=%d,K=%d", tc.n, tc.k), func(b *testing.B) {
+			b.ReportAllocs()
+			cfg := benchConfig(tc.n, tc.k, 1, 1000)
+			shares := aggregateShares(b, cfg, nil)
+			for b.Loop() {
+				if _, err := Combine(cfg, shares); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

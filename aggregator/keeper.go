@@ -1,0 +1,141 @@
+package aggregator
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/privstats/privstats/aggregator/field"
+)
+
+// KeeperRound is a share keeper's state for one round: the bundles it holds
+// per collector and the one commit it may make.
+type KeeperRound struct {
+	cfg      *RoundConfig
+	x        int
+	counters int
+	bundles  map[string][]field.Element
+	commit   *Agreement
+}
+
+// Agreement is what the tally server asks keepers to commit to: the
+// collector set S and the sum of their reports over S.
+type Agreement struct {
+	Collectors []string
+	SumV       []field.Element
+}
+
+// NewKeeperRound starts the keeper with x-coordinate x on a round.
+func NewKeeperRound(cfg *RoundConfig, x int) (*KeeperRound, error) {
+	if x < 1 || x > len(cfg.Keepers) {
+		return nil, fmt.Errorf("keeper: x = %d is not one of the round's %d keepers", x, len(cfg.Keepers))
+	}
+	return &KeeperRound{cfg: cfg, x: x, counters: cfg.NumCounters(), bundles: map[string][]field.Element{}}, nil
+}
+
+// Accept stores a collector's bundle for this keeper. A second bundle from
+// the same collector is refused: the first is the one the collector's
+// counters are blinded against.
+func (k *KeeperRound) Accept(collector string, shares []field.Element) error {
+	if _, ok := k.cfg.Collector(collector); !ok {
+		return fmt.Errorf("keeper: collector %s is not permitted in this round", collector)
+	}
+	if _, dup := k.bundles[collector]; dup {
+		return fmt.Errorf("keeper: already holds a bundle from collector %s", collector)
+	}
+	if len(shares) != k.counters {
+		return fmt.Errorf("keeper: bundle from collector %s has %d shares, the round has %d counters", collector, len(shares), k.counters)
+	}
+	for c, s := range shares {
+		if err := field.Canonical(s); err != nil {
+			return fmt.Errorf("keeper: bundle from collector %s, counter %d: %w", collector, c, err)
+		}
+	}
+	k.bundles[collector] = slices.Clone(shares)
+	return nil
+}
+
+// Holds reports whether the keeper has a bundle from the collector.
+func (k *KeeperRound) Holds(collector string) bool {
+	_, ok := k.bundles[collector]
+	return ok
+}
+
+// Collectors lists the collectors whose bundles the keeper holds, sorted.
+func (k *KeeperRound) Collectors() []string {
+	out := make([]string, 0, len(k.bundles))
+	for fp := range k.bundles {
+		out = append(out, fp)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ErrAlreadyCommitted is returned when a keeper is asked to commit to a
+// second, different agreement in the same round. Refusing is what stops a
+// tally server from releasing two sets and differencing them.
+var ErrAlreadyCommitted = errors.New("keeper: already committed to a different collector set in this round")
+
+// Commit checks an agreement (|S| ≥ min_collectors, a bundle for every
+// member, sums of the right length) and records it. Committing again to the
+// same agreement is allowed (a retry); to a different one is refused.
+func (k *KeeperRound) Commit(a Agreement) error {
+	if k.commit != nil {
+		if sameAgreement(*k.commit, a) {
+			return nil
+		}
+		return ErrAlreadyCommitted
+	}
+	if len(a.Collectors) < k.cfg.MinCollectors {
+		return fmt.Errorf("keeper: %d collectors in S, the round requires at least %d", len(a.Collectors), k.cfg.MinCollectors)
+	}
+	seen := map[string]bool{}
+	for _, fp := range a.Collectors {
+		if seen[fp] {
+			return fmt.Errorf("keeper: collector %s appears twice in S", fp)
+		}
+		seen[fp] = true
+		if !k.Holds(fp) {
+			return fmt.Errorf("keeper: holds no bundle from collector %s in S", fp)
+		}
+	}
+	if len(a.SumV) != k.counters {
+		return fmt.Errorf("keeper: ΣV has %d values, the round has %d counters", len(a.SumV), k.counters)
+	}
+	for c, v := range a.SumV {
+		if err := field.Canonical(v); err != nil {
+			return fmt.Errorf("keeper: ΣV counter %d: %w", c, err)
+		}
+	}
+	k.commit = &Agreement{Collectors: slices.Clone(a.Collectors), SumV: slices.Clone(a.SumV)}
+	return nil
+}
+
+// Committed returns the agreement the keeper committed to, if any.
+func (k *KeeperRound) Committed() (Agreement, bool) {
+	if k.commit == nil {
+		return Agreement{}, false
+	}
+	return *k.commit, true
+}
+
+func sameAgreement(a, b Agreement) bool {
+	return slices.Equal(a.Collectors, b.Collectors) && slices.Equal(a.SumV, b.SumV)
+}
+
+// AggregateShare returns a_c = Σ_{i∈S} f_i,c(x) + ΣV_c for the committed
+// agreement. Adding ΣV to every keeper's share shifts the interpolated value
+// at 0 by ΣV (Lagrange coefficients sum to 1), so the tally recovers
+// Σ(z_i − r_i) + Σ(r_i + count_i) = Σ(count_i + z_i).
+func (k *KeeperRound) AggregateShare() ([]field.Element, error) {
+	if k.commit == nil {
+		return nil, errors.New("keeper: no commit yet; aggregate shares are released only for a committed set")
+	}
+	out := slices.Clone(k.commit.SumV)
+	for _, fp := range k.commit.Collectors {
+		for c, s := range k.bundles[fp] {
+			out[c] = field.Add(out[c], s)
+		}
+	}
+	return out, nil
+}

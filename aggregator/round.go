@@ -1,0 +1,298 @@
+// Package aggregator holds the PrivCount round protocol that every privstats
+// role shares: the round configuration and its hash, and the arithmetic each
+// role performs on blinded counters and Shamir shares. The networked roles
+// only move the values this package computes.
+//
+// The flow of one round (DESIGN.md §2):
+//
+//	collector: SetupCollector → ShareBundles to keepers, BlindedCounters counting → Report V
+//	tally:     SumReports over S → (S, ΣV) to keepers
+//	keeper:    Accept bundles → Commit(S, ΣV) once → AggregateShare
+//	tally:     Combine K aggregate shares → signed totals
+package aggregator
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/shamir"
+)
+
+// ConfigVersion is the version of the round-config encoding this code writes
+// and accepts. It is part of the hashed encoding, so a change of meaning
+// changes every hash.
+const ConfigVersion = 1
+
+// RoundConfig is everything a round is: what is counted, how much noise each
+// counter gets, who holds the shares, and when. Its Hash names the round in
+// every signature and HPKE AAD.
+type RoundConfig struct {
+	Version int `json:"version"`
+	// Series names a sequence of rounds measuring the same thing; the delay
+	// rule of the local privacy policy is applied per series.
+	Series string    `json:"series"`
+	Round  uint64    `json:"round"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	// Epsilon and Delta are the round's whole privacy budget; each statistic
+	// carries its share.
+	Epsilon       float64         `json:"epsilon"`
+	Delta         float64         `json:"delta"`
+	Statistics    []StatisticSpec `json:"statistics"`
+	Keepers       []KeeperSpec    `json:"keepers"`
+	Threshold     int             `json:"threshold"`
+	Collectors    []CollectorSpec `json:"collectors"`
+	MinCollectors int             `json:"min_collectors"`
+}
+
+// StatisticSpec is one statistic of a round: a single counter, or one counter
+// per histogram bin.
+type StatisticSpec struct {
+	Name string `json:"name"`
+	// Bins labels the histogram's counters in order; empty means one counter.
+	Bins []string `json:"bins,omitempty"`
+	// Sigma is the standard deviation of the total noise every counter of
+	// this statistic must carry (before collector weights are applied).
+	Sigma   float64 `json:"sigma"`
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+	// MaxPerCollector bounds what one collector can add to one counter in a
+	// round; it sizes the overflow check.
+	MaxPerCollector uint64 `json:"max_per_collector"`
+}
+
+// Counters is how many counters the statistic has.
+func (s StatisticSpec) Counters() int { return max(1, len(s.Bins)) }
+
+// BinLabel is the label of counter i of the statistic ("total" for a scalar).
+func (s StatisticSpec) BinLabel(i int) string {
+	if len(s.Bins) == 0 {
+		return "total"
+	}
+	return s.Bins[i]
+}
+
+// KeeperSpec is a share keeper as the round knows it: its identity
+// fingerprint and its Shamir x-coordinate (1..N in list order).
+type KeeperSpec struct {
+	Fingerprint string `json:"fingerprint"`
+	X           int    `json:"x"`
+}
+
+// CollectorSpec is a collector permitted in the round, with the weight w of
+// its noise share: it adds N(0, (w·σ)²) to every counter.
+type CollectorSpec struct {
+	Fingerprint string  `json:"fingerprint"`
+	NoiseWeight float64 `json:"noise_weight"`
+}
+
+// Canonical returns the one encoding of the config that is hashed: JSON with
+// fields in declaration order and times in UTC.
+func (c *RoundConfig) Canonical() ([]byte, error) {
+	cc := *c
+	cc.Start = c.Start.UTC()
+	cc.End = c.End.UTC()
+	return json.Marshal(&cc)
+}
+
+// Hash is the SHA-256 of the canonical encoding.
+func (c *RoundConfig) Hash() ([32]byte, error) {
+	b, err := c.Canonical()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
+
+// HashHex is Hash in lower-case hex, as logs and file names show it.
+func (c *RoundConfig) HashHex() (string, error) {
+	h, err := c.Hash()
+	return hex.EncodeToString(h[:]), err
+}
+
+// DecodeRoundConfig parses a canonical encoding and checks that it is one:
+// re-encoding must give the same bytes, so the hash a node computes is the
+// hash of exactly what it was sent.
+func DecodeRoundConfig(b []byte) (*RoundConfig, error) {
+	var c RoundConfig
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("round config: %w", err)
+	}
+	again, err := c.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	if string(again) != string(b) {
+		return nil, errors.New("round config: encoding is not canonical")
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// NumCounters is the total number of counters across all statistics.
+func (c *RoundConfig) NumCounters() int {
+	n := 0
+	for _, s := range c.Statistics {
+		n += s.Counters()
+	}
+	return n
+}
+
+// Offsets returns, for each statistic, the index of its first counter.
+func (c *RoundConfig) Offsets() []int {
+	off := make([]int, len(c.Statistics))
+	n := 0
+	for i, s := range c.Statistics {
+		off[i] = n
+		n += s.Counters()
+	}
+	return off
+}
+
+// CounterSigmas returns σ for every counter, in counter order.
+func (c *RoundConfig) CounterSigmas() []float64 {
+	out := make([]float64, 0, c.NumCounters())
+	for _, s := range c.Statistics {
+		for range s.Counters() {
+			out = append(out, s.Sigma)
+		}
+	}
+	return out
+}
+
+// Keeper returns the keeper with the given fingerprint.
+func (c *RoundConfig) Keeper(fingerprint string) (KeeperSpec, bool) {
+	for _, k := range c.Keepers {
+		if k.Fingerprint == fingerprint {
+			return k, true
+		}
+	}
+	return KeeperSpec{}, false
+}
+
+// Collector returns the permitted collector with the given fingerprint.
+func (c *RoundConfig) Collector(fingerprint string) (CollectorSpec, bool) {
+	for _, k := range c.Collectors {
+		if k.Fingerprint == fingerprint {
+			return k, true
+		}
+	}
+	return CollectorSpec{}, false
+}
+
+// noiseTailSigmas is how many standard deviations of total noise the
+// overflow check allows for: the chance of exceeding it is below 1e-30.
+const noiseTailSigmas = 12
+
+// Validate checks that the config is internally consistent and that no total
+// can leave ±2^62 (DESIGN.md §3).
+func (c *RoundConfig) Validate() error {
+	if c.Version != ConfigVersion {
+		return fmt.Errorf("round config: version %d, this privstats speaks %d", c.Version, ConfigVersion)
+	}
+	if c.Series == "" {
+		return errors.New("round config: series is empty")
+	}
+	if !c.End.After(c.Start) {
+		return fmt.Errorf("round config: end %s is not after start %s", c.End.UTC().Format(time.RFC3339), c.Start.UTC().Format(time.RFC3339))
+	}
+	if len(c.Statistics) == 0 {
+		return errors.New("round config: no statistics")
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Statistics {
+		switch {
+		case s.Name == "":
+			return fmt.Errorf("round config: statistic %d has no name", i)
+		case seen[s.Name]:
+			return fmt.Errorf("round config: statistic %q listed twice", s.Name)
+		case math.IsNaN(s.Sigma) || math.IsInf(s.Sigma, 0) || s.Sigma < 0:
+			return fmt.Errorf("round config: statistic %q: sigma %v must be a finite number ≥ 0", s.Name, s.Sigma)
+		}
+		seen[s.Name] = true
+		bins := map[string]bool{}
+		for _, b := range s.Bins {
+			if b == "" || bins[b] {
+				return fmt.Errorf("round config: statistic %q: bin label %q empty or repeated", s.Name, b)
+			}
+			bins[b] = true
+		}
+	}
+	if err := shamir.CheckThreshold(c.Threshold, len(c.Keepers)); err != nil {
+		return fmt.Errorf("round config: keepers: %w", err)
+	}
+	keepers := map[string]bool{}
+	for i, k := range c.Keepers {
+		if err := CheckFingerprint(k.Fingerprint); err != nil {
+			return fmt.Errorf("round config: keeper %d: %w", i+1, err)
+		}
+		if keepers[k.Fingerprint] {
+			return fmt.Errorf("round config: keeper %s listed twice", k.Fingerprint)
+		}
+		keepers[k.Fingerprint] = true
+		if k.X != i+1 {
+			return fmt.Errorf("round config: keeper %s has x = %d, want %d (x-coordinates are 1..N in list order)", k.Fingerprint, k.X, i+1)
+		}
+	}
+	if len(c.Collectors) == 0 {
+		return errors.New("round config: no collectors permitted")
+	}
+	collectors := map[string]bool{}
+	for _, dc := range c.Collectors {
+		if err := CheckFingerprint(dc.Fingerprint); err != nil {
+			return fmt.Errorf("round config: collector: %w", err)
+		}
+		if collectors[dc.Fingerprint] {
+			return fmt.Errorf("round config: collector %s listed twice", dc.Fingerprint)
+		}
+		collectors[dc.Fingerprint] = true
+		if math.IsNaN(dc.NoiseWeight) || math.IsInf(dc.NoiseWeight, 0) || dc.NoiseWeight < 0 {
+			return fmt.Errorf("round config: collector %s: noise weight %v must be a finite number ≥ 0", dc.Fingerprint, dc.NoiseWeight)
+		}
+	}
+	if c.MinCollectors < 1 || c.MinCollectors > len(c.Collectors) {
+		return fmt.Errorf("round config: min_collectors %d must be between 1 and the %d permitted collectors", c.MinCollectors, len(c.Collectors))
+	}
+	return c.checkOverflow()
+}
+
+// checkOverflow refuses a round in which collectors × max_per_collector plus a
+// 12σ noise tail could reach 2^62 in some counter.
+func (c *RoundConfig) checkOverflow() error {
+	var w2 float64
+	for _, dc := range c.Collectors {
+		w2 += dc.NoiseWeight * dc.NoiseWeight
+	}
+	limit := float64(field.MaxMagnitude)
+	for _, s := range c.Statistics {
+		counts := float64(s.MaxPerCollector) * float64(len(c.Collectors))
+		tail := noiseTailSigmas * s.Sigma * math.Sqrt(w2)
+		if counts+tail >= limit {
+			return fmt.Errorf("round config: statistic %q could overflow: %d collectors × max_per_collector %d + %d σ of noise (%.3g) reaches 2^62; lower max_per_collector or sigma",
+				s.Name, len(c.Collectors), s.MaxPerCollector, noiseTailSigmas, tail)
+		}
+	}
+	return nil
+}
+
+// CheckFingerprint checks the form of an identity fingerprint: the SHA-256
+// of an Ed25519 public key in lower-case hex.
+func CheckFingerprint(fp string) error {
+	if len(fp) != 2*sha256.Size {
+		return fmt.Errorf("fingerprint %q is not 64 hex digits", fp)
+	}
+	for _, r := range fp {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return fmt.Errorf("fingerprint %q is not lower-case hex", fp)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,383 @@
+package aggregator
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privstats/privstats/aggregator/field"
+)
+
+// fp makes a well-formed fingerprint for test participant i.
+func fp(kind byte, i int) string {
+	return fmt.Sprintf("%c%063x", 'a'+kind, i)
+}
+
+// testConfig builds a valid round config with n keepers, threshold k and the
+// given number of collectors, each with noise weight w.
+func testConfig(n, k, collectors int, sigma, w float64) *RoundConfig {
+	cfg := &RoundConfig{
+		Version:       ConfigVersion,
+		Series:        "test",
+		Round:         1,
+		Start:         time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC),
+		End:           time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC),
+		Epsilon:       1,
+		Delta:         1e-6,
+		Threshold:     k,
+		MinCollectors: 1,
+		Statistics: []StatisticSpec{
+			{Name: "relay_bytes_read", Sigma: sigma, MaxPerCollector: 1 << 40},
+			{Name: "exit_streams_by_port", Bins: []string{"web", "interactive", "p2p", "other"}, Sigma: sigma, MaxPerCollector: 1 << 30},
+		},
+	}
+	for j := range n {
+		cfg.Keepers = append(cfg.Keepers, KeeperSpec{Fingerprint: fp(1, j), X: j + 1})
+	}
+	for i := range collectors {
+		cfg.Collectors = append(cfg.Collectors, CollectorSpec{Fingerprint: fp(2, i), NoiseWeight: w})
+	}
+	return cfg
+}
+
+func TestConfigHashIsStableAndCanonical(t *testing.T) {
+	cfg := testConfig(3, 2, 4, 10, 0.5)
+	h1, err := cfg.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same instant in another zone is the same round.
+	moved := *cfg
+	moved.Start = cfg.Start.In(time.FixedZone("x", 3600))
+	h2, _ := moved.Hash()
+	if h1 != h2 {
+		t.Fatal("hash depends on the time zone of the window")
+	}
+	enc, _ := cfg.Canonical()
+	back, err := DecodeRoundConfig(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h3, _ := back.Hash(); h3 != h1 {
+		t.Fatal("decoded config hashes differently")
+	}
+	changed := *cfg
+	changed.MinCollectors = 2
+	if h4, _ := changed.Hash(); h4 == h1 {
+		t.Fatal("changing min_collectors did not change the hash")
+	}
+	// Whitespace makes an encoding non-canonical: a node must hash what it checks.
+	if _, err := DecodeRoundConfig(append([]byte(" "), enc...)); err == nil {
+		t.Fatal("non-canonical encoding accepted")
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	for name, tc := range map[string]struct {
+		edit func(c *RoundConfig)
+		want string
+	}{
+		"threshold not a majority": {func(c *RoundConfig) { c.Threshold = 1 }, "must exceed half"},
+		"x out of order":           {func(c *RoundConfig) { c.Keepers[0].X = 2 }, "x-coordinates are 1..N"},
+		"bad fingerprint":          {func(c *RoundConfig) { c.Collectors[0].Fingerprint = "ABC" }, "not 64 hex digits"},
+		"duplicate collector":      {func(c *RoundConfig) { c.Collectors[1] = c.Collectors[0] }, "listed twice"},
+		"negative sigma":           {func(c *RoundConfig) { c.Statistics[0].Sigma = -1 }, "sigma"},
+		"empty window":             {func(c *RoundConfig) { c.End = c.Start }, "not after start"},
+		"min_collectors too high":  {func(c *RoundConfig) { c.MinCollectors = 99 }, "min_collectors"},
+		"repeated bin":             {func(c *RoundConfig) { c.Statistics[1].Bins[1] = "web" }, "repeated"},
+		"overflow":                 {func(c *RoundConfig) { c.Statistics[0].MaxPerCollector = 1 << 62 }, "could overflow"},
+	} {
+		cfg := testConfig(3, 2, 4, 10, 1)
+		tc.edit(cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate() = %v, want an error containing %q", name, err, tc.want)
+		}
+	}
+	if err := testConfig(5, 3, 10, 10, 1).Validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+}
+
+func noNoise(float64) (int64, error) { return 0, nil }
+
+// randomCounts gives each collector uniform counts below 2^20 and returns the
+// true totals over the reporting collectors.
+func randomCounts(cfg *RoundConfig, silent []string) (map[string][]uint64, []int64) {
+	n := cfg.NumCounters()
+	counts := map[string][]uint64{}
+	want := make([]int64, n)
+	for _, dc := range cfg.Collectors {
+		v := make([]uint64, n)
+		for c := range v {
+			v[c] = rand.Uint64N(1 << 20)
+			if !slices.Contains(silent, dc.Fingerprint) {
+				want[c] += int64(v[c])
+			}
+		}
+		counts[dc.Fingerprint] = v
+	}
+	return counts, want
+}
+
+// complementOf returns the x-coordinates 1..n not in keep.
+func complementOf(n int, keep []int) []int {
+	var out []int
+	for x := 1; x <= n; x++ {
+		if !slices.Contains(keep, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func TestExactTotalsWithoutNoiseForEveryKeeperSubset(t *testing.T) {
+	for trial := range 6 {
+		n := 1 + rand.IntN(6)
+		k := n/2 + 1 + rand.IntN(n-n/2)
+		cfg := testConfig(n, k, 1+rand.IntN(12), 0, 1)
+		counts, want := randomCounts(cfg, nil)
+		for size := k; size <= n; size++ {
+			forEachSubset(n, size, func(alive []int) {
+				out, err := LocalRound{Config: cfg, Counts: counts, FailedKeepers: complementOf(n, alive), Sample: noNoise}.Run()
+				if err != nil {
+					t.Fatalf("trial %d N=%d K=%d keepers %v: %v", trial, n, k, alive, err)
+				}
+				if !slices.Equal(out.Totals, want) {
+					t.Fatalf("trial %d N=%d K=%d keepers %v: totals %v, want %v", trial, n, k, alive, out.Totals, want)
+				}
+				if !slices.Equal(out.Keepers, alive) {
+					t.Fatalf("combined keepers %v, want %v", out.Keepers, alive)
+				}
+			})
+		}
+	}
+}
+
+func TestExactTotalsWithFailedKeepersAndSilentCollectors(t *testing.T) {
+	cfg := testConfig(5, 3, 9, 0, 1)
+	silent := []string{cfg.Collectors[2].Fingerprint, cfg.Collectors[7].Fingerprint}
+	counts, want := randomCounts(cfg, silent)
+	out, err := LocalRound{Config: cfg, Counts: counts, FailedKeepers: []int{2, 5}, SilentCollectors: silent, Sample: noNoise}.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(out.Totals, want) {
+		t.Fatalf("totals %v, want %v", out.Totals, want)
+	}
+	if len(out.Reporters) != 7 || slices.Contains(out.Reporters, silent[0]) {
+		t.Fatalf("S = %v, want the 7 collectors that reported", out.Reporters)
+	}
+}
+
+func TestTooManyFailedKeepersIsAnError(t *testing.T) {
+	cfg := testConfig(5, 3, 3, 0, 1)
+	if _, err := (LocalRound{Config: cfg, FailedKeepers: []int{1, 2, 3}, Sample: noNoise}).Run(); err == nil {
+		t.Fatal("a round with 2 of 5 keepers alive (K = 3) completed")
+	}
+}
+
+func forEachSubset(n, k int, f func([]int)) {
+	var rec func(start int, cur []int)
+	rec = func(start int, cur []int) {
+		if len(cur) == k {
+			f(slices.Clone(cur))
+			return
+		}
+		for x := start; x <= n; x++ {
+			rec(x+1, append(cur, x))
+		}
+	}
+	rec(1, nil)
+}
+
+func TestCountsOutsideTheFieldWrapAndDecodeNegative(t *testing.T) {
+	// Noise makes totals negative sometimes; a total of −3 must decode as −3.
+	cfg := testConfig(3, 2, 2, 1, 1)
+	minusThree := func(float64) (int64, error) { return -3, nil }
+	out, err := LocalRound{Config: cfg, Sample: minusThree}.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, v := range out.Totals {
+		if v != -6 {
+			t.Fatalf("counter %d total %d, want −6 (two collectors × −3)", c, v)
+		}
+	}
+}
+
+func TestInconsistentKeeperIsNamed(t *testing.T) {
+	cfg := testConfig(5, 3, 4, 0, 1)
+	counts, _ := randomCounts(cfg, nil)
+	shares := aggregateShares(t, cfg, counts)
+	shares[4][2] = field.Add(shares[4][2], 1)
+	_, err := Combine(cfg, shares)
+	if err == nil || !strings.Contains(err.Error(), "x = 4") {
+		t.Fatalf("Combine with keeper 4 tampered: %v, want keeper x = 4 named", err)
+	}
+}
+
+// aggregateShares runs setup, counting and commit for every keeper and
+// returns their aggregate shares by x.
+func aggregateShares(t testing.TB, cfg *RoundConfig, counts map[string][]uint64) map[int][]field.Element {
+	t.Helper()
+	keepers := make([]*KeeperRound, len(cfg.Keepers))
+	for j := range keepers {
+		keepers[j], _ = NewKeeperRound(cfg, j+1)
+	}
+	reports := map[string][]field.Element{}
+	for _, dc := range cfg.Collectors {
+		ctr, bundles, err := SetupCollector(cfg, dc.NoiseWeight, noNoise, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, b := range bundles {
+			if err := keepers[j].Accept(dc.Fingerprint, b.Shares); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for c, v := range counts[dc.Fingerprint] {
+			ctr.Add(c, v)
+		}
+		reports[dc.Fingerprint] = ctr.Report()
+	}
+	sum, err := SumReports(cfg.NumCounters(), reports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var S []string
+	for fp := range reports {
+		S = append(S, fp)
+	}
+	slices.Sort(S)
+	out := map[int][]field.Element{}
+	for j, k := range keepers {
+		if err := k.Commit(Agreement{Collectors: S, SumV: sum}); err != nil {
+			t.Fatal(err)
+		}
+		out[j+1], _ = k.AggregateShare()
+	}
+	return out
+}
+
+func TestKeeperCommitsOnce(t *testing.T) {
+	cfg := testConfig(3, 2, 3, 0, 1)
+	k, _ := NewKeeperRound(cfg, 1)
+	for _, dc := range cfg.Collectors {
+		_, bundles, err := SetupCollector(cfg, 1, noNoise, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Accept(dc.Fingerprint, bundles[0].Shares); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := k.AggregateShare(); err == nil {
+		t.Fatal("aggregate share released before any commit")
+	}
+	n := cfg.NumCounters()
+	all := Agreement{Collectors: []string{cfg.Collectors[0].Fingerprint, cfg.Collectors[1].Fingerprint, cfg.Collectors[2].Fingerprint}, SumV: make([]field.Element, n)}
+	if err := k.Commit(all); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Commit(all); err != nil {
+		t.Fatalf("retrying the same commit: %v", err)
+	}
+	fewer := Agreement{Collectors: all.Collectors[:2], SumV: make([]field.Element, n)}
+	if err := k.Commit(fewer); err != ErrAlreadyCommitted {
+		t.Fatalf("second, different commit: %v, want ErrAlreadyCommitted", err)
+	}
+}
+
+func TestKeeperRefusesBadAgreements(t *testing.T) {
+	cfg := testConfig(3, 2, 3, 0, 1)
+	cfg.MinCollectors = 2
+	k, _ := NewKeeperRound(cfg, 2)
+	_, bundles, _ := SetupCollector(cfg, 1, noNoise, nil)
+	a, b := cfg.Collectors[0].Fingerprint, cfg.Collectors[1].Fingerprint
+	if err := k.Accept(a, bundles[1].Shares); err != nil {
+		t.Fatal(err)
+	}
+	n := cfg.NumCounters()
+	for name, tc := range map[string]struct {
+		ag   Agreement
+		want string
+	}{
+		"too few":        {Agreement{[]string{a}, make([]field.Element, n)}, "at least 2"},
+		"missing bundle": {Agreement{[]string{a, b}, make([]field.Element, n)}, "no bundle from collector " + b},
+		"duplicate":      {Agreement{[]string{a, a}, make([]field.Element, n)}, "twice"},
+		"short sum":      {Agreement{[]string{a, a}[:1], nil}, "at least 2"},
+		"non-canonical":  {Agreement{[]string{a, b}, append(make([]field.Element, n-1), field.P)}, "no bundle"},
+	} {
+		if err := k.Commit(tc.ag); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Commit = %v, want error containing %q", name, err, tc.want)
+		}
+	}
+	_, other, _ := SetupCollector(cfg, 1, noNoise, nil)
+	if err := k.Accept(b, other[1].Shares); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Commit(Agreement{[]string{a, b}, make([]field.Element, n-1)}); err == nil || !strings.Contains(err.Error(), "ΣV has") {
+		t.Errorf("short ΣV: Commit = %v", err)
+	}
+	if err := k.Commit(Agreement{[]string{a, b}, append(make([]field.Element, n-1), field.P)}); err == nil || !strings.Contains(err.Error(), "not below p") {
+		t.Errorf("non-canonical ΣV: Commit = %v", err)
+	}
+	if err := k.Accept(a, bundles[1].Shares); err == nil {
+		t.Error("second bundle from the same collector accepted")
+	}
+	if err := k.Accept(fp(3, 1), bundles[1].Shares); err == nil {
+		t.Error("bundle from a collector outside the round accepted")
+	}
+	if err := k.Accept(cfg.Collectors[2].Fingerprint, bundles[1].Shares[:2]); err == nil {
+		t.Error("short bundle accepted")
+	}
+}
+
+func TestBlindedCountersHideCounts(t *testing.T) {
+	// Two collectors with identical counts and no noise must hold unrelated
+	// values: each counter is r_c + count_c for fresh uniform r_c.
+	cfg := testConfig(3, 2, 1, 0, 1)
+	a, _, _ := SetupCollector(cfg, 1, noNoise, nil)
+	b, _, _ := SetupCollector(cfg, 1, noNoise, nil)
+	for c := range a.Len() {
+		a.Add(c, 5)
+		b.Add(c, 5)
+	}
+	ra, rb := a.Report(), b.Report()
+	for c := range ra {
+		if ra[c] == rb[c] || ra[c] == 5 {
+			t.Fatalf("counter %d: reports %d and %d reveal the count", c, ra[c], rb[c])
+		}
+	}
+}
+
+func TestSumReportsRejectsMalformedReports(t *testing.T) {
+	if _, err := SumReports(2, map[string][]field.Element{"x": {1}}); err == nil {
+		t.Error("short report accepted")
+	}
+	if _, err := SumReports(1, map[string][]field.Element{"x": {field.P}}); err == nil {
+		t.Error("non-canonical report accepted")
+	}
+}
+
+func TestNoiseWeightScalesSigma(t *testing.T) {
+	cfg := testConfig(3, 2, 1, 8, 0.25)
+	var asked []float64
+	record := func(s float64) (int64, error) { asked = append(asked, s); return 0, nil }
+	if _, _, err := SetupCollector(cfg, 0.25, record, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != cfg.NumCounters() {
+		t.Fatalf("sampler called %d times for %d counters", len(asked), cfg.NumCounters())
+	}
+	for _, s := range asked {
+		if math.Abs(s-2) > 1e-12 {
+			t.Fatalf("sampler asked for σ = %v, want weight·σ = 2", s)
+		}
+	}
+}

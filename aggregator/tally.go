@@ -1,0 +1,49 @@
+package aggregator
+
+import (
+	"fmt"
+
+	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/shamir"
+)
+
+// SumReports returns ΣV over the given reports, counter by counter. Every
+// report must have n canonical values.
+func SumReports(n int, reports map[string][]field.Element) ([]field.Element, error) {
+	sum := make([]field.Element, n)
+	for fp, v := range reports {
+		if len(v) != n {
+			return nil, fmt.Errorf("report from collector %s has %d counters, want %d", fp, len(v), n)
+		}
+		for c, x := range v {
+			if err := field.Canonical(x); err != nil {
+				return nil, fmt.Errorf("report from collector %s, counter %d: %w", fp, c, err)
+			}
+			sum[c] = field.Add(sum[c], x)
+		}
+	}
+	return sum, nil
+}
+
+// Combine interpolates the keepers' aggregate shares (x-coordinate → share)
+// at 0 and decodes each counter to a signed total. With more than K shares
+// it checks them against each other; an inconsistent keeper is named in a
+// *shamir.InconsistentError.
+func Combine(cfg *RoundConfig, shares map[int][]field.Element) ([]int64, error) {
+	list := make([]shamir.Share, 0, len(shares))
+	for x, v := range shares {
+		if len(v) != cfg.NumCounters() {
+			return nil, fmt.Errorf("aggregate share from keeper x=%d has %d counters, want %d", x, len(v), cfg.NumCounters())
+		}
+		list = append(list, shamir.Share{X: x, Values: v})
+	}
+	raw, err := shamir.Combine(list, cfg.Threshold)
+	if err != nil {
+		return nil, err
+	}
+	totals := make([]int64, len(raw))
+	for c, v := range raw {
+		totals[c] = field.Decode(v)
+	}
+	return totals, nil
+}

@@ -1,0 +1,230 @@
+package aggregator
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/identity"
+)
+
+// Message kinds. The kind is bound into every signature, so a message of one
+// kind can never be accepted as another.
+const (
+	KindAnnounce       = "announce"
+	KindRoundKey       = "round_key"
+	KindShareBundle    = "share_bundle"
+	KindAck            = "ack"
+	KindReport         = "report"
+	KindAgreement      = "agreement"
+	KindCommit         = "commit"
+	KindAggregateShare = "aggregate_share"
+	KindRefusal        = "refusal"
+)
+
+// Every body below carries the config hash of its round: a signed message
+// replayed into another round fails the hash check before anything else.
+
+// RoundKey is a keeper's fresh X25519 HPKE key for one round, signed with its
+// long-term identity so the tally server cannot substitute its own.
+type RoundKey struct {
+	ConfigHash string `json:"config_hash"`
+	Keeper     string `json:"keeper"`
+	PublicKey  []byte `json:"public_key"`
+}
+
+// SealedBundle is a collector's ShareBundle for one keeper, HPKE-sealed to
+// that keeper's round key. The tally server relays it and cannot open it.
+type SealedBundle struct {
+	ConfigHash string `json:"config_hash"`
+	Collector  string `json:"collector"`
+	Keeper     string `json:"keeper"`
+	Ciphertext []byte `json:"ciphertext"` // HPKE encapsulated key ‖ ciphertext
+}
+
+// Ack lists the collectors whose bundles a keeper has opened and holds.
+type Ack struct {
+	ConfigHash string   `json:"config_hash"`
+	Keeper     string   `json:"keeper"`
+	Collectors []string `json:"collectors"`
+}
+
+// Report is a collector's blinded counters at the end of the window, with
+// the gaps in its event feed (what it says about itself, never counts).
+type Report struct {
+	ConfigHash string          `json:"config_hash"`
+	Collector  string          `json:"collector"`
+	Values     []field.Element `json:"values"`
+	Gaps       []Gap           `json:"gaps,omitempty"`
+}
+
+// Gap is a stretch of the window in which a collector's event source was
+// disconnected.
+type Gap struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// AgreementMsg is the tally server's proposal (S, ΣV).
+type AgreementMsg struct {
+	ConfigHash string          `json:"config_hash"`
+	Collectors []string        `json:"collectors"`
+	SumV       []field.Element `json:"sum_v"`
+}
+
+// Digest names an agreement in commits: SHA-256 of its signed body.
+func AgreementDigest(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// Commit is a keeper's one-time promise to release its share for the
+// agreement with the given digest.
+type Commit struct {
+	ConfigHash string `json:"config_hash"`
+	Keeper     string `json:"keeper"`
+	Agreement  string `json:"agreement"`
+}
+
+// AggregateShareMsg is a keeper's released share for a committed agreement.
+type AggregateShareMsg struct {
+	ConfigHash string          `json:"config_hash"`
+	Keeper     string          `json:"keeper"`
+	X          int             `json:"x"`
+	Agreement  string          `json:"agreement"`
+	Values     []field.Element `json:"values"`
+}
+
+// Refusal is a node's statement that it will not take part in a round, and why.
+type Refusal struct {
+	ConfigHash string `json:"config_hash"`
+	Node       string `json:"node"`
+	Reason     string `json:"reason"`
+}
+
+// SignBody encodes body as JSON and signs it as a message of the given kind.
+func SignBody(id *identity.Identity, kind string, body any) (identity.Signed, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return identity.Signed{}, err
+	}
+	return id.Sign(kind, b), nil
+}
+
+// OpenBody verifies s as a message of the given kind and decodes its body
+// strictly (unknown fields refused). When signer is not empty the message
+// must be signed by that fingerprint. It returns the signer's fingerprint.
+func OpenBody(s identity.Signed, kind, signer string, into any) (string, error) {
+	fp, err := s.VerifyAny(kind)
+	if err != nil {
+		return "", err
+	}
+	if signer != "" && fp != signer {
+		return "", fmt.Errorf("%s signed by %s, want %s", kind, fp, signer)
+	}
+	dec := json.NewDecoder(bytes.NewReader(s.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return "", fmt.Errorf("%s body: %w", kind, err)
+	}
+	if dec.More() {
+		return "", fmt.Errorf("%s body: trailing data", kind)
+	}
+	return fp, nil
+}
+
+// CheckElements checks that every value is a canonical field element.
+func CheckElements(what string, vs []field.Element, n int) error {
+	if len(vs) != n {
+		return fmt.Errorf("%s has %d values, the round has %d counters", what, len(vs), n)
+	}
+	for c, v := range vs {
+		if err := field.Canonical(v); err != nil {
+			return fmt.Errorf("%s, counter %d: %w", what, c, err)
+		}
+	}
+	return nil
+}
+
+// The HPKE suite of DESIGN.md §6.
+var (
+	bundleKEM  = hpke.DHKEM(ecdh.X25519())
+	bundleKDF  = hpke.HKDFSHA256()
+	bundleAEAD = hpke.ChaCha20Poly1305()
+)
+
+const (
+	bundleInfo   = "privstats/v1 share bundle"
+	x25519KeyLen = 32
+)
+
+// bundleAAD binds a sealed bundle to its round and to both parties, so the
+// tally server cannot replay it into another round or to another keeper, or
+// claim it came from another collector.
+func bundleAAD(configHash, collector, keeper string) []byte {
+	return []byte(bundleInfo + "\x00" + configHash + "\x00" + collector + "\x00" + keeper)
+}
+
+// NewRoundKey makes a keeper's fresh HPKE key pair for one round. The
+// private key lives only in the keeper's memory.
+func NewRoundKey() (hpke.PrivateKey, []byte, error) {
+	priv, err := bundleKEM.GenerateKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	return priv, priv.PublicKey().Bytes(), nil
+}
+
+// SealShares seals a share vector to a keeper's round public key.
+func SealShares(keeperPub []byte, configHash, collector, keeper string, shares []field.Element) ([]byte, error) {
+	pk, err := bundleKEM.NewPublicKey(keeperPub)
+	if err != nil {
+		return nil, fmt.Errorf("keeper %s round key: %w", keeper, err)
+	}
+	enc, sender, err := hpke.NewSender(pk, bundleKDF, bundleAEAD, []byte(bundleInfo))
+	if err != nil {
+		return nil, err
+	}
+	pt := make([]byte, 8*len(shares))
+	for i, s := range shares {
+		binary.LittleEndian.PutUint64(pt[8*i:], s)
+	}
+	ct, err := sender.Seal(bundleAAD(configHash, collector, keeper), pt)
+	clear(pt)
+	if err != nil {
+		return nil, err
+	}
+	return append(enc, ct...), nil
+}
+
+// OpenShares opens a sealed share vector with the keeper's round key and
+// checks it holds n canonical elements.
+func OpenShares(priv hpke.PrivateKey, sealed []byte, configHash, collector, keeper string, n int) ([]field.Element, error) {
+	if len(sealed) < x25519KeyLen {
+		return nil, fmt.Errorf("bundle from collector %s is too short", collector)
+	}
+	r, err := hpke.NewRecipient(sealed[:x25519KeyLen], priv, bundleKDF, bundleAEAD, []byte(bundleInfo))
+	if err != nil {
+		return nil, fmt.Errorf("bundle from collector %s: %w", collector, err)
+	}
+	pt, err := r.Open(bundleAAD(configHash, collector, keeper), sealed[x25519KeyLen:])
+	if err != nil {
+		return nil, fmt.Errorf("bundle from collector %s does not open: %w", collector, err)
+	}
+	if len(pt) != 8*n {
+		return nil, fmt.Errorf("bundle from collector %s holds %d bytes, want %d shares", collector, len(pt), n)
+	}
+	out := make([]field.Element, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(pt[8*i:])
+	}
+	clear(pt)
+	return out, CheckElements("bundle from collector "+collector, out, n)
+}

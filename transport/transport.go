@@ -1,0 +1,183 @@
+// Package transport is the one way privstats nodes talk: HTTPS with TLS 1.3
+// only, both sides presenting self-signed certificates made from their
+// identity keys and pinning each other by fingerprint. Only the tally server
+// listens; keepers and collectors are clients that long-poll it, so they work
+// behind NAT and firewalls.
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/privstats/privstats/identity"
+)
+
+// peerCertificate parses the leaf a peer presented.
+func peerCertificate(raw [][]byte) (*x509.Certificate, string, error) {
+	if len(raw) == 0 {
+		return nil, "", errors.New("peer presented no certificate")
+	}
+	cert, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return nil, "", fmt.Errorf("peer certificate: %w", err)
+	}
+	fp, err := identity.CertificateFingerprint(cert)
+	return cert, fp, err
+}
+
+// ErrUnknownPeer is wrapped by handshake errors for a peer whose fingerprint
+// is not allowed.
+var ErrUnknownPeer = errors.New("peer fingerprint not allowed")
+
+// ServerConfig is the TLS configuration of the tally server: TLS 1.3 only, a
+// client certificate required, and admitted only when allowed(fingerprint)
+// says so. rejected, when set, is told about every refused handshake.
+func ServerConfig(id *identity.Identity, allowed func(fp string) bool, rejected func(fp string, err error)) (*tls.Config, error) {
+	cert, err := id.Certificate()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAnyClientCert,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			_, fp, err := peerCertificate(raw)
+			if err == nil && !allowed(fp) {
+				err = fmt.Errorf("%w: %s", ErrUnknownPeer, fp)
+			}
+			if err != nil && rejected != nil {
+				rejected(fp, err)
+			}
+			return err
+		},
+	}, nil
+}
+
+// ClientConfig is the TLS configuration of a keeper or collector: TLS 1.3
+// only, its own certificate presented, and the server accepted only if its
+// key has the pinned fingerprint. Chains and names are not checked: the pin
+// is the whole of the trust.
+func ClientConfig(id *identity.Identity, serverFingerprint string) (*tls.Config, error) {
+	cert, err := id.Certificate()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		Certificates:       []tls.Certificate{cert},
+		InsecureSkipVerify: true, // replaced by the pin check below
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			_, fp, err := peerCertificate(raw)
+			if err != nil {
+				return err
+			}
+			if fp != serverFingerprint {
+				return fmt.Errorf("server key %s is not the pinned %s", fp, serverFingerprint)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// PeerFingerprint is the identity of the client of a request on a server
+// configured with ServerConfig.
+func PeerFingerprint(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return ""
+	}
+	fp, err := identity.CertificateFingerprint(r.TLS.PeerCertificates[0])
+	if err != nil {
+		return ""
+	}
+	return fp
+}
+
+// Client is a keeper's or collector's connection to the tally server.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// NewClient returns a client for the tally server at addr (host:port) whose
+// identity is pinned by serverFingerprint. timeout bounds each request,
+// including long polls.
+func NewClient(id *identity.Identity, addr, serverFingerprint string, timeout time.Duration) (*Client, error) {
+	tlsConf, err := ClientConfig(id, serverFingerprint)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     tlsConf,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: 4,
+		ForceAttemptHTTP2:   true,
+	}
+	return &Client{base: "https://" + addr, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
+}
+
+// StatusError is a non-2xx answer from the server.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("tally server: %d %s", e.Code, e.Message) }
+
+// maxResponse bounds what a client reads from the server.
+const maxResponse = 64 << 20
+
+// Do sends in (JSON, or no body when nil) to path with the method and decodes
+// the JSON answer into out (ignored when nil). A 204 leaves out untouched
+// and reports false.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) (bool, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return false, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return false, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return false, err
+	}
+	if resp.StatusCode == http.StatusNoContent {
+		return false, nil
+	}
+	if resp.StatusCode/100 != 2 {
+		return false, &StatusError{Code: resp.StatusCode, Message: string(bytes.TrimSpace(data))}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return false, fmt.Errorf("tally server answer to %s: %w", path, err)
+		}
+	}
+	return true, nil
+}
+
+// CloseIdle closes idle connections (on shutdown).
+func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }

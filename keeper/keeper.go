@@ -1,0 +1,396 @@
+// Package keeper is the share keeper: an independent node that holds one
+// Shamir share of every collector's blinding. It publishes a fresh signed
+// round key, opens the sealed bundles the tally server relays, commits once
+// per round to one collector set, and releases its aggregate share only after
+// K keepers committed to that same set. Its shares live only in memory: a
+// keeper that restarts mid-round drops out of that round.
+package keeper
+
+import (
+	"context"
+	"crypto/hpke"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/transport"
+)
+
+// Options configure a keeper.
+type Options struct {
+	Identity *identity.Identity
+	// Tally is the tally server's address; TallyFingerprint pins it.
+	Tally            string
+	TallyFingerprint string
+	// Keepers is the keeper list this keeper expects in every round, in
+	// order; a round naming other keepers is refused.
+	Keepers []string
+	// Policy is the keeper's local policy check; nil accepts.
+	Policy func(cfg *aggregator.RoundConfig, now time.Time) error
+	// Record is told of every round the keeper released a share for.
+	Record func(cfg *aggregator.RoundConfig) error
+	// ExitWhenFinished makes Run return when the tally server says no more
+	// rounds will run.
+	ExitWhenFinished bool
+	// Health, when set, is told the keeper's phase (for a health endpoint).
+	Health func(connected bool, phase string)
+	Logger *slog.Logger
+}
+
+// Keeper is a running share keeper.
+type Keeper struct {
+	opts   Options
+	log    *slog.Logger
+	client *transport.Client
+
+	// The round in progress, all in memory.
+	hash     string
+	cfg      *aggregator.RoundConfig
+	roundKey hpke.PrivateKey
+	state    *aggregator.KeeperRound
+	fetched  int
+	acked    int
+	refused  string // config hash of a round refused or lost
+	commit   string // agreement digest committed to
+	released bool
+}
+
+// New prepares a keeper.
+func New(opts Options) (*Keeper, error) {
+	if opts.Identity == nil {
+		return nil, errors.New("keeper: no identity key")
+	}
+	if !slices.Contains(opts.Keepers, opts.Identity.Fingerprint) {
+		return nil, fmt.Errorf("keeper: own fingerprint %s is not in the configured keeper list", opts.Identity.Fingerprint)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c, err := transport.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint, (aggregator.MaxLongPollS+15)*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &Keeper{opts: opts, log: opts.Logger.With("keeper", opts.Identity.Fingerprint[:12]), client: c}, nil
+}
+
+// Run polls the tally server and plays the keeper's part in every round
+// until ctx ends (or the server is finished, with ExitWhenFinished).
+func (k *Keeper) Run(ctx context.Context) error {
+	defer k.client.CloseIdle()
+	var since uint64
+	backoff := time.Second
+	for ctx.Err() == nil {
+		var v aggregator.RoundView
+		_, err := k.client.Do(ctx, http.MethodGet, aggregator.PathRound+"?since="+strconv.FormatUint(since, 10), nil, &v)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			k.health(false, "")
+			k.log.Warn("tally server unreachable; retrying", "err", err, "in", backoff)
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		k.health(true, v.Phase)
+		if v.Version < since {
+			// The server lost state (a new data directory); start over.
+			k.log.Warn("tally server state went backwards; resynchronising")
+		}
+		if err := k.handle(ctx, &v); err != nil {
+			// Keep since where it was so the next poll answers at once
+			// and the step is retried.
+			k.log.Error("round", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		since = v.Version
+		if v.Finished && k.opts.ExitWhenFinished {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (k *Keeper) health(connected bool, phase string) {
+	if k.opts.Health != nil {
+		k.opts.Health(connected, phase)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// handle acts on one view of the round.
+func (k *Keeper) handle(ctx context.Context, v *aggregator.RoundView) error {
+	if v.Announce == nil || v.ConfigHash == k.refused {
+		return nil
+	}
+	if v.ConfigHash != k.hash {
+		k.forget()
+		if err := k.join(ctx, v); err != nil {
+			return err
+		}
+		if k.cfg == nil {
+			return nil
+		}
+	}
+	switch v.Phase {
+	case aggregator.PhaseSetup, aggregator.PhaseCollecting, aggregator.PhaseReporting:
+		return k.fetchBundles(ctx, v)
+	case aggregator.PhaseAgreeing:
+		if err := k.fetchBundles(ctx, v); err != nil {
+			return err
+		}
+		return k.commitTo(ctx, v)
+	case aggregator.PhaseReleasing:
+		if k.commit == "" {
+			if err := k.commitTo(ctx, v); err != nil {
+				return err
+			}
+		}
+		return k.release(ctx, v)
+	case aggregator.PhaseDone, aggregator.PhaseFailed:
+		if v.Phase == aggregator.PhaseFailed {
+			k.log.Warn("round failed", "round", k.cfg.Round, "reason", v.Failure)
+		}
+		k.forget()
+		k.refused = v.ConfigHash
+	}
+	return nil
+}
+
+// forget drops everything about the current round.
+func (k *Keeper) forget() {
+	k.hash, k.cfg, k.roundKey, k.state = "", nil, nil, nil
+	k.fetched, k.acked, k.commit, k.released = 0, 0, "", false
+}
+
+// join checks a newly seen round and, if acceptable, publishes a round key.
+func (k *Keeper) join(ctx context.Context, v *aggregator.RoundView) error {
+	cfg, err := k.checkAnnounce(v)
+	if err != nil {
+		k.refuse(ctx, v.ConfigHash, err.Error())
+		return nil
+	}
+	me, _ := cfg.Keeper(k.opts.Identity.Fingerprint)
+	hash := v.ConfigHash
+	for _, m := range v.RoundKeys {
+		if fp, _ := m.VerifyAny(aggregator.KindRoundKey); fp == me.Fingerprint {
+			// We published a key for this round before a restart; the
+			// private half, and any shares, are gone.
+			k.refuse(ctx, hash, "keeper restarted during the round and no longer holds its round key")
+			return nil
+		}
+	}
+	if v.Phase != aggregator.PhaseAnnounced {
+		k.refuse(ctx, hash, "keeper joined after the round's key phase ended")
+		return nil
+	}
+	if k.opts.Policy != nil {
+		if err := k.opts.Policy(cfg, time.Now()); err != nil {
+			k.refuse(ctx, hash, err.Error())
+			return nil
+		}
+	}
+	priv, pub, err := aggregator.NewRoundKey()
+	if err != nil {
+		return err
+	}
+	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindRoundKey, aggregator.RoundKey{ConfigHash: hash, Keeper: me.Fingerprint, PublicKey: pub})
+	if err != nil {
+		return err
+	}
+	if _, err := k.client.Do(ctx, http.MethodPost, aggregator.PathRoundKey, msg, nil); err != nil {
+		return fmt.Errorf("publishing round key: %w", err)
+	}
+	st, err := aggregator.NewKeeperRound(cfg, me.X)
+	if err != nil {
+		return err
+	}
+	k.hash, k.cfg, k.roundKey, k.state = hash, cfg, priv, st
+	k.log.Info("joined round", "round", cfg.Round, "x", me.X, "config_hash", hash)
+	return nil
+}
+
+// checkAnnounce verifies the tally server's announcement against this
+// keeper's own configuration.
+func (k *Keeper) checkAnnounce(v *aggregator.RoundView) (*aggregator.RoundConfig, error) {
+	if err := v.Announce.Verify(aggregator.KindAnnounce, k.opts.TallyFingerprint); err != nil {
+		return nil, fmt.Errorf("announcement: %w", err)
+	}
+	cfg, err := aggregator.DecodeRoundConfig(v.Announce.Body)
+	if err != nil {
+		return nil, err
+	}
+	if h, _ := cfg.HashHex(); h != v.ConfigHash {
+		return nil, errors.New("announcement does not match its config hash")
+	}
+	fps := make([]string, len(cfg.Keepers))
+	for i, ks := range cfg.Keepers {
+		fps[i] = ks.Fingerprint
+	}
+	if !slices.Equal(fps, k.opts.Keepers) {
+		return nil, fmt.Errorf("round %d names keepers %v, this keeper is configured for %v", cfg.Round, short(fps), short(k.opts.Keepers))
+	}
+	return cfg, nil
+}
+
+func short(fps []string) []string {
+	out := make([]string, len(fps))
+	for i, fp := range fps {
+		out[i] = fp[:min(12, len(fp))]
+	}
+	return out
+}
+
+// refuse tells the tally server (and the log) why this keeper sits a round out.
+func (k *Keeper) refuse(ctx context.Context, hash, reason string) {
+	k.refused = hash
+	k.log.Warn("refusing round", "config_hash", hash, "reason", reason)
+	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindRefusal, aggregator.Refusal{ConfigHash: hash, Node: k.opts.Identity.Fingerprint, Reason: reason})
+	if err == nil {
+		_, err = k.client.Do(ctx, http.MethodPost, aggregator.PathRefusal, msg, nil)
+	}
+	if err != nil {
+		k.log.Warn("could not send refusal", "err", err)
+	}
+}
+
+// fetchBundles opens new bundles and acknowledges what it holds.
+func (k *Keeper) fetchBundles(ctx context.Context, v *aggregator.RoundView) error {
+	for k.fetched < v.Bundles {
+		var list []identity.Signed
+		if _, err := k.client.Do(ctx, http.MethodGet, aggregator.PathBundles+"?from="+strconv.Itoa(k.fetched), nil, &list); err != nil {
+			return fmt.Errorf("fetching bundles: %w", err)
+		}
+		if len(list) == 0 {
+			break
+		}
+		for _, m := range list {
+			k.fetched++
+			if err := k.openBundle(m); err != nil {
+				// One bad bundle costs that collector its place in S, not the round.
+				k.log.Warn("bundle refused", "err", err)
+			}
+		}
+	}
+	held := len(k.state.Collectors())
+	if held == k.acked {
+		return nil
+	}
+	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindAck, aggregator.Ack{ConfigHash: k.hash, Keeper: k.opts.Identity.Fingerprint, Collectors: k.state.Collectors()})
+	if err != nil {
+		return err
+	}
+	if _, err := k.client.Do(ctx, http.MethodPost, aggregator.PathAck, msg, nil); err != nil {
+		return fmt.Errorf("acknowledging bundles: %w", err)
+	}
+	k.acked = held
+	return nil
+}
+
+func (k *Keeper) openBundle(m identity.Signed) error {
+	var b aggregator.SealedBundle
+	fp, err := aggregator.OpenBody(m, aggregator.KindShareBundle, "", &b)
+	if err != nil {
+		return err
+	}
+	if b.ConfigHash != k.hash || b.Keeper != k.opts.Identity.Fingerprint || b.Collector != fp {
+		return fmt.Errorf("bundle from %s is not for this keeper in this round", fp)
+	}
+	shares, err := aggregator.OpenShares(k.roundKey, b.Ciphertext, k.hash, fp, b.Keeper, k.cfg.NumCounters())
+	if err != nil {
+		return err
+	}
+	return k.state.Accept(fp, shares)
+}
+
+// commitTo checks the tally server's agreement and commits to it, once.
+func (k *Keeper) commitTo(ctx context.Context, v *aggregator.RoundView) error {
+	if v.Agreement == nil || k.commit != "" {
+		return nil
+	}
+	var ag aggregator.AgreementMsg
+	if _, err := aggregator.OpenBody(*v.Agreement, aggregator.KindAgreement, k.opts.TallyFingerprint, &ag); err != nil {
+		return fmt.Errorf("agreement: %w", err)
+	}
+	if ag.ConfigHash != k.hash {
+		return errors.New("agreement is for another round")
+	}
+	if !slices.IsSorted(ag.Collectors) {
+		return errors.New("agreement collector list is not sorted")
+	}
+	if err := k.state.Commit(aggregator.Agreement{Collectors: ag.Collectors, SumV: ag.SumV}); err != nil {
+		k.refuse(ctx, k.hash, "cannot commit: "+err.Error())
+		k.forget()
+		return nil
+	}
+	digest := aggregator.AgreementDigest(v.Agreement.Body)
+	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindCommit, aggregator.Commit{ConfigHash: k.hash, Keeper: k.opts.Identity.Fingerprint, Agreement: digest})
+	if err != nil {
+		return err
+	}
+	if _, err := k.client.Do(ctx, http.MethodPost, aggregator.PathCommit, msg, nil); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	k.commit = digest
+	k.log.Info("committed", "round", k.cfg.Round, "collectors", len(ag.Collectors))
+	return nil
+}
+
+// release sends the aggregate share once K distinct keepers of the round
+// (checked against this keeper's own list) committed to our agreement.
+func (k *Keeper) release(ctx context.Context, v *aggregator.RoundView) error {
+	if k.commit == "" || k.released || v.Shared {
+		return nil
+	}
+	committed := map[string]bool{}
+	for _, m := range v.Commits {
+		var c aggregator.Commit
+		fp, err := aggregator.OpenBody(m, aggregator.KindCommit, "", &c)
+		if err != nil || !slices.Contains(k.opts.Keepers, fp) || c.Keeper != fp {
+			continue
+		}
+		if c.ConfigHash == k.hash && c.Agreement == k.commit {
+			committed[fp] = true
+		}
+	}
+	if len(committed) < k.cfg.Threshold {
+		return nil
+	}
+	values, err := k.state.AggregateShare()
+	if err != nil {
+		return err
+	}
+	me, _ := k.cfg.Keeper(k.opts.Identity.Fingerprint)
+	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindAggregateShare, aggregator.AggregateShareMsg{
+		ConfigHash: k.hash, Keeper: me.Fingerprint, X: me.X, Agreement: k.commit, Values: values})
+	if err != nil {
+		return err
+	}
+	if _, err := k.client.Do(ctx, http.MethodPost, aggregator.PathShare, msg, nil); err != nil {
+		return fmt.Errorf("releasing share: %w", err)
+	}
+	k.released = true
+	k.log.Info("aggregate share released", "round", k.cfg.Round, "commits", len(committed))
+	if k.opts.Record != nil {
+		if err := k.opts.Record(k.cfg); err != nil {
+			k.log.Error("policy ledger", "err", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,396 @@
+// Package outcome is what a privstats round publishes (DESIGN.md §7): the
+// noisy totals with their σ, privacy budget and 95% intervals, together with
+// everything anyone needs to re-check them: the signed round config, the
+// tally server's signed agreement (S, ΣV), the keepers' commits and their
+// signed aggregate shares. Verify re-runs every signature check and the
+// interpolation.
+package outcome
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/atomicfile"
+	"github.com/privstats/privstats/noise"
+)
+
+// FormatVersion is the version of the outcome file format.
+const FormatVersion = 1
+
+// Outcome is one round's published result.
+type Outcome struct {
+	Version    int                     `json:"version"`
+	Series     string                  `json:"series"`
+	Round      uint64                  `json:"round"`
+	ConfigHash string                  `json:"config_hash"`
+	Config     *aggregator.RoundConfig `json:"config"`
+	// Tally is the fingerprint of the tally server that signed the
+	// announcement and the agreement.
+	Tally      string          `json:"tally"`
+	Window     Window          `json:"window"`
+	Collectors Collectors      `json:"collectors"`
+	Statistics []Statistic     `json:"statistics"`
+	Announce   identity.Signed `json:"announce"`
+	Agreement  identity.Signed `json:"agreement"`
+	// Commits are the keepers' commits on the agreement (at least K).
+	Commits []identity.Signed `json:"commits"`
+	// Shares are the aggregate shares the totals were interpolated from.
+	Shares []identity.Signed `json:"shares"`
+	// RejectedShares are shares that did not lie on the polynomial the
+	// others agree on, kept so the misbehaviour is on record.
+	RejectedShares []RejectedShare `json:"rejected_shares,omitempty"`
+	PublishedAt    time.Time       `json:"published_at"`
+}
+
+// Window is the round's counting window [start, end).
+type Window struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Collectors says who is in S.
+type Collectors struct {
+	Count        int                         `json:"count"`
+	Fingerprints []string                    `json:"fingerprints"`
+	Gaps         map[string][]aggregator.Gap `json:"gaps,omitempty"`
+}
+
+// Statistic is one statistic's published totals.
+type Statistic struct {
+	Name    string  `json:"name"`
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+	// Sigma is the σ the round config asked for; TotalSigma is the σ the
+	// published totals actually carry, given the noise weights of S.
+	Sigma      float64 `json:"sigma"`
+	TotalSigma float64 `json:"total_sigma"`
+	Bins       []Bin   `json:"bins"`
+}
+
+// Bin is one counter's published total.
+type Bin struct {
+	Label      string  `json:"label"`
+	NoisyTotal int64   `json:"noisy_total"`
+	CI95Low    float64 `json:"ci95_low"`
+	CI95High   float64 `json:"ci95_high"`
+}
+
+// RejectedShare is a keeper share left out of the interpolation.
+type RejectedShare struct {
+	Keeper string          `json:"keeper"`
+	Share  identity.Signed `json:"share"`
+	Reason string          `json:"reason"`
+}
+
+// Inputs are the signed artefacts of a finished round.
+type Inputs struct {
+	Announce  identity.Signed
+	Agreement identity.Signed
+	Commits   []identity.Signed
+	Shares    []identity.Signed
+	Gaps      map[string][]aggregator.Gap
+	Now       time.Time
+}
+
+// Build checks the artefacts exactly as Verify will, interpolates the
+// totals and returns the outcome. Shares that disagree with the others are
+// moved to RejectedShares when enough consistent ones remain.
+func Build(in Inputs) (*Outcome, error) {
+	cfg, tally, err := openAnnounce(in.Announce)
+	if err != nil {
+		return nil, err
+	}
+	hash, _ := cfg.HashHex()
+	ag, digest, err := openAgreement(cfg, hash, tally, in.Agreement)
+	if err != nil {
+		return nil, err
+	}
+	o := &Outcome{
+		Version: FormatVersion, Series: cfg.Series, Round: cfg.Round, ConfigHash: hash, Config: cfg,
+		Tally: tally, Window: Window{cfg.Start.UTC(), cfg.End.UTC()},
+		Collectors: Collectors{Count: len(ag.Collectors), Fingerprints: ag.Collectors, Gaps: in.Gaps},
+		Announce:   in.Announce, Agreement: in.Agreement, Commits: in.Commits, PublishedAt: in.Now.UTC(),
+	}
+	if _, err := checkCommits(cfg, hash, digest, in.Commits); err != nil {
+		return nil, err
+	}
+	shares := slices.Clone(in.Shares)
+	for {
+		totals, err := combine(cfg, hash, digest, in.Commits, shares)
+		var ie *shamirInconsistent
+		if errors.As(err, &ie) && len(ie.bad) > 0 {
+			kept := shares[:0:0]
+			for _, s := range shares {
+				if fp := signerOf(s); slices.Contains(ie.bad, fp) {
+					o.RejectedShares = append(o.RejectedShares, RejectedShare{Keeper: fp, Share: s, Reason: "does not lie on the polynomial the other keepers' shares agree on"})
+					continue
+				}
+				kept = append(kept, s)
+			}
+			shares = kept
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		o.Shares = shares
+		o.Statistics = statistics(cfg, ag.Collectors, totals)
+		return o, nil
+	}
+}
+
+// Verify re-checks a published outcome from its signed artefacts alone and
+// names the first problem it finds.
+func Verify(o *Outcome) error {
+	if o.Version != FormatVersion {
+		return fmt.Errorf("outcome format version %d, want %d", o.Version, FormatVersion)
+	}
+	cfg, tally, err := openAnnounce(o.Announce)
+	if err != nil {
+		return err
+	}
+	if tally != o.Tally {
+		return fmt.Errorf("announcement signed by %s, outcome names tally server %s", tally, o.Tally)
+	}
+	hash, _ := cfg.HashHex()
+	if hash != o.ConfigHash {
+		return fmt.Errorf("config hash %s does not match the signed config (%s)", o.ConfigHash, hash)
+	}
+	if o.Config == nil {
+		return errors.New("outcome has no config")
+	}
+	if h, err := o.Config.HashHex(); err != nil || h != hash {
+		return errors.New("the config shown differs from the signed config")
+	}
+	if o.Series != cfg.Series || o.Round != cfg.Round {
+		return fmt.Errorf("series/round %s/%d differ from the signed config's %s/%d", o.Series, o.Round, cfg.Series, cfg.Round)
+	}
+	if !o.Window.Start.Equal(cfg.Start) || !o.Window.End.Equal(cfg.End) {
+		return errors.New("window differs from the signed config's")
+	}
+	ag, digest, err := openAgreement(cfg, hash, tally, o.Agreement)
+	if err != nil {
+		return err
+	}
+	if o.Collectors.Count != len(ag.Collectors) || !slices.Equal(o.Collectors.Fingerprints, ag.Collectors) {
+		return errors.New("collector list differs from the signed agreement's S")
+	}
+	if _, err := checkCommits(cfg, hash, digest, o.Commits); err != nil {
+		return err
+	}
+	totals, err := combine(cfg, hash, digest, o.Commits, o.Shares)
+	if err != nil {
+		return err
+	}
+	want := statistics(cfg, ag.Collectors, totals)
+	if len(want) != len(o.Statistics) {
+		return fmt.Errorf("outcome lists %d statistics, the config has %d", len(o.Statistics), len(want))
+	}
+	for i, w := range want {
+		g := o.Statistics[i]
+		if g.Name != w.Name {
+			return fmt.Errorf("statistic %d is %q, the config says %q", i, g.Name, w.Name)
+		}
+		if g.Epsilon != w.Epsilon || g.Delta != w.Delta || g.Sigma != w.Sigma || !close(g.TotalSigma, w.TotalSigma) {
+			return fmt.Errorf("statistic %s: ε, δ or σ differ from the config and noise weights (σ_total %v, want %v)", w.Name, g.TotalSigma, w.TotalSigma)
+		}
+		if len(g.Bins) != len(w.Bins) {
+			return fmt.Errorf("statistic %s has %d bins, want %d", w.Name, len(g.Bins), len(w.Bins))
+		}
+		for j, wb := range w.Bins {
+			gb := g.Bins[j]
+			if gb.Label != wb.Label {
+				return fmt.Errorf("statistic %s bin %d is %q, want %q", w.Name, j, gb.Label, wb.Label)
+			}
+			if gb.NoisyTotal != wb.NoisyTotal {
+				return fmt.Errorf("statistic %s bin %s: published total %d, the shares interpolate to %d", w.Name, wb.Label, gb.NoisyTotal, wb.NoisyTotal)
+			}
+			if !close(gb.CI95Low, wb.CI95Low) || !close(gb.CI95High, wb.CI95High) {
+				return fmt.Errorf("statistic %s bin %s: interval [%v, %v], want [%v, %v]", w.Name, wb.Label, gb.CI95Low, gb.CI95High, wb.CI95Low, wb.CI95High)
+			}
+		}
+	}
+	return nil
+}
+
+func close(a, b float64) bool {
+	return a == b || math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
+}
+
+func openAnnounce(s identity.Signed) (*aggregator.RoundConfig, string, error) {
+	tally, err := s.VerifyAny(aggregator.KindAnnounce)
+	if err != nil {
+		return nil, "", fmt.Errorf("announcement: %w", err)
+	}
+	cfg, err := aggregator.DecodeRoundConfig(s.Body)
+	if err != nil {
+		return nil, "", fmt.Errorf("announcement: %w", err)
+	}
+	return cfg, tally, nil
+}
+
+func openAgreement(cfg *aggregator.RoundConfig, hash, tally string, s identity.Signed) (*aggregator.AgreementMsg, string, error) {
+	var ag aggregator.AgreementMsg
+	if _, err := aggregator.OpenBody(s, aggregator.KindAgreement, tally, &ag); err != nil {
+		return nil, "", fmt.Errorf("agreement: %w", err)
+	}
+	if ag.ConfigHash != hash {
+		return nil, "", errors.New("agreement belongs to another round")
+	}
+	if err := aggregator.CheckElements("agreement ΣV", ag.SumV, cfg.NumCounters()); err != nil {
+		return nil, "", err
+	}
+	if len(ag.Collectors) < cfg.MinCollectors {
+		return nil, "", fmt.Errorf("agreement has %d collectors, the round requires %d", len(ag.Collectors), cfg.MinCollectors)
+	}
+	for i, fp := range ag.Collectors {
+		if _, ok := cfg.Collector(fp); !ok {
+			return nil, "", fmt.Errorf("agreement names collector %s, not permitted in the round", fp)
+		}
+		if i > 0 && ag.Collectors[i-1] >= fp {
+			return nil, "", errors.New("agreement collectors are not sorted and distinct")
+		}
+	}
+	return &ag, aggregator.AgreementDigest(s.Body), nil
+}
+
+// checkCommits checks that at least K distinct keepers of the round
+// committed to the agreement, and returns who did.
+func checkCommits(cfg *aggregator.RoundConfig, hash, digest string, commits []identity.Signed) (map[string]bool, error) {
+	who := map[string]bool{}
+	for _, s := range commits {
+		var c aggregator.Commit
+		fp, err := aggregator.OpenBody(s, aggregator.KindCommit, "", &c)
+		if err != nil {
+			return nil, fmt.Errorf("commit: %w", err)
+		}
+		if _, ok := cfg.Keeper(fp); !ok || c.Keeper != fp {
+			return nil, fmt.Errorf("commit signed by %s, not a keeper of the round", fp)
+		}
+		if c.ConfigHash != hash || c.Agreement != digest {
+			return nil, fmt.Errorf("commit from keeper %s is for another round or agreement", fp)
+		}
+		if who[fp] {
+			return nil, fmt.Errorf("two commits from keeper %s", fp)
+		}
+		who[fp] = true
+	}
+	if len(who) < cfg.Threshold {
+		return nil, fmt.Errorf("%d keepers committed, the round needs %d", len(who), cfg.Threshold)
+	}
+	return who, nil
+}
+
+type shamirInconsistent struct {
+	bad []string
+	err error
+}
+
+func (e *shamirInconsistent) Error() string { return e.err.Error() }
+
+func signerOf(s identity.Signed) string {
+	fp, _ := s.VerifyAny(s.Kind)
+	return fp
+}
+
+// combine checks each share and interpolates them. Inconsistent shares come
+// back as *shamirInconsistent naming the keepers.
+func combine(cfg *aggregator.RoundConfig, hash, digest string, commits, shares []identity.Signed) ([]int64, error) {
+	committed, err := checkCommits(cfg, hash, digest, commits)
+	if err != nil {
+		return nil, err
+	}
+	byX := map[int][]field.Element{}
+	xToFP := map[int]string{}
+	for _, s := range shares {
+		var m aggregator.AggregateShareMsg
+		fp, err := aggregator.OpenBody(s, aggregator.KindAggregateShare, "", &m)
+		if err != nil {
+			return nil, fmt.Errorf("aggregate share: %w", err)
+		}
+		k, ok := cfg.Keeper(fp)
+		switch {
+		case !ok || m.Keeper != fp:
+			return nil, fmt.Errorf("aggregate share signed by %s, not a keeper of the round", fp)
+		case m.X != k.X:
+			return nil, fmt.Errorf("aggregate share from keeper %s claims x = %d, the round gives it %d", fp, m.X, k.X)
+		case m.ConfigHash != hash || m.Agreement != digest:
+			return nil, fmt.Errorf("aggregate share from keeper %s is for another round or agreement", fp)
+		case !committed[fp]:
+			return nil, fmt.Errorf("aggregate share from keeper %s, which did not commit", fp)
+		case byX[m.X] != nil:
+			return nil, fmt.Errorf("two aggregate shares from keeper %s", fp)
+		}
+		if err := aggregator.CheckElements("aggregate share from keeper "+fp, m.Values, cfg.NumCounters()); err != nil {
+			return nil, err
+		}
+		byX[m.X] = m.Values
+		xToFP[m.X] = fp
+	}
+	if len(byX) < cfg.Threshold {
+		return nil, fmt.Errorf("%d aggregate shares, the round needs %d", len(byX), cfg.Threshold)
+	}
+	totals, err := aggregator.Combine(cfg, byX)
+	var ie *aggregator.InconsistentError
+	if errors.As(err, &ie) {
+		out := &shamirInconsistent{err: fmt.Errorf("aggregate shares are inconsistent: %w", err)}
+		for _, x := range ie.Bad {
+			out.bad = append(out.bad, xToFP[x])
+		}
+		return nil, out
+	}
+	return totals, err
+}
+
+// statistics turns totals into published statistics with the σ that S's
+// noise weights actually give and 95% intervals.
+func statistics(cfg *aggregator.RoundConfig, S []string, totals []int64) []Statistic {
+	weights := make([]float64, 0, len(S))
+	for _, fp := range S {
+		dc, _ := cfg.Collector(fp)
+		weights = append(weights, dc.NoiseWeight)
+	}
+	out := make([]Statistic, len(cfg.Statistics))
+	c := 0
+	for i, s := range cfg.Statistics {
+		total := noise.TotalSigma(s.Sigma, weights)
+		st := Statistic{Name: s.Name, Epsilon: s.Epsilon, Delta: s.Delta, Sigma: s.Sigma, TotalSigma: total}
+		for b := range s.Counters() {
+			iv := noise.CI95(totals[c], total)
+			st.Bins = append(st.Bins, Bin{Label: s.BinLabel(b), NoisyTotal: totals[c], CI95Low: iv.Low, CI95High: iv.High})
+			c++
+		}
+		out[i] = st
+	}
+	return out
+}
+
+// Write stores the outcome at path atomically.
+func Write(path string, o *Outcome) error {
+	b, err := json.MarshalIndent(o, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, append(b, '\n'), 0o644)
+}
+
+// Read loads an outcome file.
+func Read(path string) (*Outcome, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var o Outcome
+	if err := json.Unmarshal(b, &o); err != nil {
+		return nil, fmt.Errorf("%s: not an outcome file: %w", path, err)
+	}
+	return &o, nil
+}

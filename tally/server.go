@@ -1,0 +1,561 @@
+// Package tally is the tally server: the one listener of a privstats
+// deployment. It announces rounds, relays sealed share bundles from
+// collectors to keepers, collects blinded reports, proposes the agreement
+// (S, ΣV), gathers commits and aggregate shares, and publishes the outcome.
+// It never sees an unblinded count, and everything it publishes is signed
+// and checkable (package outcome).
+package tally
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/transport"
+)
+
+// Options configure a tally server.
+type Options struct {
+	Identity *identity.Identity
+	// Listen is the HTTPS address keepers and collectors connect to.
+	Listen string
+	// HTTPListen is the plain-HTTP address of /metrics and the results API
+	// ("" disables it). It serves only published data.
+	HTTPListen string
+	DataDir    string
+
+	Series string
+	// Rounds is how many rounds to run; 0 means forever.
+	Rounds      int
+	RoundLength time.Duration
+	// SetupTime is how long before a window starts its round is announced.
+	SetupTime time.Duration
+	// Period is the time between the starts of consecutive rounds.
+	Period time.Duration
+	// ReportGrace is how long after the window's end collectors may report.
+	ReportGrace time.Duration
+	// PhaseTimeout bounds the agreement and release phases.
+	PhaseTimeout time.Duration
+
+	Keepers       []string
+	Threshold     int
+	Collectors    []string
+	Weights       noise.Weights
+	MinCollectors int
+	Epsilon       float64
+	Delta         float64
+	Statistics    []aggregator.StatisticSpec
+
+	// Policy is the tally server's own local policy check; nil accepts.
+	Policy func(cfg *aggregator.RoundConfig, now time.Time) error
+	// Record is told of every round that published an outcome (the policy
+	// ledger); nil ignores.
+	Record func(cfg *aggregator.RoundConfig) error
+	// Published is told of every outcome and where it was written.
+	Published func(o *outcome.Outcome, path string)
+
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.SetupTime == 0 {
+		o.SetupTime = 30 * time.Second
+	}
+	if o.Period == 0 {
+		o.Period = o.RoundLength
+	}
+	if o.ReportGrace == 0 {
+		o.ReportGrace = min(max(o.RoundLength/10, 5*time.Second), 2*time.Minute)
+	}
+	if o.PhaseTimeout == 0 {
+		o.PhaseTimeout = 2 * time.Minute
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 8 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Server is a running tally server.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	allowed map[string]string // fingerprint → role
+
+	mu      sync.Mutex
+	st      *state
+	changed chan struct{}
+
+	httpsLn, httpLn net.Listener
+}
+
+// New loads (or starts) the server's state from its data directory and
+// opens its listeners; Run serves.
+func New(opts Options) (*Server, error) {
+	opts.defaults()
+	if opts.Identity == nil {
+		return nil, errors.New("tally: no identity key")
+	}
+	if opts.RoundLength <= 0 {
+		return nil, errors.New("tally: round_length must be positive")
+	}
+	if err := opts.Weights.Validate(); err != nil {
+		return nil, fmt.Errorf("tally: noise weights: %w", err)
+	}
+	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), allowed: map[string]string{}, changed: make(chan struct{})}
+	for _, fp := range opts.Keepers {
+		s.allowed[fp] = "keeper"
+	}
+	for _, fp := range opts.Collectors {
+		if s.allowed[fp] == "keeper" {
+			return nil, fmt.Errorf("tally: %s is listed both as a keeper and as a collector", fp)
+		}
+		s.allowed[fp] = "collector"
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("tally: data directory: %w", err)
+	}
+	st, err := loadState(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("tally: %w", err)
+	}
+	switch {
+	case st == nil:
+		st = &state{Series: opts.Series, NextRound: 1}
+	case st.Series != opts.Series:
+		return nil, fmt.Errorf("tally: data directory %s belongs to series %q, the config says %q; use another data_dir", opts.DataDir, st.Series, opts.Series)
+	default:
+		if st.Current != nil {
+			s.log.Info("resuming round from saved state", "round", st.Current.cfg.Round, "phase", st.Current.Phase, "config_hash", st.Current.Hash)
+		}
+	}
+	s.st = st
+	s.metrics.progress(st.Current)
+
+	tlsConf, err := transport.ServerConfig(opts.Identity, func(fp string) bool { return s.allowed[fp] != "" },
+		func(fp string, err error) {
+			s.reject(reasonUnknownKey)
+			s.log.Warn("refused TLS handshake", "peer", fp, "err", err)
+		})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("tally: listen: %w", err)
+	}
+	s.httpsLn = tls.NewListener(ln, tlsConf)
+	if opts.HTTPListen != "" {
+		if s.httpLn, err = net.Listen("tcp", opts.HTTPListen); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("tally: http_listen: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Addr is the HTTPS address nodes connect to.
+func (s *Server) Addr() string { return s.httpsLn.Addr().String() }
+
+// HTTPAddr is the address of /metrics and the results API ("" if disabled).
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Run serves until ctx ends, or, when exitWhenDone is set, until every
+// round has ended (then it lingers briefly so nodes see the final phase).
+func (s *Server) Run(ctx context.Context, exitWhenDone bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 3)
+	api := &http.Server{
+		Handler:           s.apiHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      (aggregator.MaxLongPollS + 30) * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go func() { errs <- api.Serve(s.httpsLn) }()
+	var pub *http.Server
+	if s.httpLn != nil {
+		pub = &http.Server{Handler: s.publicHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		go func() { errs <- pub.Serve(s.httpLn) }()
+	}
+	go func() { errs <- s.machine(ctx, exitWhenDone) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	shut, stop := context.WithTimeout(context.Background(), 3*time.Second)
+	defer stop()
+	api.Shutdown(shut)
+	if pub != nil {
+		pub.Shutdown(shut)
+	}
+	return err
+}
+
+// errDone ends the machine when every round is over.
+var errDone = errors.New("all rounds done")
+
+// machine advances the round by the clock.
+func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	var doneAt time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			s.mu.Lock()
+			err := s.step(now)
+			finished := s.finished()
+			s.mu.Unlock()
+			if err != nil {
+				s.log.Error("tally state", "err", err)
+			}
+			if finished && exitWhenDone {
+				if doneAt.IsZero() {
+					doneAt = now
+				}
+				// Let polling nodes see the end before the listener goes.
+				if now.Sub(doneAt) > 3*time.Second {
+					return http.ErrServerClosed
+				}
+			}
+		}
+	}
+}
+
+// finished reports whether no round is running and none will start.
+func (s *Server) finished() bool {
+	r := s.st.Current
+	ended := r == nil || r.Phase == aggregator.PhaseDone || r.Phase == aggregator.PhaseFailed
+	return ended && s.opts.Rounds > 0 && s.st.Completed+s.st.Failed >= s.opts.Rounds
+}
+
+// bump records a change: it persists the state and wakes long polls.
+func (s *Server) bump() error {
+	s.st.Version++
+	s.metrics.progress(s.st.Current)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return saveState(s.opts.DataDir, s.st)
+}
+
+// step moves the current round along; it runs with s.mu held.
+func (s *Server) step(now time.Time) error {
+	r := s.st.Current
+	if r == nil || r.Phase == aggregator.PhaseDone || r.Phase == aggregator.PhaseFailed {
+		if s.opts.Rounds > 0 && s.st.Completed+s.st.Failed >= s.opts.Rounds {
+			return nil
+		}
+		return s.announce(now)
+	}
+	cfg := r.cfg
+	switch r.Phase {
+	case aggregator.PhaseAnnounced:
+		live := len(cfg.Keepers) - s.refusedKeepers(r)
+		if live < cfg.Threshold {
+			return s.fail(r, fmt.Sprintf("only %d of %d keepers can take part (threshold %d); refusals: %v", live, len(cfg.Keepers), cfg.Threshold, r.Refusals))
+		}
+		halfway := cfg.Start.Add(-s.opts.SetupTime / 2)
+		if len(r.RoundKeys) == live || (now.After(halfway) && len(r.RoundKeys) >= cfg.Threshold) {
+			r.Phase = aggregator.PhaseSetup
+			s.log.Info("round keys in; collectors may set up", "round", cfg.Round, "keepers", len(r.RoundKeys))
+			return s.bump()
+		}
+		if !now.Before(cfg.Start) {
+			return s.fail(r, fmt.Sprintf("only %d keepers published round keys before the window opened, threshold %d", len(r.RoundKeys), cfg.Threshold))
+		}
+	case aggregator.PhaseSetup:
+		if !now.Before(cfg.Start) {
+			r.Phase = aggregator.PhaseCollecting
+			s.log.Info("window open", "round", cfg.Round, "collectors_joined", len(r.Joined), "end", cfg.End)
+			return s.bump()
+		}
+	case aggregator.PhaseCollecting:
+		if !now.Before(cfg.End) {
+			r.Phase = aggregator.PhaseReporting
+			r.Deadline = cfg.End.Add(s.opts.ReportGrace)
+			s.log.Info("window closed; waiting for reports", "round", cfg.Round, "until", r.Deadline)
+			return s.bump()
+		}
+	case aggregator.PhaseReporting:
+		if s.allReported(r) || now.After(r.Deadline) {
+			return s.propose(r, now)
+		}
+	case aggregator.PhaseAgreeing:
+		if len(r.Commits) >= cfg.Threshold {
+			r.Phase = aggregator.PhaseReleasing
+			r.Deadline = now.Add(s.opts.PhaseTimeout)
+			s.log.Info("agreement committed; keepers may release", "round", cfg.Round, "commits", len(r.Commits))
+			return s.bump()
+		}
+		if now.After(r.Deadline) {
+			return s.fail(r, fmt.Sprintf("only %d keepers committed within %s, threshold %d", len(r.Commits), s.opts.PhaseTimeout, cfg.Threshold))
+		}
+	case aggregator.PhaseReleasing:
+		// Wait for every committed keeper so the shares can be checked
+		// against each other, but not past a short grace once K are in.
+		all := len(r.Shares) == len(r.Commits)
+		graceOver := len(r.Shares) >= cfg.Threshold && now.After(r.Deadline.Add(-s.opts.PhaseTimeout+10*time.Second))
+		if all || graceOver {
+			return s.publish(r, now)
+		}
+		if now.After(r.Deadline) {
+			return s.fail(r, fmt.Sprintf("only %d keepers released shares within %s, threshold %d", len(r.Shares), s.opts.PhaseTimeout, cfg.Threshold))
+		}
+	}
+	return nil
+}
+
+func (s *Server) refusedKeepers(r *round) int {
+	n := 0
+	for _, k := range r.cfg.Keepers {
+		if _, ok := r.Refusals[k.Fingerprint]; ok {
+			n++
+		}
+	}
+	return n
+}
+
+// allReported is true when every collector that joined has reported and
+// every keeper with a round key has acknowledged all of them: nothing more
+// can arrive that would grow S.
+func (s *Server) allReported(r *round) bool {
+	for fp := range r.Joined {
+		if _, ok := r.Reports[fp]; !ok {
+			return false
+		}
+	}
+	for k := range r.RoundKeys {
+		if _, refused := r.Refusals[k]; refused {
+			continue
+		}
+		if len(r.Acks[k]) < len(r.Joined) {
+			return false
+		}
+	}
+	return len(r.Joined) > 0
+}
+
+// announce builds, checks and publishes the next round's config.
+func (s *Server) announce(now time.Time) error {
+	o := s.opts
+	start := now.Add(o.SetupTime).Truncate(time.Second).Add(time.Second)
+	if next := s.st.LastStart.Add(o.Period); !s.st.LastStart.IsZero() && next.After(start) {
+		if next.Sub(now) > o.SetupTime {
+			return nil // not yet time to announce
+		}
+		start = next
+	}
+	keepers := make([]aggregator.KeeperSpec, len(o.Keepers))
+	for i, fp := range o.Keepers {
+		keepers[i] = aggregator.KeeperSpec{Fingerprint: fp, X: i + 1}
+	}
+	weights := o.Weights.Resolve(o.Collectors)
+	collectors := make([]aggregator.CollectorSpec, len(o.Collectors))
+	for i, fp := range o.Collectors {
+		collectors[i] = aggregator.CollectorSpec{Fingerprint: fp, NoiseWeight: weights[fp]}
+	}
+	cfg := &aggregator.RoundConfig{
+		Version: aggregator.ConfigVersion, Series: o.Series, Round: s.st.NextRound,
+		Start: start.UTC(), End: start.Add(o.RoundLength).UTC(), Epsilon: o.Epsilon, Delta: o.Delta,
+		Statistics: o.Statistics, Keepers: keepers, Threshold: o.Threshold,
+		Collectors: collectors, MinCollectors: o.MinCollectors,
+	}
+	refuse := func(reason string) error {
+		if s.st.LastRefuse != reason {
+			s.log.Error("not announcing round", "round", cfg.Round, "reason", reason)
+			s.metrics.refusals.WithLabelValues("tally").Inc()
+			s.st.LastRefuse = reason
+			return s.bump()
+		}
+		return nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return refuse(err.Error())
+	}
+	if hasNoise(cfg) {
+		if err := noise.CheckCoverage(weights, cfg.MinCollectors); err != nil {
+			return refuse(err.Error())
+		}
+	}
+	if o.Policy != nil {
+		if err := o.Policy(cfg, now); err != nil {
+			return refuse(err.Error())
+		}
+	}
+	body, err := cfg.Canonical()
+	if err != nil {
+		return err
+	}
+	hash, _ := cfg.HashHex()
+	s.st.Current = newRound(o.Identity.Sign(aggregator.KindAnnounce, body), cfg, hash)
+	s.st.NextRound++
+	s.st.LastStart = cfg.Start
+	s.st.LastRefuse = ""
+	s.log.Info("round announced", "series", cfg.Series, "round", cfg.Round, "config_hash", hash, "start", cfg.Start, "end", cfg.End)
+	return s.bump()
+}
+
+func hasNoise(cfg *aggregator.RoundConfig) bool {
+	for _, st := range cfg.Statistics {
+		if st.Sigma > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) fail(r *round, reason string) error {
+	r.Phase = aggregator.PhaseFailed
+	r.Failure = reason
+	s.st.Failed++
+	s.metrics.failed.Inc()
+	s.log.Error("round failed", "round", r.cfg.Round, "reason", reason)
+	return s.bump()
+}
+
+// propose picks S and posts the agreement (S, ΣV).
+func (s *Server) propose(r *round, now time.Time) error {
+	cfg := r.cfg
+	var live []string
+	for k := range r.RoundKeys {
+		if _, refused := r.Refusals[k]; !refused {
+			live = append(live, k)
+		}
+	}
+	var S []string
+	for fp := range r.Reports {
+		ok := true
+		for _, k := range live {
+			if !slices.Contains(r.Acks[k], fp) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			S = append(S, fp)
+		}
+	}
+	slices.Sort(S)
+	if len(S) < cfg.MinCollectors {
+		return s.fail(r, fmt.Sprintf("%d collectors reported with bundles acknowledged by every keeper, the round requires %d", len(S), cfg.MinCollectors))
+	}
+	values := map[string][]uint64{}
+	for _, fp := range S {
+		var rep aggregator.Report
+		if _, err := aggregator.OpenBody(r.Reports[fp], aggregator.KindReport, fp, &rep); err != nil {
+			return fmt.Errorf("stored report from %s: %w", fp, err)
+		}
+		values[fp] = rep.Values
+	}
+	sum, err := aggregator.SumReports(cfg.NumCounters(), values)
+	if err != nil {
+		return err
+	}
+	signed, err := aggregator.SignBody(s.opts.Identity, aggregator.KindAgreement, aggregator.AgreementMsg{ConfigHash: r.Hash, Collectors: S, SumV: sum})
+	if err != nil {
+		return err
+	}
+	r.Agreement = &signed
+	r.Digest = aggregator.AgreementDigest(signed.Body)
+	r.Phase = aggregator.PhaseAgreeing
+	r.Deadline = now.Add(s.opts.PhaseTimeout)
+	s.log.Info("agreement proposed", "round", cfg.Round, "collectors", len(S), "reported", len(r.Reports), "joined", len(r.Joined))
+	return s.bump()
+}
+
+// publish interpolates, writes the outcome and closes the round.
+func (s *Server) publish(r *round, now time.Time) error {
+	in := outcome.Inputs{Announce: r.Announce, Agreement: *r.Agreement, Now: now, Gaps: map[string][]aggregator.Gap{}}
+	for _, k := range r.cfg.Keepers {
+		if c, ok := r.Commits[k.Fingerprint]; ok {
+			in.Commits = append(in.Commits, c)
+		}
+		if sh, ok := r.Shares[k.Fingerprint]; ok {
+			in.Shares = append(in.Shares, sh)
+		}
+	}
+	var ag aggregator.AgreementMsg
+	if _, err := aggregator.OpenBody(*r.Agreement, aggregator.KindAgreement, "", &ag); err != nil {
+		return err
+	}
+	for _, fp := range ag.Collectors {
+		var rep aggregator.Report
+		if _, err := aggregator.OpenBody(r.Reports[fp], aggregator.KindReport, fp, &rep); err == nil && len(rep.Gaps) > 0 {
+			in.Gaps[fp] = rep.Gaps
+		}
+	}
+	o, err := outcome.Build(in)
+	if err != nil {
+		return s.fail(r, "interpolation: "+err.Error())
+	}
+	for _, rej := range o.RejectedShares {
+		s.log.Error("keeper share rejected", "keeper", rej.Keeper, "reason", rej.Reason)
+	}
+	path := OutcomePath(s.opts.DataDir, r.cfg.Series, r.cfg.Round)
+	if err := outcome.Write(path, o); err != nil {
+		return err
+	}
+	r.Outcome = path
+	r.Phase = aggregator.PhaseDone
+	s.st.Completed++
+	s.metrics.completed.Inc()
+	s.metrics.publish(o)
+	s.log.Info("outcome published", "round", r.cfg.Round, "path", path, "collectors", o.Collectors.Count)
+	if s.opts.Record != nil {
+		if err := s.opts.Record(r.cfg); err != nil {
+			s.log.Error("policy ledger", "err", err)
+		}
+	}
+	if s.opts.Published != nil {
+		s.opts.Published(o, path)
+	}
+	return s.bump()
+}
+
+// OutcomePath is where the outcome of a round is written.
+func OutcomePath(dataDir, series string, round uint64) string {
+	return filepath.Join(dataDir, "outcomes", fmt.Sprintf("%s-%06d.json", series, round))
+}
+
+// Snapshot returns the current round's config hash and phase (for tests and
+// the demo's progress line).
+func (s *Server) Snapshot() (hash, phase string, round uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.st.Current; r != nil {
+		return r.Hash, r.Phase, r.cfg.Round
+	}
+	return "", "", 0
+}

@@ -47,3 +47,7 @@ func Combine(cfg *RoundConfig, shares map[int][]field.Element) ([]int64, error) 
 	}
 	return totals, nil
 }
+
+// InconsistentError is returned by Combine when keepers' shares disagree;
+// Bad holds the x-coordinates of the keepers that do not fit.
+type InconsistentError = shamir.InconsistentError

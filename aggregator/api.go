@@ -1,0 +1,60 @@
+package aggregator
+
+import "github.com/privstats/privstats/identity"
+
+// The tally server's HTTPS API. Keepers and collectors long-poll PathRound
+// and post signed messages; every POST body is an identity.Signed (a list of
+// them for PathBundles).
+const (
+	PathRound     = "/v1/round"     // GET ?since=VERSION: RoundView, waiting for a change
+	PathBundles   = "/v1/bundles"   // POST (collector) []Signed SealedBundle; GET ?from=I (keeper) []Signed
+	PathRoundKey  = "/v1/round-key" // POST (keeper) Signed RoundKey
+	PathAck       = "/v1/ack"       // POST (keeper) Signed Ack
+	PathReport    = "/v1/report"    // POST (collector) Signed Report
+	PathCommit    = "/v1/commit"    // POST (keeper) Signed Commit
+	PathShare     = "/v1/share"     // POST (keeper) Signed AggregateShareMsg
+	PathRefusal   = "/v1/refusal"   // POST (any node) Signed Refusal
+	MaxLongPollS  = 25              // seconds a GET PathRound may wait
+	HeaderVersion = "Privstats-Version"
+)
+
+// Round phases, in order. A round ends in PhaseDone or PhaseFailed.
+const (
+	PhaseAnnounced  = "announced"  // config published; keepers post round keys
+	PhaseSetup      = "setup"      // keys published; collectors post sealed bundles
+	PhaseCollecting = "collecting" // inside [start, end)
+	PhaseReporting  = "reporting"  // after end; collectors report
+	PhaseAgreeing   = "agreeing"   // (S, ΣV) posted; keepers commit
+	PhaseReleasing  = "releasing"  // K matching commits; keepers release shares
+	PhaseDone       = "done"
+	PhaseFailed     = "failed"
+)
+
+// Phases lists every phase in order (for metrics).
+var Phases = []string{PhaseAnnounced, PhaseSetup, PhaseCollecting, PhaseReporting, PhaseAgreeing, PhaseReleasing, PhaseDone, PhaseFailed}
+
+// RoundView is what the tally server tells a polling node about the current
+// round. It holds only public or signed data.
+type RoundView struct {
+	// Version increases with every change; pollers pass it back as since.
+	Version    uint64            `json:"version"`
+	ConfigHash string            `json:"config_hash,omitempty"`
+	Phase      string            `json:"phase,omitempty"`
+	Announce   *identity.Signed  `json:"announce,omitempty"`
+	RoundKeys  []identity.Signed `json:"round_keys,omitempty"`
+	Agreement  *identity.Signed  `json:"agreement,omitempty"`
+	Commits    []identity.Signed `json:"commits,omitempty"`
+	// Bundles is how many sealed bundles wait for the asking keeper.
+	Bundles int `json:"bundles,omitempty"`
+	// Joined says whether the asking collector's bundles were accepted, so
+	// a collector that restarted knows it has lost its blinding.
+	Joined bool `json:"joined,omitempty"`
+	// Reported says whether the asking collector's report was accepted.
+	Reported bool `json:"reported,omitempty"`
+	// Shared says whether the asking keeper's aggregate share was accepted.
+	Shared bool `json:"shared,omitempty"`
+	// Failure is why the round failed.
+	Failure string `json:"failure,omitempty"`
+	// Finished is true when the tally server will run no more rounds.
+	Finished bool `json:"finished,omitempty"`
+}

@@ -1,0 +1,53 @@
+package config
+
+import "github.com/privstats/privstats/policy"
+
+// Keeper is keeper.yaml, a share keeper's configuration.
+type Keeper struct {
+	// IdentityKey is the file of the keeper's Ed25519 identity key.
+	IdentityKey string `yaml:"identity_key"`
+	// Tally is the tally server to connect to, pinned by fingerprint.
+	Tally Peer `yaml:"tally"`
+	// Keepers is the full keeper list, in x-coordinate order, that this
+	// keeper expects every round to name; a round with other keepers is
+	// refused, so the tally server cannot swap keepers in.
+	Keepers []string `yaml:"keepers"`
+	// DataDir holds the policy ledger; default ./privstats-keeper.
+	DataDir string `yaml:"data_dir"`
+	// Policy is the keeper's local privacy policy; default
+	// policy.Defaults().
+	Policy policy.Policy `yaml:"policy"`
+	// HealthListen is the plain-HTTP address of the keeper's health
+	// /metrics; "" (the default) serves none.
+	HealthListen string `yaml:"health_listen"`
+}
+
+// LoadKeeper reads and checks a keeper.yaml.
+func LoadKeeper(path string) (*Keeper, error) {
+	var k Keeper
+	if err := Load(path, &k); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+func (k *Keeper) setDefaults() {
+	*k = Keeper{DataDir: "./privstats-keeper", Policy: policy.Defaults()}
+}
+
+func (k *Keeper) complete(c *checker, dir string) {
+	k.IdentityKey = resolve(dir, k.IdentityKey)
+	k.DataDir = resolve(dir, k.DataDir)
+
+	c.required("identity_key", k.IdentityKey, "the file privstats keygen wrote")
+	c.peer("tally", k.Tally)
+	if len(k.Keepers) == 0 {
+		c.errorf("keepers", "required (every share keeper's fingerprint, in x-coordinate order, this one included)")
+	}
+	c.fingerprintList("keepers", k.Keepers)
+	c.required("data_dir", k.DataDir, "a directory for the policy ledger")
+	c.policy("policy", k.Policy)
+	if k.HealthListen != "" {
+		c.listenAddress("health_listen", k.HealthListen)
+	}
+}

@@ -1,0 +1,74 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/privstats/privstats/noise"
+)
+
+// PrivacyPlan is privacy.yaml, the input of `privstats plan`: a round's
+// privacy budget and what the researcher knows of each statistic, from
+// which the planner chooses each statistic's ε, δ and σ.
+type PrivacyPlan struct {
+	Epsilon    float64       `yaml:"epsilon"`
+	Delta      float64       `yaml:"delta"`
+	Statistics []PlannedStat `yaml:"statistics"`
+}
+
+// PlannedStat is one statistic to plan for.
+type PlannedStat struct {
+	Name string `yaml:"name"`
+	// Sensitivity is the L∞ action bound: the most that the activity being
+	// protected (one user's, in one round) can change one counter.
+	Sensitivity float64 `yaml:"sensitivity"`
+	// BinsTouched is the L0 bound: how many of a histogram's bins that
+	// activity can change; default 1.
+	BinsTouched int64 `yaml:"bins_touched"`
+	// Estimate is the expected network-wide value, which the planner uses
+	// to give every statistic the same relative error.
+	Estimate float64 `yaml:"estimate"`
+}
+
+// LoadPrivacyPlan reads and checks a privacy.yaml.
+func LoadPrivacyPlan(path string) (*PrivacyPlan, error) {
+	var p PrivacyPlan
+	if err := Load(path, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Budgets is the plan's statistics as the noise planner takes them.
+func (p *PrivacyPlan) Budgets() []noise.StatisticBudget {
+	out := make([]noise.StatisticBudget, len(p.Statistics))
+	for i, s := range p.Statistics {
+		out[i] = noise.StatisticBudget{Name: s.Name, L0: s.BinsTouched, LInf: s.Sensitivity, Estimate: s.Estimate}
+	}
+	return out
+}
+
+func (p *PrivacyPlan) complete(c *checker, _ string) {
+	c.positiveNumber("epsilon", p.Epsilon, "the privacy budget of a round, e.g. 0.3")
+	c.probability("delta", p.Delta)
+	if len(p.Statistics) == 0 {
+		c.errorf("statistics", "required (the statistics to plan for)")
+	}
+	seen := map[string]int{}
+	for i := range p.Statistics {
+		s := &p.Statistics[i]
+		path := fmt.Sprintf("statistics[%d]", i)
+		if c.name(path+".name", s.Name, "a statistic of the catalogue, e.g. exit_streams") {
+			if j, ok := seen[s.Name]; ok {
+				c.errorf(path+".name", "%s is listed twice (also statistics[%d])", s.Name, j)
+			}
+			seen[s.Name] = i
+		}
+		c.positiveNumber(path+".sensitivity", s.Sensitivity, "the most one user's activity in a round can add to one counter")
+		if !c.given(path + ".bins_touched") {
+			s.BinsTouched = 1
+		} else if s.BinsTouched < 1 {
+			c.errorf(path+".bins_touched", "%d must be at least 1 (how many bins one user's activity can change)", s.BinsTouched)
+		}
+		c.positiveNumber(path+".estimate", s.Estimate, "the expected network-wide total, to balance relative errors")
+	}
+}

@@ -1,0 +1,360 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/shamir"
+	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/policy"
+)
+
+// Tally is tally.yaml, the tally server's configuration: where it listens,
+// the series of rounds it runs and everything each round config holds.
+type Tally struct {
+	// IdentityKey is the file of the server's Ed25519 identity key.
+	IdentityKey string `yaml:"identity_key"`
+	// Listen is the HTTPS address keepers and collectors connect to;
+	// default 127.0.0.1:8443.
+	Listen string `yaml:"listen"`
+	// HTTPListen is the plain-HTTP address of /metrics, the JSON results
+	// API and the HTML results page; default 127.0.0.1:9464, "" disables it.
+	// It serves only what is published anyway.
+	HTTPListen string `yaml:"http_listen"`
+	// DataDir holds round state, outcomes and the policy ledger; default
+	// ./privstats-data.
+	DataDir string `yaml:"data_dir"`
+
+	// Series names the sequence of rounds; nodes apply the delay rule per
+	// series.
+	Series string `yaml:"series"`
+	// Rounds is how many rounds to run; 0 means forever. Default 1.
+	Rounds      int             `yaml:"rounds"`
+	RoundLength policy.Duration `yaml:"round_length"`
+	// SetupTime is the time between announcing a round and its start,
+	// in which keepers publish round keys and collectors send share
+	// bundles; default 30s.
+	SetupTime policy.Duration `yaml:"setup_time"`
+	// Period is the time between the starts of consecutive rounds; default
+	// (and minimum) round_length.
+	Period policy.Duration `yaml:"period"`
+
+	// Keepers are the share keepers' fingerprints, in x-coordinate order.
+	Keepers []string `yaml:"keepers"`
+	// Threshold is K: any K keepers can release a result, N/2 < K ≤ N.
+	Threshold int `yaml:"threshold"`
+	// Collectors are the collectors permitted to take part.
+	Collectors    []PermittedCollector `yaml:"collectors"`
+	MinCollectors int                  `yaml:"min_collectors"`
+	// NoiseWeights shares each statistic's σ among the collectors.
+	NoiseWeights noise.Weights `yaml:"noise_weights"`
+
+	// Epsilon and Delta are each round's whole privacy budget; the
+	// statistics' shares must add up to no more.
+	Epsilon    float64     `yaml:"epsilon"`
+	Delta      float64     `yaml:"delta"`
+	Statistics []Statistic `yaml:"statistics"`
+
+	// Policy is the server's own local policy, checked before it announces
+	// a round; default policy.Defaults().
+	Policy policy.Policy `yaml:"policy"`
+	// MaxBodyBytes bounds a request body; default 8 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Allow lists further fingerprints admitted to the server (operators'
+	// tools); keepers and collectors are admitted anyway.
+	Allow []string `yaml:"allow"`
+}
+
+// PermittedCollector is a collector allowed to take part in the series.
+type PermittedCollector struct {
+	Fingerprint string `yaml:"fingerprint"`
+	// Name is for people (logs, the results page); optional.
+	Name string `yaml:"name"`
+}
+
+// Statistic is one statistic a round measures, picked from the catalogue by
+// name, with its noise and privacy budget.
+type Statistic struct {
+	Name string `yaml:"name"`
+	// Sigma is σ, the standard deviation of the noise the total carries;
+	// privstats plan computes it from the budget.
+	Sigma   float64 `yaml:"sigma"`
+	Epsilon float64 `yaml:"epsilon"`
+	Delta   float64 `yaml:"delta"`
+	// Bins overrides the catalogue's histogram bins: labels, or for a
+	// numeric histogram the lower edge of each bin as increasing integers.
+	Bins []string `yaml:"bins"`
+	// MaxPerCollector bounds what one collector can add to one counter in a
+	// round; it sizes the overflow check.
+	MaxPerCollector uint64 `yaml:"max_per_collector"`
+}
+
+// Spec is the statistic as a round config carries it.
+func (s Statistic) Spec() aggregator.StatisticSpec {
+	return aggregator.StatisticSpec{
+		Name: s.Name, Bins: slices.Clone(s.Bins),
+		Sigma: s.Sigma, Epsilon: s.Epsilon, Delta: s.Delta,
+		MaxPerCollector: s.MaxPerCollector,
+	}
+}
+
+// StatisticSpecs is every statistic as a round config carries it.
+func (t *Tally) StatisticSpecs() []aggregator.StatisticSpec {
+	out := make([]aggregator.StatisticSpec, len(t.Statistics))
+	for i, s := range t.Statistics {
+		out[i] = s.Spec()
+	}
+	return out
+}
+
+// CollectorFingerprints lists the permitted collectors' fingerprints.
+func (t *Tally) CollectorFingerprints() []string {
+	out := make([]string, len(t.Collectors))
+	for i, c := range t.Collectors {
+		out[i] = c.Fingerprint
+	}
+	return out
+}
+
+// LoadTally reads and checks a tally.yaml.
+func LoadTally(path string) (*Tally, error) {
+	var t Tally
+	if err := Load(path, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func (t *Tally) setDefaults() {
+	*t = Tally{
+		Listen:       "127.0.0.1:8443",
+		HTTPListen:   "127.0.0.1:9464",
+		DataDir:      "./privstats-data",
+		Rounds:       1,
+		SetupTime:    policy.Duration(30 * time.Second),
+		Policy:       policy.Defaults(),
+		MaxBodyBytes: 8 << 20,
+	}
+}
+
+func (t *Tally) complete(c *checker, dir string) {
+	t.IdentityKey = resolve(dir, t.IdentityKey)
+	t.DataDir = resolve(dir, t.DataDir)
+
+	c.required("identity_key", t.IdentityKey, "the file privstats keygen wrote")
+	c.listenAddress("listen", t.Listen)
+	if t.HTTPListen != "" {
+		c.listenAddress("http_listen", t.HTTPListen)
+	}
+	c.required("data_dir", t.DataDir, "a directory for round state and outcomes")
+	c.name("series", t.Series, "the name of this measurement series, e.g. relays-2026")
+	if t.Rounds < 0 {
+		c.errorf("rounds", "%d is negative (0 means run rounds forever)", t.Rounds)
+	}
+	c.positiveDuration("round_length", t.RoundLength, "how long each round counts events, e.g. 24h")
+	if !c.given("period") {
+		t.Period = t.RoundLength
+	} else if t.Period < t.RoundLength {
+		// Overlapping rounds of a series count the same events twice;
+		// every node's policy refuses them.
+		c.errorf("period", "%s is shorter than round_length %s; rounds of a series must not overlap", t.Period, t.RoundLength)
+	}
+
+	c.tallyKeepers(t)
+	c.tallyCollectors(t)
+	c.tallyBudget(t)
+	c.policy("policy", t.Policy)
+	if t.MaxBodyBytes <= 0 {
+		c.errorf("max_body_bytes", "%d must be positive (default 8388608, 8 MiB)", t.MaxBodyBytes)
+	}
+	c.fingerprintList("allow", t.Allow)
+	if len(c.errs) == 0 {
+		c.rounds(t)
+	}
+}
+
+func (c *checker) tallyKeepers(t *Tally) {
+	if len(t.Keepers) == 0 {
+		c.errorf("keepers", "required (the share keepers' fingerprints, in x-coordinate order)")
+		return
+	}
+	c.fingerprintList("keepers", t.Keepers)
+	n := len(t.Keepers)
+	if err := shamir.CheckThreshold(t.Threshold, n); err != nil {
+		allowed := fmt.Sprintf("with %d keepers it must be from %d to %d", n, n/2+1, n)
+		switch {
+		case n > shamir.MaxHolders:
+			c.errorf("keepers", "%d keepers, at most %d are supported", n, shamir.MaxHolders)
+		case !c.given("threshold"):
+			c.errorf("threshold", "required (K, how many keepers must agree to release a result; %s)", allowed)
+		case t.Threshold > n:
+			c.errorf("threshold", "%d is more than the %d keepers (%s)", t.Threshold, n, allowed)
+		default:
+			// With K ≤ N/2 two disjoint groups of keepers could each release
+			// a different collector set, and their difference is one
+			// collector's counts.
+			c.errorf("threshold", "%d is too low: %s (K > N/2 is what stops two different results from being released)", t.Threshold, allowed)
+		}
+	}
+}
+
+func (c *checker) tallyCollectors(t *Tally) {
+	if len(t.Collectors) == 0 {
+		c.errorf("collectors", "required (the fingerprints of the collectors permitted to report)")
+		return
+	}
+	fps := map[string]int{}
+	names := map[string]int{}
+	for i, dc := range t.Collectors {
+		p := fmt.Sprintf("collectors[%d]", i)
+		if c.required(p+".fingerprint", dc.Fingerprint, "the collector's identity fingerprint") && c.fingerprint(p+".fingerprint", dc.Fingerprint) {
+			if j, ok := fps[dc.Fingerprint]; ok {
+				c.errorf(p+".fingerprint", "%s is listed twice (also collectors[%d])", dc.Fingerprint, j)
+			}
+			fps[dc.Fingerprint] = i
+		}
+		if dc.Name != "" {
+			if j, ok := names[dc.Name]; ok {
+				c.errorf(p+".name", "%q is also the name of collectors[%d]", dc.Name, j)
+			}
+			names[dc.Name] = i
+		}
+	}
+	n := len(t.Collectors)
+	if t.MinCollectors < 1 || t.MinCollectors > n {
+		c.errorf("min_collectors", "%d must be from 1 to the %d permitted collectors", t.MinCollectors, n)
+		return
+	}
+
+	for _, fp := range slices.Sorted(maps.Keys(t.NoiseWeights.Explicit)) {
+		p := "noise_weights.explicit." + fp
+		if c.fingerprint(p, fp) {
+			if _, ok := fps[fp]; !ok {
+				c.errorf(p, "%s is not among the permitted collectors", fp)
+			}
+		}
+	}
+	if err := t.NoiseWeights.Validate(); err != nil {
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			c.errorf("noise_weights", "%v", e)
+		}
+		return
+	}
+	// Whichever min_collectors collectors report, their noise together must
+	// reach σ; say so now rather than when the first round is refused.
+	if err := noise.CheckCoverage(t.NoiseWeights.Resolve(t.CollectorFingerprints()), t.MinCollectors); err != nil {
+		c.errorf("min_collectors", "%v", err)
+	}
+}
+
+// budgetSlack absorbs floating-point rounding when the statistics' budgets
+// are summed (0.1 + 0.1 + 0.1 > 0.3).
+const budgetSlack = 1e-9
+
+func (c *checker) tallyBudget(t *Tally) {
+	c.positiveNumber("epsilon", t.Epsilon, "the privacy budget of each round, e.g. 0.3")
+	c.probability("delta", t.Delta)
+	if len(t.Statistics) == 0 {
+		c.errorf("statistics", "required (the statistics each round measures; privstats plan suggests their sigma, epsilon and delta)")
+		return
+	}
+	var sumEps, sumDelta float64
+	seen := map[string]int{}
+	for i, s := range t.Statistics {
+		p := fmt.Sprintf("statistics[%d]", i)
+		if c.name(p+".name", s.Name, "a statistic of the catalogue, e.g. exit_streams") {
+			if j, ok := seen[s.Name]; ok {
+				c.errorf(p+".name", "%s is listed twice (also statistics[%d])", s.Name, j)
+			}
+			seen[s.Name] = i
+		}
+		c.positiveNumber(p+".sigma", s.Sigma, "σ of the noise on the total; privstats plan computes it")
+		c.positiveNumber(p+".epsilon", s.Epsilon, "this statistic's share of the round's epsilon")
+		c.probability(p+".delta", s.Delta)
+		if s.MaxPerCollector == 0 {
+			c.errorf(p+".max_per_collector", "required (the most one collector can add to one counter in a round; it sizes the overflow check)")
+		}
+		c.bins(p+".bins", s.Bins)
+		sumEps += s.Epsilon
+		sumDelta += s.Delta
+	}
+	if t.Epsilon > 0 && sumEps > t.Epsilon*(1+budgetSlack) {
+		c.errorf("epsilon", "the statistics' epsilon add up to %.10g, more than the round's %v", sumEps, t.Epsilon)
+	}
+	if t.Delta > 0 && sumDelta > t.Delta*(1+budgetSlack) {
+		c.errorf("delta", "the statistics' delta add up to %.10g, more than the round's %v", sumDelta, t.Delta)
+	}
+}
+
+// rounds checks the round configs the file makes as the server will when
+// it announces them: each statistic against the overflow bound, and the
+// whole round against the server's own policy. It runs only on an
+// otherwise valid file.
+func (c *checker) rounds(t *Tally) {
+	keepers := make([]aggregator.KeeperSpec, len(t.Keepers))
+	for i, fp := range t.Keepers {
+		keepers[i] = aggregator.KeeperSpec{Fingerprint: fp, X: i + 1}
+	}
+	weights := t.NoiseWeights.Resolve(t.CollectorFingerprints())
+	collectors := make([]aggregator.CollectorSpec, len(t.Collectors))
+	for i, fp := range t.CollectorFingerprints() {
+		collectors[i] = aggregator.CollectorSpec{Fingerprint: fp, NoiseWeight: weights[fp]}
+	}
+	start := time.Unix(0, 0).UTC()
+	round := func(stats []aggregator.StatisticSpec) *aggregator.RoundConfig {
+		return &aggregator.RoundConfig{
+			Version: aggregator.ConfigVersion, Series: t.Series, Round: 1,
+			Start: start, End: start.Add(time.Duration(t.RoundLength)),
+			Epsilon: t.Epsilon, Delta: t.Delta, Statistics: stats,
+			Keepers: keepers, Threshold: t.Threshold, Collectors: collectors, MinCollectors: t.MinCollectors,
+		}
+	}
+	specs := t.StatisticSpecs()
+	for i, s := range specs {
+		if err := round([]aggregator.StatisticSpec{s}).Validate(); err != nil {
+			c.errorf(fmt.Sprintf("statistics[%d].max_per_collector", i), "%v", err)
+		}
+	}
+	err := t.Policy.Check(round(specs), nil, start)
+	var r *policy.Refusal
+	switch {
+	case errors.As(err, &r):
+		c.errorf("policy", "this server's own policy would refuse its rounds: %s", r.Reason)
+	case err != nil:
+		c.errorf("policy", "%v", err)
+	}
+}
+
+// bins checks a histogram's bins: distinct, non-empty labels, and if all
+// are integers, increasing lower edges.
+func (c *checker) bins(path string, bins []string) {
+	seen := map[string]bool{}
+	numeric := true
+	var edges []int64
+	for i, b := range bins {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case b == "":
+			c.errorf(p, "empty bin label")
+		case seen[b]:
+			c.errorf(p, "bin %q is listed twice", b)
+		}
+		seen[b] = true
+		v, err := strconv.ParseInt(b, 10, 64)
+		numeric = numeric && err == nil
+		edges = append(edges, v)
+	}
+	if !numeric {
+		return
+	}
+	for i := 1; i < len(edges); i++ {
+		if edges[i] < edges[i-1] { // equal edges are reported as repeated bins
+			c.errorf(fmt.Sprintf("%s[%d]", path, i), "bin edge %d does not increase on %d (numeric bins are lower edges, in increasing order)", edges[i], edges[i-1])
+		}
+	}
+}

@@ -1,0 +1,368 @@
+package policy_test
+
+import (
+	"errors"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/policy"
+)
+
+// day1 is the end of the first round in these tests.
+var day1 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func stat(name string, sigma float64) aggregator.StatisticSpec {
+	return aggregator.StatisticSpec{Name: name, Sigma: sigma, Epsilon: 0.1, Delta: 3e-4, MaxPerCollector: 1 << 40}
+}
+
+// round is a round of the series "relays" within the default policy: three
+// statistics, ε 0.3, δ 9e-4, 3 of 5 collectors, and the given window.
+func round(n uint64, start, end time.Time, stats ...aggregator.StatisticSpec) *aggregator.RoundConfig {
+	if stats == nil {
+		stats = []aggregator.StatisticSpec{
+			stat("relay_bytes_read", 2.5e9),
+			stat("exit_streams", 4.0e5),
+			stat("connections_inbound_client", 1.2e4),
+		}
+	}
+	cfg := &aggregator.RoundConfig{
+		Version:       aggregator.ConfigVersion,
+		Series:        "relays",
+		Round:         n,
+		Start:         start,
+		End:           end,
+		Epsilon:       0.3,
+		Delta:         1e-3,
+		Statistics:    stats,
+		Threshold:     2,
+		MinCollectors: 3,
+	}
+	for i := range 3 {
+		cfg.Keepers = append(cfg.Keepers, aggregator.KeeperSpec{Fingerprint: strings.Repeat(string(rune('a'+i)), 64), X: i + 1})
+	}
+	for i := range 5 {
+		cfg.Collectors = append(cfg.Collectors, aggregator.CollectorSpec{Fingerprint: strings.Repeat(string(rune('0'+i)), 64), NoiseWeight: 0.5})
+	}
+	return cfg
+}
+
+// firstRound is round 1 of the series: the 24 hours before day1.
+func firstRound() *aggregator.RoundConfig { return round(1, day1.Add(-24*time.Hour), day1) }
+
+func refusal(t *testing.T, err error) string {
+	t.Helper()
+	var r *policy.Refusal
+	if !errors.As(err, &r) {
+		t.Fatalf("got %v, want a *policy.Refusal", err)
+	}
+	if !strings.HasPrefix(err.Error(), "policy: ") {
+		t.Errorf("refusal %q does not start with \"policy: \"", err)
+	}
+	return r.Reason
+}
+
+func TestDefaultsAreValidAndDocumented(t *testing.T) {
+	p := policy.Defaults()
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := policy.Policy{
+		MaxEpsilon:     0.3,
+		MaxDelta:       1e-3,
+		MinCollectors:  3,
+		MinRoundLength: policy.Duration(time.Hour),
+		DelayPeriod:    policy.Duration(24 * time.Hour),
+		SigmaTolerance: 0.01,
+	}
+	if p != want {
+		t.Errorf("Defaults() = %+v, want %+v", p, want)
+	}
+}
+
+// A node that forgets to configure a limit must not end up with none.
+func TestZeroPolicyRefusesToCheck(t *testing.T) {
+	err := policy.Policy{}.Check(firstRound(), nil, day1)
+	if err == nil {
+		t.Fatal("a zero Policy accepted a round")
+	}
+	var r *policy.Refusal
+	if errors.As(err, &r) {
+		t.Fatalf("got refusal %v, want an invalid-policy error", err)
+	}
+	for _, field := range []string{"max_epsilon", "max_delta", "min_collectors", "delay_period"} {
+		if !strings.Contains(err.Error(), field) {
+			t.Errorf("error %q does not name %s", err, field)
+		}
+	}
+}
+
+func TestValidateNamesEachBadField(t *testing.T) {
+	p := policy.Defaults()
+	p.MaxDelta = 1.5
+	p.SigmaTolerance = -0.1
+	p.MaxStatistics = -1
+	err := p.Validate()
+	var fields []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var fe *policy.FieldError
+		if !errors.As(e, &fe) {
+			t.Fatalf("%v is not a *FieldError", e)
+		}
+		fields = append(fields, fe.Field)
+	}
+	if got := strings.Join(fields, ","); got != "max_delta,max_statistics,sigma_tolerance" {
+		t.Errorf("bad fields %s", got)
+	}
+}
+
+func TestRoundWithinPolicyIsAccepted(t *testing.T) {
+	if err := policy.Defaults().Check(firstRound(), nil, day1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Three statistics of ε 0.1 sum to 0.30000000000000004 in floating point;
+// that is not more than a limit of 0.3.
+func TestBudgetSumToleratesRounding(t *testing.T) {
+	cfg := firstRound()
+	if err := policy.Defaults().Check(cfg, nil, day1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEachLimitRefusesWithAClearReason(t *testing.T) {
+	strict := policy.Defaults()
+	strict.MaxStatistics = 2
+	tests := []struct {
+		name   string
+		policy policy.Policy
+		change func(*aggregator.RoundConfig)
+		want   string
+	}{
+		{"round epsilon", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Epsilon = 0.5 },
+			"round ε = 0.5 is more than this node's max_epsilon 0.3"},
+		{"statistics' epsilon", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[0].Epsilon = 0.2 },
+			"the statistics' ε add up to 0.4, more than this node's max_epsilon 0.3"},
+		{"round delta", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Delta = 0.01 },
+			"round δ = 0.01 is more than this node's max_delta 0.001"},
+		{"statistics' delta", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[2].Delta = 1e-3 },
+			"the statistics' δ add up to 0.0016, more than this node's max_delta 0.001"},
+		{"min collectors", policy.Defaults(), func(c *aggregator.RoundConfig) { c.MinCollectors = 2 },
+			"round releases totals of as few as 2 collectors (min_collectors), this node requires at least 3"},
+		{"round length", policy.Defaults(), func(c *aggregator.RoundConfig) { c.End = c.Start.Add(30 * time.Minute) },
+			"round lasts 30m0s, shorter than this node's min_round_length 1h0m0s"},
+		{"statistics count", strict, func(*aggregator.RoundConfig) {},
+			"round has 3 statistics, more than this node's max_statistics 2"},
+		{"no noise", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Sigma = 0 },
+			"statistic exit_streams has σ = 0: its total would not carry finite, positive noise"},
+		{"NaN epsilon", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Epsilon = math.NaN() },
+			"round ε = NaN is not a privacy budget"},
+		{"NaN statistic delta", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[0].Delta = math.NaN() },
+			"statistic relay_bytes_read has ε = 0.1, δ = NaN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := firstRound()
+			tt.change(cfg)
+			reason := refusal(t, tt.policy.Check(cfg, nil, day1))
+			if !strings.Contains(reason, tt.want) {
+				t.Errorf("reason %q\nwant it to contain %q", reason, tt.want)
+			}
+		})
+	}
+}
+
+func TestRefusalNamesEveryBrokenLimit(t *testing.T) {
+	cfg := firstRound()
+	cfg.Epsilon = 1
+	cfg.MinCollectors = 1
+	reason := refusal(t, policy.Defaults().Check(cfg, nil, day1))
+	for _, want := range []string{"max_epsilon", "min_collectors"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("reason %q does not mention %s", reason, want)
+		}
+	}
+}
+
+func TestStricterPolicyRefusesWhatALaxerOneAccepts(t *testing.T) {
+	lax := policy.Defaults()
+	lax.MaxEpsilon = 1
+	lax.MinCollectors = 2
+	strict := policy.Defaults()
+	strict.MaxEpsilon = 0.1
+	strict.MinCollectors = 5
+
+	cfg := firstRound()
+	cfg.MinCollectors = 4
+	if err := lax.Check(cfg, nil, day1); err != nil {
+		t.Fatalf("lax policy: %v", err)
+	}
+	reason := refusal(t, strict.Check(cfg, nil, day1))
+	for _, want := range []string{"max_epsilon 0.1", "requires at least 5"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("strict reason %q does not contain %q", reason, want)
+		}
+	}
+}
+
+// take checks cfg and, if it is accepted, records it the way a node does.
+func take(t *testing.T, p policy.Policy, led *policy.Ledger, cfg *aggregator.RoundConfig, now time.Time) error {
+	t.Helper()
+	if err := p.Check(cfg, led, now); err != nil {
+		return err
+	}
+	if err := led.Record(cfg, p); err != nil {
+		t.Fatal(err)
+	}
+	return nil
+}
+
+// reopen is a node restart: the ledger comes back from its file alone.
+func reopen(t *testing.T, led *policy.Ledger) *policy.Ledger {
+	t.Helper()
+	again, err := policy.OpenLedger(led.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return again
+}
+
+func TestDelayRuleHoldsAcrossRestarts(t *testing.T) {
+	p := policy.Defaults()
+	next := day1.Add(24 * time.Hour) // when a changed round may start
+
+	tests := []struct {
+		name   string
+		change func(*aggregator.RoundConfig)
+		want   string
+	}{
+		{"statistic added", func(c *aggregator.RoundConfig) {
+			c.Statistics = append(c.Statistics, stat("exit_bytes", 1e9))
+			for i := range c.Statistics {
+				c.Statistics[i].Epsilon, c.Statistics[i].Delta = 0.075, 2.5e-4
+			}
+		}, "statistic set changed (added exit_bytes) less than 24h0m0s after the previous round ended at 2026-11-22T10:00:00Z; the next round may start at 2026-11-23T10:00:00Z"},
+		{"statistic replaced", func(c *aggregator.RoundConfig) {
+			c.Statistics[2] = stat("exit_bytes", 1e9)
+		}, "statistic set changed (added exit_bytes; removed connections_inbound_client)"},
+		{"statistic removed", func(c *aggregator.RoundConfig) {
+			c.Statistics = c.Statistics[:2]
+		}, "statistic set changed (removed connections_inbound_client) less than 24h0m0s after"},
+		{"sigma lowered", func(c *aggregator.RoundConfig) {
+			c.Statistics[1].Sigma = 2e5
+		}, "σ fell more than 1% below the baseline of round 1 (exit_streams from 400000 to 200000) less than 24h0m0s after the previous round ended at 2026-11-22T10:00:00Z; the next round may start at 2026-11-23T10:00:00Z"},
+		{"bins changed", func(c *aggregator.RoundConfig) {
+			c.Statistics[2].Bins = []string{"ipv4", "ipv6"}
+		}, "bins changed (connections_inbound_client)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := take(t, p, led, firstRound(), day1.Add(-25*time.Hour)); err != nil {
+				t.Fatalf("first round: %v", err)
+			}
+			led = reopen(t, led)
+
+			// Announced just before round 1 ends, to start as it ends.
+			early := round(2, day1, day1.Add(24*time.Hour))
+			tt.change(early)
+			reason := refusal(t, take(t, p, led, early, day1.Add(-time.Minute)))
+			if !strings.Contains(reason, tt.want) {
+				t.Errorf("reason %q\nwant it to contain %q", reason, tt.want)
+			}
+			if !strings.Contains(reason, "(in 24h1m0s)") {
+				t.Errorf("reason %q does not say how long until the round may start", reason)
+			}
+
+			led = reopen(t, led)
+			late := round(2, next, next.Add(24*time.Hour))
+			tt.change(late)
+			if err := take(t, p, led, late, next.Add(-time.Minute)); err != nil {
+				t.Fatalf("changed round after the delay: %v", err)
+			}
+
+			// The accepted change is the series' new baseline: the next
+			// round like it may follow at once, even after a restart.
+			led = reopen(t, led)
+			third := round(3, next.Add(24*time.Hour), next.Add(48*time.Hour))
+			tt.change(third)
+			if err := take(t, p, led, third, next.Add(24*time.Hour)); err != nil {
+				t.Fatalf("round after the new baseline: %v", err)
+			}
+		})
+	}
+}
+
+func TestSigmaWithinToleranceOrHigherIsNoChange(t *testing.T) {
+	p := policy.Defaults()
+	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := take(t, p, led, firstRound(), day1); err != nil {
+		t.Fatal(err)
+	}
+	start := day1
+	for n, factor := range []float64{0.995, 1.5, 0.991, 0.9901} {
+		cfg := round(uint64(n+2), start, start.Add(time.Hour))
+		cfg.Statistics[0].Sigma *= factor
+		if err := take(t, p, led, cfg, start); err != nil {
+			t.Fatalf("σ × %v: %v", factor, err)
+		}
+		start = start.Add(time.Hour)
+	}
+	// Small cuts do not add up unnoticed: the baseline stays round 1's.
+	cfg := round(6, start, start.Add(time.Hour))
+	cfg.Statistics[0].Sigma *= 0.985
+	reason := refusal(t, take(t, p, led, cfg, start))
+	if !strings.Contains(reason, "baseline of round 1 (relay_bytes_read from 2.5e+09 to 2.4625e+09)") {
+		t.Errorf("reason %q", reason)
+	}
+}
+
+func TestRoundsOfASeriesMustNotOverlap(t *testing.T) {
+	p := policy.Defaults()
+	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := take(t, p, led, firstRound(), day1); err != nil {
+		t.Fatal(err)
+	}
+	overlapping := round(2, day1.Add(-time.Hour), day1.Add(23*time.Hour))
+	reason := refusal(t, p.Check(overlapping, reopen(t, led), day1))
+	want := `round 2 of series "relays" starts at 2026-11-22T09:00:00Z, before round 1 ended at 2026-11-22T10:00:00Z`
+	if !strings.Contains(reason, want) {
+		t.Errorf("reason %q\nwant it to contain %q", reason, want)
+	}
+
+	other := round(1, day1.Add(-time.Hour), day1.Add(23*time.Hour))
+	other.Series = "exits"
+	if err := p.Check(other, led, day1); err != nil {
+		t.Errorf("a round of another series: %v", err)
+	}
+}
+
+// A node resuming a round it already recorded is not refused by its own
+// history, and recording it again changes nothing.
+func TestRecordedRoundIsAcceptedAgain(t *testing.T) {
+	p := policy.Defaults()
+	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := firstRound()
+	for range 2 {
+		if err := take(t, p, led, cfg, day1); err != nil {
+			t.Fatal(err)
+		}
+		led = reopen(t, led)
+	}
+}

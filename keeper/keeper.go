@@ -33,7 +33,7 @@ type Options struct {
 	Keepers []string
 	// Policy is the keeper's local policy check; nil accepts.
 	Policy func(cfg *aggregator.RoundConfig, now time.Time) error
-	// Record is told of every round the keeper released a share for.
+	// Record is told of every round the keeper takes part in (the policy ledger).
 	Record func(cfg *aggregator.RoundConfig) error
 	// ExitWhenFinished makes Run return when the tally server says no more
 	// rounds will run.
@@ -204,6 +204,13 @@ func (k *Keeper) join(ctx context.Context, v *aggregator.RoundView) error {
 		if err := k.opts.Policy(cfg, time.Now()); err != nil {
 			k.refuse(ctx, hash, err.Error())
 			return nil
+		}
+	}
+	if k.opts.Record != nil {
+		// Recorded when the keeper takes part, so the delay rule of the
+		// next round sees this one even while it runs.
+		if err := k.opts.Record(cfg); err != nil {
+			return fmt.Errorf("policy ledger: %w", err)
 		}
 	}
 	priv, pub, err := aggregator.NewRoundKey()
@@ -387,10 +394,5 @@ func (k *Keeper) release(ctx context.Context, v *aggregator.RoundView) error {
 	}
 	k.released = true
 	k.log.Info("aggregate share released", "round", k.cfg.Round, "commits", len(committed))
-	if k.opts.Record != nil {
-		if err := k.opts.Record(k.cfg); err != nil {
-			k.log.Error("policy ledger", "err", err)
-		}
-	}
 	return nil
 }

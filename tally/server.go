@@ -61,11 +61,15 @@ type Options struct {
 
 	// Policy is the tally server's own local policy check; nil accepts.
 	Policy func(cfg *aggregator.RoundConfig, now time.Time) error
-	// Record is told of every round that published an outcome (the policy
+	// Record is told of every round as it is announced (the policy
 	// ledger); nil ignores.
 	Record func(cfg *aggregator.RoundConfig) error
 	// Published is told of every outcome and where it was written.
 	Published func(o *outcome.Outcome, path string)
+
+	// Allow admits further fingerprints (e.g. a coordinator's admin key)
+	// to the HTTPS API; they may read the round but take no part in it.
+	Allow []string
 
 	MaxBodyBytes int64
 	Logger       *slog.Logger
@@ -128,6 +132,11 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("tally: %s is listed both as a keeper and as a collector", fp)
 		}
 		s.allowed[fp] = "collector"
+	}
+	for _, fp := range opts.Allow {
+		if s.allowed[fp] == "" {
+			s.allowed[fp] = "observer"
+		}
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("tally: data directory: %w", err)
@@ -423,6 +432,13 @@ func (s *Server) announce(now time.Time) error {
 	s.st.NextRound++
 	s.st.LastStart = cfg.Start
 	s.st.LastRefuse = ""
+	if o.Record != nil {
+		// Recorded on announcement, not on completion: the next round's
+		// delay rule must compare against this one even while it runs.
+		if err := o.Record(cfg); err != nil {
+			return fmt.Errorf("policy ledger: %w", err)
+		}
+	}
 	s.log.Info("round announced", "series", cfg.Series, "round", cfg.Round, "config_hash", hash, "start", cfg.Start, "end", cfg.End)
 	return s.bump()
 }
@@ -533,11 +549,6 @@ func (s *Server) publish(r *round, now time.Time) error {
 	s.metrics.completed.Inc()
 	s.metrics.publish(o)
 	s.log.Info("outcome published", "round", r.cfg.Round, "path", path, "collectors", o.Collectors.Count)
-	if s.opts.Record != nil {
-		if err := s.opts.Record(r.cfg); err != nil {
-			s.log.Error("policy ledger", "err", err)
-		}
-	}
 	if s.opts.Published != nil {
 		s.opts.Published(o, path)
 	}

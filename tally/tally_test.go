@@ -1,0 +1,217 @@
+package tally
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/transport"
+)
+
+type testNet struct {
+	ts         *identity.Identity
+	keepers    []*identity.Identity
+	collectors []*identity.Identity
+	server     *Server
+}
+
+func newIDs(t *testing.T, n int) []*identity.Identity {
+	t.Helper()
+	out := make([]*identity.Identity, n)
+	for i := range out {
+		id, err := identity.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = id
+	}
+	return out
+}
+
+func fps(ids []*identity.Identity) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.Fingerprint
+	}
+	return out
+}
+
+// startServer runs a tally server on loopback whose first round stays in
+// its announcement phase for an hour.
+func startServer(t *testing.T, maxBody int64) *testNet {
+	t.Helper()
+	n := &testNet{ts: newIDs(t, 1)[0], keepers: newIDs(t, 3), collectors: newIDs(t, 2)}
+	srv, err := New(Options{
+		Identity: n.ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
+		Series: "test", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
+		Keepers: fps(n.keepers), Threshold: 2, Collectors: fps(n.collectors), MinCollectors: 1,
+		Epsilon: 1, Delta: 1e-6, MaxBodyBytes: maxBody,
+		Statistics: []aggregator.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}},
+		Logger:     discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		srv.Run(ctx, false)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	n.server = srv
+	return n
+}
+
+func (n *testNet) client(t *testing.T, id *identity.Identity) *transport.Client {
+	t.Helper()
+	c, err := transport.NewClient(id, n.server.Addr(), n.ts.Fingerprint, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// currentRound waits for the announcement and returns the view.
+func (n *testNet) currentRound(t *testing.T, c *transport.Client) aggregator.RoundView {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var v aggregator.RoundView
+		if _, err := c.Do(context.Background(), http.MethodGet, aggregator.PathRound+"?since=0", nil, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Announce != nil {
+			return v
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("no round announced")
+	return aggregator.RoundView{}
+}
+
+// rejected reads privstats_rejected_requests_total{reason} from /metrics.
+func (n *testNet) rejected(t *testing.T, reason string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + n.server.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	want := fmt.Sprintf(`privstats_rejected_requests_total{reason=%q} `, reason)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, want); ok {
+			var x int
+			fmt.Sscan(v, &x)
+			return x
+		}
+	}
+	t.Fatalf("/metrics has no %s line", want)
+	return 0
+}
+
+func wantStatus(t *testing.T, err error, code int) {
+	t.Helper()
+	var se *transport.StatusError
+	if !errors.As(err, &se) || se.Code != code {
+		t.Fatalf("got %v, want HTTP %d", err, code)
+	}
+}
+
+func TestUnknownKeyIsRefusedAndCounted(t *testing.T) {
+	n := startServer(t, 0)
+	stranger := newIDs(t, 1)[0]
+	_, err := n.client(t, stranger).Do(context.Background(), http.MethodGet, aggregator.PathRound, nil, nil)
+	if err == nil {
+		t.Fatal("a client with an unlisted key was served")
+	}
+	if got := n.rejected(t, reasonUnknownKey); got < 1 {
+		t.Fatalf("unknown_key rejections = %d, want ≥ 1", got)
+	}
+}
+
+func TestReportReplayedFromAnotherRoundIsRefused(t *testing.T) {
+	n := startServer(t, 0)
+	c := n.client(t, n.collectors[0])
+	v := n.currentRound(t, c)
+	other := strings.Repeat("ab", 32)
+	if other == v.ConfigHash {
+		t.Fatal("test hash collides")
+	}
+	msg, _ := aggregator.SignBody(n.collectors[0], aggregator.KindReport, aggregator.Report{ConfigHash: other, Collector: n.collectors[0].Fingerprint, Values: []uint64{1}})
+	_, err := c.Do(context.Background(), http.MethodPost, aggregator.PathReport, msg, nil)
+	wantStatus(t, err, http.StatusConflict)
+	if got := n.rejected(t, reasonWrongRound); got != 1 {
+		t.Fatalf("wrong_round rejections = %d, want 1", got)
+	}
+}
+
+func TestOversizeBodyIsRefused(t *testing.T) {
+	n := startServer(t, 4096)
+	c := n.client(t, n.collectors[0])
+	n.currentRound(t, c)
+	big := n.collectors[0].Sign(aggregator.KindReport, make([]byte, 10000))
+	_, err := c.Do(context.Background(), http.MethodPost, aggregator.PathReport, big, nil)
+	wantStatus(t, err, http.StatusRequestEntityTooLarge)
+	if got := n.rejected(t, reasonTooLarge); got != 1 {
+		t.Fatalf("body_too_large rejections = %d, want 1", got)
+	}
+}
+
+func TestMalformedAndForgedMessagesAreRefused(t *testing.T) {
+	n := startServer(t, 0)
+	c := n.client(t, n.keepers[0])
+	v := n.currentRound(t, c)
+	_, err := c.Do(context.Background(), http.MethodPost, aggregator.PathRoundKey, json.RawMessage(`{"surprise": 1}`), nil)
+	wantStatus(t, err, http.StatusBadRequest)
+	if got := n.rejected(t, reasonMalformed); got != 1 {
+		t.Fatalf("malformed rejections = %d, want 1", got)
+	}
+	// A round key signed by another keeper, sent over keeper 0's connection.
+	forged, _ := aggregator.SignBody(n.keepers[1], aggregator.KindRoundKey, aggregator.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[1].Fingerprint, PublicKey: make([]byte, 32)})
+	_, err = c.Do(context.Background(), http.MethodPost, aggregator.PathRoundKey, forged, nil)
+	wantStatus(t, err, http.StatusBadRequest)
+	if got := n.rejected(t, reasonBadSignature); got != 1 {
+		t.Fatalf("bad_signature rejections = %d, want 1", got)
+	}
+	// A collector may not post keeper messages.
+	_, err = n.client(t, n.collectors[1]).Do(context.Background(), http.MethodPost, aggregator.PathRoundKey, forged, nil)
+	wantStatus(t, err, http.StatusForbidden)
+	if got := n.rejected(t, reasonWrongRole); got != 1 {
+		t.Fatalf("wrong_role rejections = %d, want 1", got)
+	}
+	// The genuine key is accepted; a second, different one is a duplicate.
+	_, pub, _ := aggregator.NewRoundKey()
+	good, _ := aggregator.SignBody(n.keepers[0], aggregator.KindRoundKey, aggregator.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[0].Fingerprint, PublicKey: pub})
+	if _, err := c.Do(context.Background(), http.MethodPost, aggregator.PathRoundKey, good, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, pub2, _ := aggregator.NewRoundKey()
+	again, _ := aggregator.SignBody(n.keepers[0], aggregator.KindRoundKey, aggregator.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[0].Fingerprint, PublicKey: pub2})
+	_, err = c.Do(context.Background(), http.MethodPost, aggregator.PathRoundKey, again, nil)
+	wantStatus(t, err, http.StatusConflict)
+}
+
+func TestServerPinIsChecked(t *testing.T) {
+	n := startServer(t, 0)
+	impostor := newIDs(t, 1)[0]
+	c, err := transport.NewClient(n.collectors[0], n.server.Addr(), impostor.Fingerprint, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(context.Background(), http.MethodGet, aggregator.PathRound, nil, nil); err == nil || !strings.Contains(err.Error(), "pinned") {
+		t.Fatalf("client accepted a server whose key is not the pinned one: %v", err)
+	}
+}

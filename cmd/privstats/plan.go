@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"text/tabwriter"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/privstats/privstats/config"
+	"github.com/privstats/privstats/noise"
+)
+
+func runPlan(args []string, stdout, stderr io.Writer) error {
+	fs := flags("plan", "[--json|--yaml] privacy.yaml", stderr)
+	asJSON := fs.Bool("json", false, "print the allocation as JSON")
+	asYAML := fs.Bool("yaml", false, "print the statistics block to paste into tally.yaml")
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	plan, err := config.LoadPrivacyPlan(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	budgets := plan.Budgets()
+	alloc, err := noise.Allocate(plan.Epsilon, plan.Delta, budgets)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *asJSON:
+		return writeIndented(stdout, alloc)
+	case *asYAML:
+		return writePlanYAML(stdout, plan, alloc)
+	}
+	even, err := noise.AllocateEven(plan.Epsilon, plan.Delta, budgets)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Privacy plan for ε = %g, δ = %g over %d statistics (PrivCount's rule: equal expected relative error, δ split evenly)\n\n",
+		plan.Epsilon, plan.Delta, len(alloc))
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "STATISTIC\tε_i\tδ_i\tσ\tREL. ERROR\t95% ±\t|\tEVEN-SPLIT σ\tREL. ERROR\t|\tCLASSIC σ\t")
+	for i, a := range alloc {
+		fmt.Fprintf(tw, "%s\t%.4g\t%.3g\t%.4g\t%.3g%%\t%.4g\t|\t%.4g\t%.3g%%\t|\t%.4g\t\n", a.Name, a.Epsilon, a.Delta, a.Sigma,
+			100*a.ExpectedRelativeError, a.CI95HalfWidth, even[i].Sigma, 100*even[i].ExpectedRelativeError, a.ClassicSigma)
+	}
+	tw.Flush()
+	worst, worstEven := 0.0, 0.0
+	for i := range alloc {
+		worst = math.Max(worst, alloc[i].ExpectedRelativeError)
+		worstEven = math.Max(worstEven, even[i].ExpectedRelativeError)
+	}
+	fmt.Fprintf(stdout, "\nWorst expected relative error: %.3g%% with this plan, %.3g%% with an even ε split.\n", 100*worst, 100*worstEven)
+	fmt.Fprintln(stdout, "σ is the analytic Gaussian mechanism (Balle & Wang); CLASSIC σ is PrivCount's (s/ε)·√(2 ln(1.25/δ)) for the same ε_i, δ_i.")
+	fmt.Fprintln(stdout, "Paste the tally.yaml form with: privstats plan --yaml", fs.Arg(0))
+	return nil
+}
+
+// writePlanYAML prints the statistics block of tally.yaml.
+func writePlanYAML(w io.Writer, plan *config.PrivacyPlan, alloc []noise.Allocation) error {
+	type stat struct {
+		Name    string  `yaml:"name"`
+		Sigma   float64 `yaml:"sigma"`
+		Epsilon float64 `yaml:"epsilon"`
+		Delta   float64 `yaml:"delta"`
+	}
+	out := struct {
+		Epsilon    float64 `yaml:"epsilon"`
+		Delta      float64 `yaml:"delta"`
+		Statistics []stat  `yaml:"statistics"`
+	}{Epsilon: plan.Epsilon, Delta: plan.Delta}
+	for _, a := range alloc {
+		out.Statistics = append(out.Statistics, stat{a.Name, a.Sigma, a.Epsilon, a.Delta})
+	}
+	fmt.Fprintf(w, "# From privstats plan: ε = %g, δ = %g. Paste into tally.yaml.\n", plan.Epsilon, plan.Delta)
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	defer enc.Close()
+	return enc.Encode(out)
+}

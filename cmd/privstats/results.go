@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/tally"
+)
+
+func runVerify(args []string, stdout, stderr io.Writer) error {
+	fs := flags("verify", "OUTCOME.json", stderr)
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	o, err := outcome.Read(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if err := outcome.Verify(o); err != nil {
+		return fmt.Errorf("%s: NOT VALID: %w", fs.Arg(0), err)
+	}
+	fmt.Fprintf(stdout, "%s: valid: round %s/%d, %d collectors, %d keeper shares, %d statistics; signatures and interpolation check out\n",
+		fs.Arg(0), o.Series, o.Round, o.Collectors.Count, len(o.Shares), len(o.Statistics))
+	return nil
+}
+
+func runResults(args []string, stdout, stderr io.Writer) error {
+	fs := flags("results", "[-round NAME] [--json|--csv] [DIR]", stderr)
+	round := fs.String("round", "", "show the totals of round `NAME` (as listed, e.g. demo-000001), or \"latest\"")
+	asJSON := fs.Bool("json", false, "print JSON")
+	asCSV := fs.Bool("csv", false, "print CSV (with -round)")
+	if err := parse(fs, args, 0, 1); err != nil {
+		return err
+	}
+	dir := "./privstats-data"
+	if fs.NArg() == 1 {
+		dir = fs.Arg(0)
+	}
+	outcomes := filepath.Join(dir, "outcomes")
+	if st, err := os.Stat(outcomes); err != nil || !st.IsDir() {
+		// Accept the outcomes directory itself, too.
+		outcomes = dir
+	}
+	list, err := tally.ListOutcomes(outcomes)
+	if err != nil {
+		return err
+	}
+	if *round == "" {
+		if *asJSON {
+			return writeIndented(stdout, list)
+		}
+		if len(list) == 0 {
+			fmt.Fprintf(stdout, "no published rounds in %s\n", outcomes)
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROUND\tSTART\tEND\tCOLLECTORS\tSTATISTICS")
+		for _, r := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", r.Name, r.Start, r.End, r.Collectors, r.Statistics)
+		}
+		return tw.Flush()
+	}
+	name := *round
+	if name == "latest" {
+		if len(list) == 0 {
+			return fmt.Errorf("no published rounds in %s", outcomes)
+		}
+		name = list[len(list)-1].Name
+	}
+	o, err := outcome.Read(filepath.Join(outcomes, strings.TrimSuffix(name, ".json")+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no round %q in %s (run 'privstats results %s' to list them)", name, outcomes, dir)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case *asJSON:
+		return writeIndented(stdout, o.Statistics)
+	case *asCSV:
+		return writeCSV(stdout, o)
+	}
+	fmt.Fprintf(stdout, "round %s/%d  window %s – %s  collectors %d\n\n", o.Series, o.Round,
+		o.Window.Start.Format("2006-01-02 15:04:05Z"), o.Window.End.Format("2006-01-02 15:04:05Z"), o.Collectors.Count)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "STATISTIC\tBIN\tNOISY TOTAL\tσ\t95% CI LOW\t95% CI HIGH\tε\t")
+	for _, s := range o.Statistics {
+		for _, b := range s.Bins {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.4g\t%.0f\t%.0f\t%.4g\t\n", s.Name, b.Label, b.NoisyTotal, s.TotalSigma, b.CI95Low, b.CI95High, s.Epsilon)
+		}
+	}
+	return tw.Flush()
+}
+
+func writeIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeCSV(w io.Writer, o *outcome.Outcome) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"statistic", "bin", "noisy_total", "sigma", "ci95_low", "ci95_high", "epsilon", "delta"})
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	for _, s := range o.Statistics {
+		for _, b := range s.Bins {
+			cw.Write([]string{s.Name, b.Label, strconv.FormatInt(b.NoisyTotal, 10), f(s.TotalSigma), f(b.CI95Low), f(b.CI95High), f(s.Epsilon), f(s.Delta)})
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/collector"
+	"github.com/privstats/privstats/config"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/health"
+	"github.com/privstats/privstats/keeper"
+	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/policy"
+	"github.com/privstats/privstats/source"
+	"github.com/privstats/privstats/stats"
+	"github.com/privstats/privstats/tally"
+	"github.com/privstats/privstats/torctl"
+)
+
+// roleFlags are the flags every long-running role shares.
+type roleFlags struct {
+	config  string
+	once    bool
+	verbose bool
+}
+
+func (r *roleFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	BoolVar(*bool, string, bool, string)
+}, exitHelp string) {
+	fs.StringVar(&r.config, "c", "", "the role's YAML config `FILE` (required)")
+	fs.BoolVar(&r.once, "exit-when-done", false, exitHelp)
+	fs.BoolVar(&r.verbose, "v", false, "log debug detail")
+}
+
+func newLogger(stderr io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// policyHooks opens a node's ledger and returns its check and record hooks.
+func policyHooks(dataDir string, pol policy.Policy) (func(*aggregator.RoundConfig, time.Time) error, func(*aggregator.RoundConfig) error, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	led, err := policy.OpenLedger(filepath.Join(dataDir, policy.LedgerFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	check := func(cfg *aggregator.RoundConfig, now time.Time) error { return pol.Check(cfg, led, now) }
+	record := func(cfg *aggregator.RoundConfig) error { return led.Record(cfg, pol) }
+	return check, record, nil
+}
+
+// statisticSpecs resolves the tally config's statistics against the
+// catalogue: bins come from the catalogue unless the config overrides them.
+func statisticSpecs(cfg *config.Tally) ([]aggregator.StatisticSpec, error) {
+	var out []aggregator.StatisticSpec
+	for _, s := range cfg.Statistics {
+		spec, err := stats.Resolve(s.Name, s.Bins)
+		if err != nil {
+			return nil, fmt.Errorf("statistic %s: %w", s.Name, err)
+		}
+		spec.Sigma, spec.Epsilon, spec.Delta = s.Sigma, s.Epsilon, s.Delta
+		if s.MaxPerCollector != 0 {
+			spec.MaxPerCollector = s.MaxPerCollector
+		}
+		out = append(out, spec)
+	}
+	return out, nil
+}
+
+func runTally(args []string, stdout, stderr io.Writer) error {
+	fs := flags("tally", "-c tally.yaml", stderr)
+	var rf roleFlags
+	rf.register(fs, "exit once every configured round has ended")
+	if err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if rf.config == "" {
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := config.LoadTally(rf.config)
+	if err != nil {
+		return err
+	}
+	id, err := identity.Load(cfg.IdentityKey)
+	if err != nil {
+		return err
+	}
+	specs, err := statisticSpecs(cfg)
+	if err != nil {
+		return err
+	}
+	check, record, err := policyHooks(cfg.DataDir, cfg.Policy)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, rf.verbose).With("role", "tally")
+	srv, err := tally.New(tally.Options{
+		Identity: id, Listen: cfg.Listen, HTTPListen: cfg.HTTPListen, DataDir: cfg.DataDir,
+		Series: cfg.Series, Rounds: cfg.Rounds, RoundLength: time.Duration(cfg.RoundLength),
+		SetupTime: time.Duration(cfg.SetupTime), Period: time.Duration(cfg.Period),
+		Keepers: cfg.Keepers, Threshold: cfg.Threshold, Collectors: cfg.CollectorFingerprints(),
+		Weights: cfg.NoiseWeights, MinCollectors: cfg.MinCollectors, Epsilon: cfg.Epsilon, Delta: cfg.Delta,
+		Statistics: specs, Policy: check, Record: record, MaxBodyBytes: cfg.MaxBodyBytes, Allow: cfg.Allow,
+		Published: func(o *outcome.Outcome, path string) {
+			fmt.Fprintf(stdout, "round %s/%d published: %s\n", o.Series, o.Round, path)
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("tally server up", "fingerprint", id.Fingerprint, "listen", srv.Addr(), "http", srv.HTTPAddr(), "data_dir", cfg.DataDir)
+	ctx, stop := signalContext()
+	defer stop()
+	return srv.Run(ctx, rf.once)
+}
+
+func runKeeper(args []string, stdout, stderr io.Writer) error {
+	fs := flags("keeper", "-c keeper.yaml", stderr)
+	var rf roleFlags
+	rf.register(fs, "exit when the tally server says no more rounds will run")
+	if err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if rf.config == "" {
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := config.LoadKeeper(rf.config)
+	if err != nil {
+		return err
+	}
+	id, err := identity.Load(cfg.IdentityKey)
+	if err != nil {
+		return err
+	}
+	check, record, err := policyHooks(cfg.DataDir, cfg.Policy)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	status := health.New("keeper")
+	if cfg.HealthListen != "" {
+		go status.Serve(ctx, cfg.HealthListen)
+	}
+	log := newLogger(stderr, rf.verbose).With("role", "keeper")
+	k, err := keeper.New(keeper.Options{Identity: id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
+		Keepers: cfg.Keepers, Policy: check, Record: record, ExitWhenFinished: rf.once, Health: status.Set, Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("keeper up", "fingerprint", id.Fingerprint, "tally", cfg.Tally.Address)
+	return k.Run(ctx)
+}
+
+func runCollect(args []string, stdout, stderr io.Writer) error {
+	fs := flags("collect", "-c collector.yaml [--record FILE]", stderr)
+	var rf roleFlags
+	rf.register(fs, "exit when the tally server says no more rounds will run")
+	recordTo := fs.String("record", "", "also write every event received to trace `FILE` (your relay's raw events; keep it private)")
+	if err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if rf.config == "" {
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := config.LoadCollector(rf.config)
+	if err != nil {
+		return err
+	}
+	id, err := identity.Load(cfg.IdentityKey)
+	if err != nil {
+		return err
+	}
+	check, record, err := policyHooks(cfg.DataDir, cfg.Policy)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, rf.verbose).With("role", "collector")
+	src, err := eventSource(cfg, log)
+	if err != nil {
+		return err
+	}
+	if *recordTo == "" {
+		*recordTo = cfg.Record
+	}
+	if *recordTo != "" {
+		f, err := os.OpenFile(*recordTo, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		src = source.Record(f, src)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	status := health.New("collector")
+	if cfg.HealthListen != "" {
+		go status.Serve(ctx, cfg.HealthListen)
+	}
+	c, err := collector.New(collector.Options{Identity: id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
+		Keepers: cfg.Keepers, Source: src, Policy: check, Record: record, ExitWhenFinished: rf.once, Health: status.Set, Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("collector up", "fingerprint", id.Fingerprint, "tally", cfg.Tally.Address, "source", sourceName(cfg))
+	return c.Run(ctx)
+}
+
+func sourceName(cfg *config.Collector) string {
+	switch s := cfg.Source; {
+	case s.Control != nil:
+		return "control " + s.Control.Address
+	case s.MetricsPort != nil:
+		return "metrics_port " + s.MetricsPort.URL
+	case s.Trace != nil:
+		return "trace " + s.Trace.Path
+	default:
+		return "synthetic"
+	}
+}
+
+// eventSource builds the collector's configured source.
+func eventSource(cfg *config.Collector, log *slog.Logger) (source.Source, error) {
+	s := cfg.Source
+	switch {
+	case s.Control != nil:
+		var allowed []torctl.AuthMethod
+		for _, m := range s.Control.AllowedAuth {
+			allowed = append(allowed, torctl.AuthMethod(m))
+		}
+		return source.Control(source.ControlOptions{Address: s.Control.Address, Password: s.Control.Password,
+			CookieFile: s.Control.CookieFile, AllowedAuth: allowed, Logger: log}), nil
+	case s.MetricsPort != nil:
+		return source.MetricsPort(s.MetricsPort.URL, time.Duration(s.MetricsPort.Interval), nil), nil
+	case s.Trace != nil:
+		speed := source.Fast
+		if strings.EqualFold(s.Trace.Speed, config.SpeedRecorded) {
+			speed = source.Recorded
+		}
+		return source.Trace(s.Trace.Path, speed), nil
+	case s.Synthetic != nil:
+		opts := source.SyntheticOptions{Rate: s.Synthetic.Rate}
+		if s.Synthetic.Seed != nil {
+			opts.Seed = *s.Synthetic.Seed
+		}
+		return source.Synthetic(opts), nil
+	}
+	return nil, fmt.Errorf("%s: no event source configured", cfg.IdentityKey)
+}

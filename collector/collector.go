@@ -1,0 +1,404 @@
+// Package collector is the data collector that runs beside a tor relay. It
+// counts the relay's events into blinded counters: at the start of each
+// round it draws its share of the noise and a uniform blinding per counter,
+// hands Shamir shares of (noise − blinding) to the keepers sealed with HPKE,
+// and keeps only the blinded counters. From then on nothing in its memory
+// reveals the relay's counts. At the end of the window it reports the
+// blinded counters, signed. It never writes counters, noise or shares to
+// disk, and a collector that restarts mid-round drops out of that round.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/source"
+	"github.com/privstats/privstats/stats"
+	"github.com/privstats/privstats/transport"
+)
+
+// Options configure a collector.
+type Options struct {
+	Identity         *identity.Identity
+	Tally            string
+	TallyFingerprint string
+	// Keepers pins the keeper list; a round naming other keepers, or keys
+	// not signed by them, is refused: the tally server cannot swap in
+	// keepers of its own.
+	Keepers []string
+	// Source is where events come from.
+	Source source.Source
+	// Policy is the collector's local policy check; nil accepts.
+	Policy func(cfg *aggregator.RoundConfig, now time.Time) error
+	// Record is told of every round the collector takes part in (the policy ledger).
+	Record func(cfg *aggregator.RoundConfig) error
+	// ExitWhenFinished makes Run return when the tally server says no more
+	// rounds will run.
+	ExitWhenFinished bool
+	// Health, when set, is told connection and phase (for /metrics health).
+	Health func(connected bool, phase string)
+	// GroundTruth, when set, also counts every event of the window into
+	// plain counters. Only the demo sets it, to show true totals beside the
+	// published ones; a real deployment never does.
+	GroundTruth func(cfg *aggregator.RoundConfig) stats.Counters
+	Logger      *slog.Logger
+}
+
+// Collector is a running data collector.
+type Collector struct {
+	opts   Options
+	log    *slog.Logger
+	client *transport.Client
+
+	mu      sync.Mutex // guards the counting state below
+	active  *activeRound
+	refused string
+	done    string // config hash of the last round this collector finished
+}
+
+// activeRound is the collector's whole memory of a round after setup.
+type activeRound struct {
+	hash     string
+	cfg      *aggregator.RoundConfig
+	counters *aggregator.BlindedCounters
+	program  *stats.Program
+	truth    stats.Counters
+	// truthProgram counts into truth; a program tracks connections, so
+	// the two counts each need their own.
+	truthProgram *stats.Program
+	gaps         []aggregator.Gap
+}
+
+// New prepares a collector.
+func New(opts Options) (*Collector, error) {
+	if opts.Identity == nil {
+		return nil, errors.New("collector: no identity key")
+	}
+	if opts.Source == nil {
+		return nil, errors.New("collector: no event source")
+	}
+	if len(opts.Keepers) == 0 {
+		return nil, errors.New("collector: no keepers pinned")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c, err := transport.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint, (aggregator.MaxLongPollS+15)*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &Collector{opts: opts, log: opts.Logger.With("collector", opts.Identity.Fingerprint[:12]), client: c}, nil
+}
+
+// Run feeds events to the counters and plays the collector's part in every
+// round until ctx ends (or the server is finished, with ExitWhenFinished).
+func (c *Collector) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer c.client.CloseIdle()
+	srcErr := make(chan error, 1)
+	go func() { srcErr <- c.opts.Source.Run(ctx, c.event, c.gap) }()
+
+	var since uint64
+	backoff := time.Second
+	for ctx.Err() == nil {
+		select {
+		case err := <-srcErr:
+			if err != nil {
+				return fmt.Errorf("collector: event source: %w", err)
+			}
+			// A finite source (a trace) ended; keep playing the round.
+			srcErr = nil
+		default:
+		}
+		var v aggregator.RoundView
+		_, err := c.client.Do(ctx, http.MethodGet, aggregator.PathRound+"?since="+strconv.FormatUint(since, 10), nil, &v)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			c.health(false, "")
+			c.log.Warn("tally server unreachable; retrying", "err", err, "in", backoff)
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		c.health(true, v.Phase)
+		if err := c.handle(ctx, &v); err != nil {
+			c.log.Error("round", "err", err)
+			sleep(ctx, time.Second)
+			continue // retry with the same since
+		}
+		since = v.Version
+		if v.Finished && c.opts.ExitWhenFinished {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (c *Collector) health(connected bool, phase string) {
+	if c.opts.Health != nil {
+		c.opts.Health(connected, phase)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// event counts one event if it falls inside the active round's window.
+func (c *Collector) event(at time.Time, line []byte) {
+	c.mu.Lock()
+	if a := c.active; a != nil && !at.Before(a.cfg.Start) && at.Before(a.cfg.End) {
+		a.program.CountAt(at, line, a.counters)
+		if a.truth != nil {
+			a.truthProgram.CountAt(at, line, a.truth)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// gap records a stretch without events; it is reported about the collector
+// itself, never about its counts.
+func (c *Collector) gap(start, end time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a := c.active; a != nil && end.After(a.cfg.Start) && start.Before(a.cfg.End) {
+		a.gaps = append(a.gaps, aggregator.Gap{Start: maxTime(start, a.cfg.Start).UTC(), End: minTime(end, a.cfg.End).UTC()})
+	}
+	c.log.Warn("event source gap", "start", start, "end", end)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// handle acts on one view of the round.
+func (c *Collector) handle(ctx context.Context, v *aggregator.RoundView) error {
+	if v.Announce == nil || v.ConfigHash == c.refused || v.ConfigHash == c.done {
+		return nil
+	}
+	c.mu.Lock()
+	a := c.active
+	c.mu.Unlock()
+	if a != nil && a.hash != v.ConfigHash {
+		c.log.Warn("round replaced before it finished; dropping it", "round", a.cfg.Round)
+		c.drop()
+		a = nil
+	}
+	switch v.Phase {
+	case aggregator.PhaseAnnounced:
+		return nil
+	case aggregator.PhaseSetup, aggregator.PhaseCollecting:
+		if a == nil {
+			return c.join(ctx, v)
+		}
+	case aggregator.PhaseReporting:
+		if a != nil && !v.Reported {
+			return c.report(ctx, a)
+		}
+	case aggregator.PhaseDone, aggregator.PhaseFailed:
+		if v.Phase == aggregator.PhaseFailed && a != nil {
+			c.log.Warn("round failed", "round", a.cfg.Round, "reason", v.Failure)
+		}
+		c.drop()
+		c.done = v.ConfigHash
+	default:
+		// Agreement and release are between the tally server and keepers.
+		if a != nil && v.Reported {
+			c.drop()
+		}
+	}
+	return nil
+}
+
+// drop forgets the active round.
+func (c *Collector) drop() {
+	c.mu.Lock()
+	c.active = nil
+	c.mu.Unlock()
+}
+
+// refuse tells the tally server why this collector sits the round out.
+func (c *Collector) refuse(ctx context.Context, hash, reason string) {
+	c.refused = hash
+	c.log.Warn("refusing round", "config_hash", hash, "reason", reason)
+	msg, err := aggregator.SignBody(c.opts.Identity, aggregator.KindRefusal, aggregator.Refusal{ConfigHash: hash, Node: c.opts.Identity.Fingerprint, Reason: reason})
+	if err == nil {
+		_, err = c.client.Do(ctx, http.MethodPost, aggregator.PathRefusal, msg, nil)
+	}
+	if err != nil {
+		c.log.Warn("could not send refusal", "err", err)
+	}
+}
+
+// join checks the round, sets up blinded counters and sends the sealed
+// share bundles.
+func (c *Collector) join(ctx context.Context, v *aggregator.RoundView) error {
+	hash := v.ConfigHash
+	if err := v.Announce.Verify(aggregator.KindAnnounce, c.opts.TallyFingerprint); err != nil {
+		c.refuse(ctx, hash, "announcement: "+err.Error())
+		return nil
+	}
+	cfg, err := aggregator.DecodeRoundConfig(v.Announce.Body)
+	if err != nil {
+		c.refuse(ctx, hash, err.Error())
+		return nil
+	}
+	me, permitted := cfg.Collector(c.opts.Identity.Fingerprint)
+	if !permitted {
+		c.refused = hash // not ours: nothing to say
+		c.log.Info("not permitted in round; waiting for the next", "round", cfg.Round)
+		return nil
+	}
+	if v.Joined {
+		c.refuse(ctx, hash, "collector restarted during the round and no longer holds its blinding")
+		return nil
+	}
+	keys, err := c.roundKeys(cfg, hash, v)
+	if err != nil {
+		c.refuse(ctx, hash, err.Error())
+		return nil
+	}
+	if c.opts.Policy != nil {
+		if err := c.opts.Policy(cfg, time.Now()); err != nil {
+			c.refuse(ctx, hash, err.Error())
+			return nil
+		}
+	}
+	program, err := stats.Compile(cfg.Statistics)
+	if err != nil {
+		c.refuse(ctx, hash, "cannot count this round's statistics: "+err.Error())
+		return nil
+	}
+	if c.opts.Record != nil {
+		// Recorded when the collector takes part, so the delay rule of
+		// the next round sees this one even while it runs.
+		if err := c.opts.Record(cfg); err != nil {
+			return fmt.Errorf("policy ledger: %w", err)
+		}
+	}
+	counters, bundles, err := aggregator.SetupCollector(cfg, me.NoiseWeight, noise.Sample, nil)
+	// The DP library buffers crypto/rand output; refill it so the bytes
+	// behind this round's noise do not linger in memory.
+	noise.Scrub()
+	if err != nil {
+		return err
+	}
+	var sealed []any
+	for j, b := range bundles {
+		kfp := cfg.Keepers[j].Fingerprint
+		if pub, ok := keys[kfp]; ok {
+			ct, err := aggregator.SealShares(pub, hash, me.Fingerprint, kfp, b.Shares)
+			if err != nil {
+				return err
+			}
+			msg, err := aggregator.SignBody(c.opts.Identity, aggregator.KindShareBundle, aggregator.SealedBundle{ConfigHash: hash, Collector: me.Fingerprint, Keeper: kfp, Ciphertext: ct})
+			if err != nil {
+				return err
+			}
+			sealed = append(sealed, msg)
+		}
+		// Shares for a keeper without a key are dropped unsent; the
+		// others' K-of-N threshold still covers them.
+		clear(b.Shares)
+	}
+	a := &activeRound{hash: hash, cfg: cfg, counters: counters, program: program}
+	if c.opts.GroundTruth != nil {
+		a.truth = c.opts.GroundTruth(cfg)
+		if a.truthProgram, err = stats.Compile(cfg.Statistics); err != nil {
+			return err
+		}
+	}
+	// Count from now on; if the bundles are refused the round is dropped.
+	c.mu.Lock()
+	c.active = a
+	c.mu.Unlock()
+	if _, err := c.client.Do(ctx, http.MethodPost, aggregator.PathBundles, sealed, nil); err != nil {
+		c.drop()
+		var se *transport.StatusError
+		if errors.As(err, &se) && se.Code == http.StatusConflict {
+			c.refused = hash
+			return fmt.Errorf("tally server refused bundles for round %d: %w", cfg.Round, err)
+		}
+		return fmt.Errorf("sending share bundles: %w", err)
+	}
+	c.log.Info("joined round", "round", cfg.Round, "counters", cfg.NumCounters(), "keepers", len(keys), "start", cfg.Start, "end", cfg.End)
+	return nil
+}
+
+// roundKeys verifies the keepers' round keys against the pinned keepers.
+func (c *Collector) roundKeys(cfg *aggregator.RoundConfig, hash string, v *aggregator.RoundView) (map[string][]byte, error) {
+	fps := make([]string, len(cfg.Keepers))
+	for i, k := range cfg.Keepers {
+		fps[i] = k.Fingerprint
+	}
+	if !slices.Equal(fps, c.opts.Keepers) {
+		return nil, fmt.Errorf("round names keepers that are not this collector's pinned keepers")
+	}
+	keys := map[string][]byte{}
+	for _, m := range v.RoundKeys {
+		var k aggregator.RoundKey
+		fp, err := aggregator.OpenBody(m, aggregator.KindRoundKey, "", &k)
+		if err != nil || !slices.Contains(c.opts.Keepers, fp) || k.Keeper != fp || k.ConfigHash != hash {
+			return nil, fmt.Errorf("a round key is not signed by a pinned keeper for this round")
+		}
+		keys[fp] = k.PublicKey
+	}
+	if len(keys) < cfg.Threshold {
+		return nil, fmt.Errorf("only %d keepers published round keys, threshold %d", len(keys), cfg.Threshold)
+	}
+	return keys, nil
+}
+
+// report sends the blinded counters and forgets them.
+func (c *Collector) report(ctx context.Context, a *activeRound) error {
+	if time.Now().Before(a.cfg.End) {
+		return nil
+	}
+	c.mu.Lock()
+	rep := aggregator.Report{ConfigHash: a.hash, Collector: c.opts.Identity.Fingerprint, Values: a.counters.Report(), Gaps: slices.Clone(a.gaps)}
+	c.mu.Unlock()
+	msg, err := aggregator.SignBody(c.opts.Identity, aggregator.KindReport, rep)
+	if err != nil {
+		return err
+	}
+	if _, err := c.client.Do(ctx, http.MethodPost, aggregator.PathReport, msg, nil); err != nil {
+		var se *transport.StatusError
+		if errors.As(err, &se) && se.Code == http.StatusConflict {
+			c.drop()
+			return fmt.Errorf("tally server refused report for round %d: %w", a.cfg.Round, err)
+		}
+		return fmt.Errorf("sending report: %w", err)
+	}
+	c.log.Info("reported", "round", a.cfg.Round, "gaps", len(a.gaps))
+	c.drop()
+	return nil
+}

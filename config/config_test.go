@@ -54,7 +54,7 @@ func TestTallyExample(t *testing.T) {
 	check("honest_fraction", tc.NoiseWeights.HonestFraction, 0.6)
 	check("delta", tc.Delta, 1e-3)
 	check("statistics", len(tc.Statistics), 5)
-	check("statistics[3]", tc.Statistics[3].Name, "exit_streams_by_port_class")
+	check("statistics[3]", tc.Statistics[3].Name, "exit_streams_by_port")
 	check("statistics[0].sigma", tc.Statistics[0].Sigma, 2.1e10)
 	check("statistics[0].max_per_collector", tc.Statistics[0].MaxPerCollector, uint64(1e14))
 	check("policy.min_round_length", time.Duration(tc.Policy.MinRoundLength), 12*time.Hour)
@@ -290,7 +290,7 @@ func TestBadFiles(t *testing.T) {
 			`bad-values.yaml:13: epsilon: the statistics' epsilon add up to 0.6, more than the round's 0.3`,
 			`bad-values.yaml:14: delta: 1.5 must be between 0 and 1, exclusive`,
 			`bad-values.yaml:17: statistics[0].sigma: -1 must be a positive number`,
-			`bad-values.yaml:21: statistics[1].name: exit_streams_by_port_class is listed twice (also statistics[0])`,
+			`bad-values.yaml:21: statistics[1].name: exit_streams_by_port is listed twice (also statistics[0])`,
 			`bad-values.yaml:25: statistics[1].max_per_collector: required (`,
 		}},
 	}

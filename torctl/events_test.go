@@ -3,7 +3,10 @@ package torctl
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -11,14 +14,24 @@ import (
 // eventLines returns the sample event lines of testdata/events.txt.
 func eventLines(t testing.TB) []string {
 	t.Helper()
+	lines, err := sampleEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+// sampleEvents reads the file once: fuzz targets ask for it on every input.
+var sampleEvents = sync.OnceValues(func() ([]string, error) {
+	b, err := os.ReadFile(filepath.Join("testdata", "events.txt"))
 	var lines []string
-	for l := range strings.SplitSeq(readTestdata(t, "events.txt"), "\n") {
+	for l := range strings.SplitSeq(string(b), "\n") {
 		if l != "" && !strings.HasPrefix(l, "#") {
 			lines = append(lines, l)
 		}
 	}
-	return lines
-}
+	return lines, err
+})
 
 // parseAny parses a line with the parser for its type, as a collector
 // would. It returns nil for types without a parser.

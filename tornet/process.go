@@ -36,7 +36,6 @@ func (n *Node) start(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	n.cmd = cmd
 	n.PID = cmd.Process.Pid
 	n.done = make(chan struct{})
 	go func() {
@@ -253,10 +252,7 @@ func waitConsensus(ctx context.Context, auth *Node) error {
 
 // waitBootstrapped polls the node's bootstrap status until PROGRESS=100.
 func waitBootstrapped(ctx context.Context, node *Node) error {
-	var (
-		ctl    *controlConn
-		status string
-	)
+	var ctl *controlConn
 	defer func() {
 		if ctl != nil {
 			ctl.Close()
@@ -276,7 +272,7 @@ func waitBootstrapped(ctx context.Context, node *Node) error {
 			ctl = nil
 			return err
 		}
-		status = strings.TrimPrefix(lines[0], "status/bootstrap-phase=")
+		status := strings.TrimPrefix(lines[0], "status/bootstrap-phase=")
 		if !strings.Contains(status, " PROGRESS=100 ") {
 			return fmt.Errorf("not yet: %s", status)
 		}

@@ -2,9 +2,10 @@
 // for end-to-end tests.
 //
 // [Start] writes a torrc for every node under one directory, generates three
-// directory authorities' keys with tor-gencert, starts every tor with
-// TestingTorNetwork 1 and returns once a client can reach both an exit and an
-// onion service:
+// directory authorities' keys with tor-gencert, starts the relays with
+// TestingTorNetwork 1, starts the client and onion service once the
+// authorities have voted a first consensus, and returns once the client can
+// reach both an exit and the onion service:
 //
 //	auth0 auth1 auth2   directory authorities, also non-exit relays
 //	middle0 …           non-exit relays
@@ -117,8 +118,7 @@ type Node struct {
 	SocksAddr    string // client: 127.0.0.1:port of the SocksPort
 	OnionAddress string // onion service: "<56 chars>.onion" from its hostname file
 
-	v3ident string // authorities: v3 identity, for DirAuthority lines
-	cmd     *exec.Cmd
+	v3ident string        // authorities: v3 identity, for DirAuthority lines
 	done    chan struct{} // closed when the process has exited
 	err     error         // why it exited; valid after done is closed
 }
@@ -296,6 +296,10 @@ func (n *Network) Tail(lines int) string {
 	var b strings.Builder
 	for _, node := range n.Nodes {
 		fmt.Fprintf(&b, "--- %s (%s) %s\n", node.Name, node.Role, node.LogPath)
+		if node.done == nil {
+			b.WriteString("[not started]\n")
+			continue
+		}
 		if done, err := node.exited(); done {
 			fmt.Fprintf(&b, "[exited: %v]\n", err)
 		}

@@ -291,7 +291,6 @@ func TestBadFiles(t *testing.T) {
 			`bad-values.yaml:14: delta: 1.5 must be between 0 and 1, exclusive`,
 			`bad-values.yaml:17: statistics[0].sigma: -1 must be a positive number`,
 			`bad-values.yaml:21: statistics[1].name: exit_streams_by_port is listed twice (also statistics[0])`,
-			`bad-values.yaml:25: statistics[1].max_per_collector: required (`,
 		}},
 	}
 	for _, tt := range tests {

@@ -90,7 +90,7 @@ type Statistic struct {
 	// numeric histogram the lower edge of each bin as increasing integers.
 	Bins []string `yaml:"bins"`
 	// MaxPerCollector bounds what one collector can add to one counter in a
-	// round; it sizes the overflow check.
+	// round; it sizes the overflow check. 0 takes the catalogue's bound.
 	MaxPerCollector uint64 `yaml:"max_per_collector"`
 }
 
@@ -273,12 +273,11 @@ func (c *checker) tallyBudget(t *Tally) {
 			}
 			seen[s.Name] = i
 		}
-		c.positiveNumber(p+".sigma", s.Sigma, "σ of the noise on the total; privstats plan computes it")
+		if !(s.Sigma == 0 && t.Policy.AllowZeroNoise) {
+			c.positiveNumber(p+".sigma", s.Sigma, "σ of the noise on the total; privstats plan computes it")
+		}
 		c.positiveNumber(p+".epsilon", s.Epsilon, "this statistic's share of the round's epsilon")
 		c.probability(p+".delta", s.Delta)
-		if s.MaxPerCollector == 0 {
-			c.errorf(p+".max_per_collector", "required (the most one collector can add to one counter in a round; it sizes the overflow check)")
-		}
 		c.bins(p+".bins", s.Bins)
 		sumEps += s.Epsilon
 		sumDelta += s.Delta

@@ -56,6 +56,10 @@ type Policy struct {
 	// decrease: σ decreases when σ < (1 − SigmaTolerance)·σ_first. It keeps
 	// rounding in the planner from triggering the delay rule.
 	SigmaTolerance float64 `yaml:"sigma_tolerance"`
+	// AllowZeroNoise accepts statistics with σ = 0, whose totals are exact
+	// and carry no privacy protection at all. It exists for protocol tests
+	// (exact totals prove the arithmetic); never set it for real relays.
+	AllowZeroNoise bool `yaml:"allow_zero_noise"`
 }
 
 // Defaults is the policy a node enforces unless its operator says
@@ -160,6 +164,7 @@ func (p Policy) Check(cfg *aggregator.RoundConfig, led *Ledger, now time.Time) e
 		switch {
 		case !(s.Epsilon >= 0) || math.IsInf(s.Epsilon, 0), !(s.Delta >= 0) || math.IsInf(s.Delta, 0):
 			refuse("statistic %s has ε = %v, δ = %v: each must be a finite number ≥ 0", s.Name, s.Epsilon, s.Delta)
+		case s.Sigma == 0 && p.AllowZeroNoise:
 		case !(s.Sigma > 0) || math.IsInf(s.Sigma, 0):
 			refuse("statistic %s has σ = %v: its total would not carry finite, positive noise", s.Name, s.Sigma)
 		}

@@ -84,7 +84,6 @@ type Program struct {
 
 	ev        event
 	malformed uint64
-	lines     uint64
 }
 
 // Compile builds the counting program for a round's statistics. Every
@@ -186,7 +185,6 @@ func (p *Program) Count(line []byte, c Counters) { p.CountAt(time.Time{}, line, 
 // CountAt is Count for an event that happened at the given time (the zero
 // time means now), as a source reports it.
 func (p *Program) CountAt(at time.Time, line []byte, c Counters) {
-	p.lines++
 	kind := torctl.EventType(line)
 	if kind == torctl.EventUnknown {
 		p.countMetric(line, c)

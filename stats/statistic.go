@@ -205,7 +205,20 @@ func isEdge(s string) bool {
 
 // Catalogue returns every statistic, sorted by name.
 func Catalogue() []Statistic {
-	return slices.Clone(catalogue)
+	out := make([]Statistic, len(catalogue))
+	for i, s := range catalogue {
+		out[i] = s.clone()
+	}
+	return out
+}
+
+// clone copies s so that callers cannot change the catalogue through its
+// slices.
+func (s Statistic) clone() Statistic {
+	s.Events = slices.Clone(s.Events)
+	s.Bins.Categories = slices.Clone(s.Bins.Categories)
+	s.Bins.Edges = slices.Clone(s.Bins.Edges)
+	return s
 }
 
 // Lookup returns the statistic with the given name.
@@ -214,7 +227,7 @@ func Lookup(name string) (Statistic, bool) {
 	if !ok {
 		return Statistic{}, false
 	}
-	return catalogue[i], true
+	return catalogue[i].clone(), true
 }
 
 // Resolve builds a round's spec for the named statistic: its name, its bin

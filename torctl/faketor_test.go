@@ -68,7 +68,13 @@ func newFakeTor(t *testing.T, network string, methods ...string) *fakeTor {
 	dir := t.TempDir()
 	addr := "127.0.0.1:0"
 	if network == "unix" {
-		addr = filepath.Join(dir, "control.sock")
+		// Socket paths are limited to about 100 bytes; test names are long.
+		sockDir, err := os.MkdirTemp("", "torctl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(sockDir) })
+		addr = filepath.Join(sockDir, "control")
 	}
 	ln, err := net.Listen(network, addr)
 	if err != nil {

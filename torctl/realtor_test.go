@@ -21,7 +21,11 @@ func startRealTor(t *testing.T) (tcpAddr, socket string) {
 	if err != nil || testing.Short() {
 		t.Skip("no tor binary in PATH")
 	}
-	dir := t.TempDir() // 0700, as tor wants for a control socket
+	dir := t.TempDir()
+	// Tor creates a control socket only in a directory no one else can read.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	socket = filepath.Join(dir, "control")
 	portFile := filepath.Join(dir, "port")
 	torrc := fmt.Sprintf(`DataDirectory %s
@@ -38,15 +42,24 @@ Log notice file %s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	cmd := exec.CommandContext(ctx, bin, "--defaults-torrc", os.DevNull, "-f", filepath.Join(dir, "torrc"))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Skipf("cannot start tor: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cancel()
-		cmd.Wait()
+		<-exited
 	})
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-exited:
+			t.Fatalf("tor exited:\n%s", out.String())
+		default:
+		}
 		b, err := os.ReadFile(portFile)
 		if err == nil && strings.Contains(string(b), "UNIX_PORT=") {
 			for l := range strings.Lines(string(b)) {
@@ -57,7 +70,7 @@ Log notice file %s
 		}
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "tor.log"))
-	t.Fatalf("tor did not open its control port; its log:\n%s", log)
+	t.Fatalf("tor did not open its control port; its output:\n%s%s", out.String(), log)
 	return "", ""
 }
 
@@ -93,6 +106,7 @@ func TestRealTor(t *testing.T) {
 			}
 		},
 		OnConnect: func(ctx context.Context, c *Conn, info ConnectInfo) error {
+			t.Logf("tor %s: subscribed to %q; unrecognized %q", info.ProtocolInfo.TorVersion, info.Events, info.Unrecognized)
 			if info.AuthMethod != AuthSafeCookie {
 				t.Errorf("authenticated with %s, want SAFECOOKIE", info.AuthMethod)
 			}
@@ -115,6 +129,7 @@ func TestRealTor(t *testing.T) {
 	for {
 		select {
 		case line := <-events:
+			t.Logf("event: %s", line)
 			if _, err := parseAny([]byte(line)); err != nil {
 				t.Errorf("event %q: %v", line, err)
 			}

@@ -301,7 +301,11 @@ func (n *Network) Tail(lines int) string {
 			continue
 		}
 		if done, err := node.exited(); done {
-			fmt.Fprintf(&b, "[exited: %v]\n", err)
+			if errors.Is(err, context.Canceled) {
+				b.WriteString("[stopped]\n")
+			} else {
+				fmt.Fprintf(&b, "[exited: %v]\n", err)
+			}
 		}
 		t := node.Tail(lines)
 		b.WriteString(t)

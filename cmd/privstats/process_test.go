@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/source"
+	"github.com/privstats/privstats/stats"
+)
+
+// proc is one privstats process started by a test.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan error
+}
+
+// deployment is a tally server, keepers and collectors run as separate
+// processes of the privstats binary, talking HTTPS on loopback.
+type deployment struct {
+	t     *testing.T
+	dir   string
+	procs []*proc
+	http  string // the tally server's /metrics address
+}
+
+func newDeployment(t *testing.T) *deployment {
+	d := &deployment{t: t, dir: t.TempDir()}
+	t.Cleanup(func() {
+		for _, p := range d.procs {
+			if p.cmd.ProcessState == nil {
+				p.cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		if t.Failed() {
+			for _, p := range d.procs {
+				b, _ := os.ReadFile(p.log)
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				t.Logf("--- last lines of %s:\n%s", p.name, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+			}
+		}
+	})
+	return d
+}
+
+// privstats runs the binary to completion and returns its stdout.
+func (d *deployment) privstats(args ...string) string {
+	d.t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asMain+"=1")
+	cmd.Dir = d.dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		d.t.Fatalf("privstats %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// start launches a long-running privstats process.
+func (d *deployment) start(name string, args ...string) *proc {
+	d.t.Helper()
+	p := &proc{name: name, log: filepath.Join(d.dir, name+".log"), done: make(chan error, 1)}
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	p.cmd = exec.Command(os.Args[0], args...)
+	p.cmd.Env = append(os.Environ(), asMain+"=1")
+	p.cmd.Dir = d.dir
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if err := p.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	go func() {
+		p.done <- p.cmd.Wait()
+		f.Close()
+	}()
+	d.procs = append(d.procs, p)
+	return p
+}
+
+// kill ends a process at once, as a crash would.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (d *deployment) write(name, content string) string {
+	d.t.Helper()
+	path := filepath.Join(d.dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+	return path
+}
+
+// waitPhase polls the tally server's /metrics until the round is in phase.
+func (d *deployment) waitPhase(phase string, within time.Duration) {
+	d.t.Helper()
+	want := fmt.Sprintf(`privstats_round_phase{phase=%q} 1`, phase)
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + d.http + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), want) {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.t.Fatalf("round did not reach phase %s within %s", phase, within)
+}
+
+const testPolicy = `policy:
+  max_epsilon: 1
+  max_delta: 0.01
+  min_collectors: 1
+  min_round_length: 0s
+  delay_period: 1m
+  allow_zero_noise: true   # σ = 0: totals are exact, so the test can check them
+`
+
+// TestRolesAsSeparateProcesses runs a round with the tally server, three
+// keepers (K = 2) and three collectors as separate processes of the
+// binary, configured by YAML files. Mid-round one keeper is killed, one
+// collector is killed before it can report, and the tally server is killed
+// and restarted; the round must still complete, and with σ = 0 its totals
+// must equal exactly what the reporting collectors counted in the window,
+// recounted here from the traces they recorded.
+func TestRolesAsSeparateProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a round of about 20 seconds across seven processes")
+	}
+	d := newDeployment(t)
+	keys := map[string]string{}
+	for _, n := range []string{"tally", "keeper1", "keeper2", "keeper3", "dc1", "dc2", "dc3"} {
+		keys[n] = d.privstats("keygen", "-o", n+".key")
+	}
+	listen, httpAddr := freePort(t), freePort(t)
+	d.http = httpAddr
+	keeperList := fmt.Sprintf("keepers:\n  - %s\n  - %s\n  - %s\n", keys["keeper1"], keys["keeper2"], keys["keeper3"])
+	d.write("tally.yaml", fmt.Sprintf(`identity_key: tally.key
+listen: %s
+http_listen: %s
+data_dir: data
+series: proc
+rounds: 1
+round_length: 10s
+setup_time: 3s
+%sthreshold: 2
+collectors:
+  - fingerprint: %s
+  - fingerprint: %s
+  - fingerprint: %s
+min_collectors: 2
+epsilon: 0.4
+delta: 0.0004
+statistics:
+  - {name: relay_bytes_read, sigma: 0, epsilon: 0.1, delta: 0.0001}
+  - {name: or_connections, sigma: 0, epsilon: 0.1, delta: 0.0001}
+  - {name: exit_streams_by_port, sigma: 0, epsilon: 0.1, delta: 0.0001}
+  - {name: hsdir_v3_stores, sigma: 0, epsilon: 0.1, delta: 0.0001}
+%s`, listen, httpAddr, keeperList, keys["dc1"], keys["dc2"], keys["dc3"], testPolicy))
+	tallyPeer := fmt.Sprintf("tally:\n  address: %s\n  fingerprint: %s\n", listen, keys["tally"])
+	for i := 1; i <= 3; i++ {
+		d.write(fmt.Sprintf("keeper%d.yaml", i), fmt.Sprintf("identity_key: keeper%d.key\n%s%sdata_dir: keeper%d\n%s", i, tallyPeer, keeperList, i, testPolicy))
+		d.write(fmt.Sprintf("dc%d.yaml", i), fmt.Sprintf("identity_key: dc%d.key\n%s%sdata_dir: dc%d\nsource:\n  synthetic:\n    rate: 400\n    seed: %d\n%s",
+			i, tallyPeer, keeperList, i, i, testPolicy))
+	}
+
+	tallyProc := d.start("tally", "tally", "-c", "tally.yaml", "-exit-when-done")
+	var keepers, collectors []*proc
+	for i := 1; i <= 3; i++ {
+		keepers = append(keepers, d.start(fmt.Sprintf("keeper%d", i), "keeper", "-c", fmt.Sprintf("keeper%d.yaml", i), "-exit-when-done"))
+		collectors = append(collectors, d.start(fmt.Sprintf("dc%d", i), "collect", "-c", fmt.Sprintf("dc%d.yaml", i), "-exit-when-done", "--record", fmt.Sprintf("dc%d.trace", i)))
+	}
+
+	d.waitPhase("collecting", 30*time.Second)
+	time.Sleep(2 * time.Second)
+	keepers[2].kill(t)    // N − K = 1 keeper may die
+	collectors[2].kill(t) // counted, never reports
+	tallyProc.kill(t)     // crash the tally server mid-round…
+	time.Sleep(time.Second)
+	tallyProc = d.start("tally-restarted", "tally", "-c", "tally.yaml", "-exit-when-done") // …and restart it
+
+	select {
+	case err := <-tallyProc.done:
+		if err != nil {
+			t.Fatalf("restarted tally server: %v", err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("the round did not finish within 90 s")
+	}
+	if b, _ := os.ReadFile(tallyProc.log); !bytes.Contains(b, []byte("resuming round from saved state")) {
+		t.Error("the restarted tally server did not say it resumed the round")
+	}
+	for _, p := range []*proc{keepers[0], keepers[1], collectors[0], collectors[1]} {
+		select {
+		case err := <-p.done:
+			if err != nil {
+				t.Errorf("%s exited with %v", p.name, err)
+			}
+			p.done <- err
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s did not exit after the last round", p.name)
+		}
+	}
+
+	path := filepath.Join(d.dir, "data", "outcomes", "proc-000001.json")
+	out := d.privstats("verify", path)
+	if !strings.Contains(out, "valid") {
+		t.Fatalf("verify: %s", out)
+	}
+	o, err := outcome.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{keys["dc1"], keys["dc2"]}
+	slices.Sort(want)
+	if !slices.Equal(o.Collectors.Fingerprints, want) {
+		t.Fatalf("S = %v, want collectors 1 and 2", o.Collectors.Fingerprints)
+	}
+	if len(o.Shares) != 2 {
+		t.Fatalf("%d aggregate shares, want 2 (keeper 3 was killed)", len(o.Shares))
+	}
+
+	// Recount what collectors 1 and 2 saw inside the window from their traces.
+	truth := make([]uint64, o.Config.NumCounters())
+	for _, n := range []string{"dc1", "dc2"} {
+		prog, err := stats.Compile(o.Config.Statistics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := sliceCounters(truth)
+		err = source.Trace(filepath.Join(d.dir, n+".trace"), source.Fast).Run(context.Background(), func(at time.Time, line []byte) {
+			if !at.Before(o.Window.Start) && at.Before(o.Window.End) {
+				prog.CountAt(at, line, c)
+			}
+		}, func(time.Time, time.Time) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	i, counted := 0, 0
+	for _, s := range o.Statistics {
+		for _, b := range s.Bins {
+			if b.NoisyTotal != int64(truth[i]) {
+				t.Errorf("%s/%s: published %d, the collectors counted %d", s.Name, b.Label, b.NoisyTotal, truth[i])
+			}
+			if truth[i] > 0 {
+				counted++
+			}
+			i++
+		}
+	}
+	if counted < 4 {
+		t.Fatalf("only %d counters saw events: the workload did not reach the collectors", counted)
+	}
+}
+
+type sliceCounters []uint64
+
+func (s sliceCounters) Add(c int, n uint64) { s[c] += n }

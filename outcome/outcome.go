@@ -47,7 +47,10 @@ type Outcome struct {
 	// RejectedShares are shares that did not lie on the polynomial the
 	// others agree on, kept so the misbehaviour is on record.
 	RejectedShares []RejectedShare `json:"rejected_shares,omitempty"`
-	PublishedAt    time.Time       `json:"published_at"`
+	// Refusals are the nodes that sat the round out under their local
+	// policy, with their reasons.
+	Refusals    map[string]string `json:"refusals,omitempty"`
+	PublishedAt time.Time         `json:"published_at"`
 }
 
 // Window is the round's counting window [start, end).
@@ -97,6 +100,7 @@ type Inputs struct {
 	Commits   []identity.Signed
 	Shares    []identity.Signed
 	Gaps      map[string][]aggregator.Gap
+	Refusals  map[string]string
 	Now       time.Time
 }
 
@@ -118,6 +122,7 @@ func Build(in Inputs) (*Outcome, error) {
 		Tally: tally, Window: Window{cfg.Start.UTC(), cfg.End.UTC()},
 		Collectors: Collectors{Count: len(ag.Collectors), Fingerprints: ag.Collectors, Gaps: in.Gaps},
 		Announce:   in.Announce, Agreement: in.Agreement, Commits: in.Commits, PublishedAt: in.Now.UTC(),
+		Refusals: in.Refusals,
 	}
 	if _, err := checkCommits(cfg, hash, digest, in.Commits); err != nil {
 		return nil, err

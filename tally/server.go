@@ -513,7 +513,7 @@ func (s *Server) propose(r *round, now time.Time) error {
 
 // publish interpolates, writes the outcome and closes the round.
 func (s *Server) publish(r *round, now time.Time) error {
-	in := outcome.Inputs{Announce: r.Announce, Agreement: *r.Agreement, Now: now, Gaps: map[string][]aggregator.Gap{}}
+	in := outcome.Inputs{Announce: r.Announce, Agreement: *r.Agreement, Now: now, Gaps: map[string][]aggregator.Gap{}, Refusals: r.Refusals}
 	for _, k := range r.cfg.Keepers {
 		if c, ok := r.Commits[k.Fingerprint]; ok {
 			in.Commits = append(in.Commits, c)

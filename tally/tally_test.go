@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
 	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/keeper"
+	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/transport"
 )
 
@@ -213,5 +217,97 @@ func TestServerPinIsChecked(t *testing.T) {
 	}
 	if _, err := c.Do(context.Background(), http.MethodGet, aggregator.PathRound, nil, nil); err == nil || !strings.Contains(err.Error(), "pinned") {
 		t.Fatalf("client accepted a server whose key is not the pinned one: %v", err)
+	}
+}
+
+func TestUnderNoisedWeightsAreRefused(t *testing.T) {
+	ids := newIDs(t, 6)
+	ts, keepers, collectors := ids[0], ids[1:4], ids[4:6]
+	// Two collectors with w = 0.5: together they carry only σ²/2.
+	srv, err := New(Options{
+		Identity: ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
+		Series: "test", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
+		Keepers: fps(keepers), Threshold: 2, Collectors: fps(collectors), MinCollectors: 1,
+		Weights: noise.Weights{Default: 0.5}, Epsilon: 1, Delta: 1e-6,
+		Statistics: []aggregator.StatisticSpec{{Name: "relay_bytes_read", Sigma: 100, Epsilon: 1, Delta: 1e-6, MaxPerCollector: 1 << 40}},
+		Logger:     discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go srv.Run(ctx, false)
+	n := &testNet{server: srv}
+	deadline := time.Now().Add(3 * time.Second)
+	for srv.Status().NotAnnounced == "" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := srv.Status()
+	if st.Phase != "" || !strings.Contains(st.NotAnnounced, "noise") {
+		t.Fatalf("status %+v: want no round and a noise coverage refusal", st)
+	}
+	if got := n.metric(t, `privstats_round_refusals_total{role="tally"}`); got != 1 {
+		t.Fatalf("tally refusals = %d, want 1", got)
+	}
+}
+
+// metric reads one sample from /metrics.
+func (n *testNet) metric(t *testing.T, series string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + n.server.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var x int
+			fmt.Sscan(v, &x)
+			return x
+		}
+	}
+	t.Fatalf("/metrics has no %s", series)
+	return 0
+}
+
+func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
+	n := startServer(t, 0)
+	// The keeper's real policy allows less ε than the tally server's round spends.
+	pol := policy.Defaults()
+	pol.MaxEpsilon = 0.1
+	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := func(cfg *aggregator.RoundConfig, now time.Time) error { return pol.Check(cfg, led, now) }
+	k, err := keeper.New(keeper.Options{Identity: n.keepers[0], Tally: n.server.Addr(), TallyFingerprint: n.ts.Fingerprint,
+		Keepers: fps(n.keepers), Policy: strict, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go k.Run(ctx)
+	deadline := time.Now().Add(8 * time.Second)
+	for len(n.server.Status().Refusals) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	reason := n.server.Status().Refusals[n.keepers[0].Fingerprint]
+	if !strings.Contains(reason, "max_epsilon 0.1") || !strings.HasPrefix(reason, "policy: ") {
+		t.Fatalf("recorded refusal %q, want the keeper's policy reason", reason)
+	}
+	if got := n.metric(t, `privstats_round_refusals_total{role="keeper"}`); got != 1 {
+		t.Fatalf("keeper refusals = %d, want 1", got)
+	}
+	resp, err := http.Get("http://" + n.server.HTTPAddr() + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Refusals[n.keepers[0].Fingerprint] != reason {
+		t.Fatalf("/api/v1/status refusals %v (%v), want the keeper's reason", st.Refusals, err)
 	}
 }

@@ -40,7 +40,9 @@ type Collector struct {
 	HealthListen string `yaml:"health_listen"`
 }
 
-// Source is the collector's event source: exactly one of its fields is set.
+// Source is the collector's event source: exactly one of its fields is
+// set, except that control and metrics_port may be set together (a live
+// relay's two feeds, merged).
 type Source struct {
 	Control     *ControlSource     `yaml:"control"`
 	MetricsPort *MetricsPortSource `yaml:"metrics_port"`
@@ -159,14 +161,21 @@ func (s *Source) complete(c *checker, dir string) {
 		c.errorf("source", "required: exactly one of control, metrics_port, trace or synthetic")
 		return
 	case 1:
+	case 2:
+		if s.Control == nil || s.MetricsPort == nil {
+			c.errorf("source", "has %s; give exactly one source (only control and metrics_port may be combined)", strings.Join(set, " and "))
+			return
+		}
 	default:
-		c.errorf("source", "has %s; give exactly one source", strings.Join(set, " and "))
+		c.errorf("source", "has %s; give exactly one source (only control and metrics_port may be combined)", strings.Join(set, " and "))
 		return
 	}
 
-	switch {
-	case s.Control != nil:
+	if s.Control != nil {
 		s.Control.complete(c, dir)
+	}
+	switch {
+	case s.Control != nil && s.MetricsPort == nil:
 	case s.MetricsPort != nil:
 		m := s.MetricsPort
 		u, err := url.Parse(m.URL)

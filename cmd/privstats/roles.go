@@ -231,6 +231,8 @@ func runCollect(args []string, stdout, stderr io.Writer) error {
 
 func sourceName(cfg *config.Collector) string {
 	switch s := cfg.Source; {
+	case s.Control != nil && s.MetricsPort != nil:
+		return "control " + s.Control.Address + " + metrics_port " + s.MetricsPort.URL
 	case s.Control != nil:
 		return "control " + s.Control.Address
 	case s.MetricsPort != nil:
@@ -245,28 +247,34 @@ func sourceName(cfg *config.Collector) string {
 // eventSource builds the collector's configured source.
 func eventSource(cfg *config.Collector, log *slog.Logger) (source.Source, error) {
 	s := cfg.Source
-	switch {
-	case s.Control != nil:
+	var parts []source.Source
+	if s.Control != nil {
 		var allowed []torctl.AuthMethod
 		for _, m := range s.Control.AllowedAuth {
 			allowed = append(allowed, torctl.AuthMethod(m))
 		}
-		return source.Control(source.ControlOptions{Address: s.Control.Address, Password: s.Control.Password,
-			CookieFile: s.Control.CookieFile, AllowedAuth: allowed, Logger: log}), nil
-	case s.MetricsPort != nil:
-		return source.MetricsPort(s.MetricsPort.URL, time.Duration(s.MetricsPort.Interval), nil), nil
+		parts = append(parts, source.Control(source.ControlOptions{Address: s.Control.Address, Password: s.Control.Password,
+			CookieFile: s.Control.CookieFile, AllowedAuth: allowed, Logger: log}))
+	}
+	if s.MetricsPort != nil {
+		parts = append(parts, source.MetricsPort(s.MetricsPort.URL, time.Duration(s.MetricsPort.Interval), nil))
+	}
+	switch {
 	case s.Trace != nil:
 		speed := source.Fast
 		if strings.EqualFold(s.Trace.Speed, config.SpeedRecorded) {
 			speed = source.Recorded
 		}
-		return source.Trace(s.Trace.Path, speed), nil
+		parts = append(parts, source.Trace(s.Trace.Path, speed))
 	case s.Synthetic != nil:
 		opts := source.SyntheticOptions{Rate: s.Synthetic.Rate}
 		if s.Synthetic.Seed != nil {
 			opts.Seed = *s.Synthetic.Seed
 		}
-		return source.Synthetic(opts), nil
+		parts = append(parts, source.Synthetic(opts))
 	}
-	return nil, fmt.Errorf("%s: no event source configured", cfg.IdentityKey)
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("%s: no event source configured", cfg.IdentityKey)
+	}
+	return source.Merge(parts...), nil
 }

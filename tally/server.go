@@ -230,9 +230,6 @@ func (s *Server) Run(ctx context.Context, exitWhenDone bool) error {
 	return err
 }
 
-// errDone ends the machine when every round is over.
-var errDone = errors.New("all rounds done")
-
 // machine advances the round by the clock.
 func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 	t := time.NewTicker(100 * time.Millisecond)

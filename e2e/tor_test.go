@@ -1,0 +1,258 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/collector"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/keeper"
+	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/source"
+	"github.com/privstats/privstats/stats"
+	"github.com/privstats/privstats/tally"
+	"github.com/privstats/privstats/torctl"
+	"github.com/privstats/privstats/tornet"
+)
+
+const (
+	bodySize  = 1 << 20 // each download through the exit
+	downloads = 4
+)
+
+// logBuffer keeps one component's log for the failure report.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(l.buf.String()), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// TestPrivateTorNetwork measures a private Tor network for real: every
+// relay gets a collector attached to its control port with SAFECOOKIE and
+// to its MetricsPort; a tally server and three keepers (K = 2) run a round
+// while the test downloads a known amount through the exit and fetches
+// from an onion service. The published totals, with small noise, must cover
+// what was driven.
+//
+// Run it with tor installed (apt-get install -y tor): go test ./e2e
+// Set PRIVSTATS_RECORD_TRACE=FILE to keep the exit relay's events as a trace.
+func TestPrivateTorNetwork(t *testing.T) {
+	if err := tornet.Available(); err != nil {
+		t.Skipf("%v — the end-to-end test needs Debian's tor: apt-get install -y tor, then go test ./e2e", err)
+	}
+	if testing.Short() {
+		t.Skip("starts a private Tor network and runs a round: a few minutes")
+	}
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+
+	body := bytes.Repeat([]byte("privstats"), bodySize/9+1)[:bodySize]
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer web.Close()
+
+	net, err := tornet.Start(ctx, tornet.Options{Dir: t.TempDir(), ServicePort: web.Listener.Addr().(*net.TCPAddr).Port, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Stop()
+	t.Logf("tor network ready after %s", time.Since(began).Round(time.Second))
+
+	logs := map[string]*logBuffer{}
+	logger := func(name string) *slog.Logger {
+		lb := &logBuffer{}
+		logs[name] = lb
+		return slog.New(slog.NewTextHandler(lb, nil)).With("role", name)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("tor logs:\n%s", net.Tail(25))
+			for name, lb := range logs {
+				t.Logf("--- %s log:\n%s", name, lb.tail(25))
+			}
+		}
+	}()
+
+	newID := func() *identity.Identity {
+		id, err := identity.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	ts := newID()
+	var keeperIDs []*identity.Identity
+	var keeperFPs, collectorFPs []string
+	for range 3 {
+		id := newID()
+		keeperIDs = append(keeperIDs, id)
+		keeperFPs = append(keeperFPs, id.Fingerprint)
+	}
+	relays := net.Relays()
+	collectorIDs := map[string]*identity.Identity{}
+	for _, r := range relays {
+		id := newID()
+		collectorIDs[r.Name] = id
+		collectorFPs = append(collectorFPs, id.Fingerprint)
+	}
+
+	// Small noise: the test checks ground truth, but the noise is real.
+	statistics := []aggregator.StatisticSpec{
+		{Name: "exit_bytes", Sigma: 1000},
+		{Name: "exit_streams_by_type", Sigma: 0.5},
+		{Name: "relay_bytes_read", Sigma: 1000},
+		{Name: "or_connections", Sigma: 0.5},
+		{Name: "onion_rend1_cells", Sigma: 0.5},
+	}
+	for i, s := range statistics {
+		spec, err := stats.Resolve(s.Name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.Sigma, spec.Epsilon, spec.Delta = s.Sigma, 1, 1e-6
+		statistics[i] = spec
+	}
+	published := make(chan string, 1)
+	server, err := tally.New(tally.Options{
+		Identity: ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
+		Series: "tornet", Rounds: 1, RoundLength: 50 * time.Second, SetupTime: 5 * time.Second,
+		Keepers: keeperFPs, Threshold: 2, Collectors: collectorFPs, Weights: noise.Weights{Default: 1},
+		MinCollectors: len(collectorFPs), Epsilon: float64(len(statistics)), Delta: 1e-6 * float64(len(statistics)),
+		Statistics: statistics, Logger: logger("tally"),
+		Published:  func(_ *outcome.Outcome, path string) { published <- path },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { server.Run(ctx, true) })
+	for i, id := range keeperIDs {
+		k, err := keeper.New(keeper.Options{Identity: id, Tally: server.Addr(), TallyFingerprint: ts.Fingerprint,
+			Keepers: keeperFPs, ExitWhenFinished: true, Logger: logger(fmt.Sprintf("keeper%d", i+1))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { k.Run(ctx) })
+	}
+	for _, r := range relays {
+		var src source.Source = source.Merge(
+			source.Control(source.ControlOptions{Address: r.ControlAddr, CookieFile: r.CookieFile,
+				AllowedAuth: []torctl.AuthMethod{torctl.AuthSafeCookie}, Logger: logger("control-" + r.Name)}),
+			source.MetricsPort("http://"+r.MetricsAddr+"/metrics", time.Second, nil),
+		)
+		if path := os.Getenv("PRIVSTATS_RECORD_TRACE"); path != "" && r.Role == tornet.Exit {
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			src = source.Record(f, src)
+		}
+		c, err := collector.New(collector.Options{Identity: collectorIDs[r.Name], Tally: server.Addr(), TallyFingerprint: ts.Fingerprint,
+			Keepers: keeperFPs, Source: src, ExitWhenFinished: true, Logger: logger("collector-" + r.Name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { c.Run(ctx) })
+	}
+
+	// Wait for the window, then drive known traffic inside it.
+	for {
+		if _, phase, _ := server.Snapshot(); phase == aggregator.PhaseCollecting {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the round never opened its window")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second)
+	for i := range downloads {
+		got, err := net.HTTPGet(ctx, web.URL+"/")
+		if err != nil || got != bodySize {
+			t.Fatalf("download %d through the exit: %d bytes, %v", i, got, err)
+		}
+	}
+	if onion := net.OnionService(); onion != nil {
+		if _, err := net.HTTPGet(ctx, fmt.Sprintf("http://%s:%d/", onion.OnionAddress, tornet.OnionPort)); err != nil {
+			t.Errorf("onion fetch: %v", err)
+		}
+	}
+	t.Logf("drove %d × %d bytes through the exit and one onion fetch", downloads, bodySize)
+
+	var path string
+	select {
+	case path = <-published:
+	case <-ctx.Done():
+		st := server.Status()
+		t.Fatalf("no outcome: round in phase %s (%s)", st.Phase, st.Failure)
+	}
+	o, err := outcome.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outcome.Verify(o); err != nil {
+		t.Fatalf("outcome does not verify: %v", err)
+	}
+	if o.Collectors.Count != len(relays) {
+		t.Errorf("%d collectors reported, want all %d relays", o.Collectors.Count, len(relays))
+	}
+	bin := func(stat, label string) outcome.Bin {
+		for _, s := range o.Statistics {
+			for _, b := range s.Bins {
+				if s.Name == stat && b.Label == label {
+					t.Logf("%s/%s = %d, 95%% interval [%.0f, %.0f]", stat, label, b.NoisyTotal, b.CI95Low, b.CI95High)
+					return b
+				}
+			}
+		}
+		t.Fatalf("outcome has no %s/%s", stat, label)
+		return outcome.Bin{}
+	}
+	driven := float64(downloads * bodySize)
+	// The exit read each body from the web server and wrote the requests:
+	// its exit bytes are the driven amount plus HTTP overhead.
+	if b := bin("exit_bytes", "total"); b.CI95High < driven || b.CI95Low > 1.1*driven+64<<10 {
+		t.Errorf("exit_bytes interval [%.0f, %.0f] does not cover the %.0f bytes driven through the exit", b.CI95Low, b.CI95High, driven)
+	}
+	if b := bin("exit_streams_by_type", "begin"); b.CI95High < downloads || b.CI95Low > downloads+10 {
+		t.Errorf("exit streams interval [%.0f, %.0f], want it to cover the %d downloads", b.CI95Low, b.CI95High, downloads)
+	}
+	// Every body crossed three relays (exit, middle, guard), each reading it.
+	if b := bin("relay_bytes_read", "total"); b.CI95High < 3*driven || float64(b.NoisyTotal) > 100*driven {
+		t.Errorf("relay_bytes_read %d is implausible for %.0f bytes driven over three hops", b.NoisyTotal, driven)
+	}
+	for _, label := range []string{"inbound_client", "inbound_relay", "outbound"} {
+		if b := bin("or_connections", label); b.CI95High < 0 {
+			t.Errorf("or_connections/%s interval [%.0f, %.0f] is below zero", label, b.CI95Low, b.CI95High)
+		}
+	}
+	bin("onion_rend1_cells", "success")
+	t.Logf("end to end in %s", time.Since(began).Round(time.Second))
+}

@@ -64,8 +64,7 @@ type Options struct {
 
 // DefaultStatistics are measured when Options.Statistics is empty.
 var DefaultStatistics = []string{
-	"relay_bytes_read", "relay_bytes_written", "or_connections", "or_connection_circuits",
-	"exit_streams_by_port", "exit_stream_bytes_web", "hsdir_v3_stores", "onion_intro1_cells",
+	"relay_bytes_read", "relay_bytes_written", "or_connections", "exit_streams_by_port", "hsdir_v3_stores",
 }
 
 // Result is one counter's true and published totals.

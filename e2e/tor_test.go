@@ -143,7 +143,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 		Keepers: keeperFPs, Threshold: 2, Collectors: collectorFPs, Weights: noise.Weights{Default: 1},
 		MinCollectors: len(collectorFPs), Epsilon: float64(len(statistics)), Delta: 1e-6 * float64(len(statistics)),
 		Statistics: statistics, Logger: logger("tally"),
-		Published:  func(_ *outcome.Outcome, path string) { published <- path },
+		Published: func(_ *outcome.Outcome, path string) { published <- path },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -52,10 +52,10 @@ func TestTallyExample(t *testing.T) {
 	check("collectors[3].name", tc.Collectors[3].Name, "exit-sea-1")
 	check("min_collectors", tc.MinCollectors, 3)
 	check("honest_fraction", tc.NoiseWeights.HonestFraction, 0.6)
-	check("delta", tc.Delta, 1e-3)
+	check("delta", tc.Delta, 1e-6)
 	check("statistics", len(tc.Statistics), 5)
 	check("statistics[3]", tc.Statistics[3].Name, "exit_streams_by_port")
-	check("statistics[0].sigma", tc.Statistics[0].Sigma, 2.1e10)
+	check("statistics[0].sigma", tc.Statistics[0].Sigma, 5.373e10)
 	check("statistics[0].max_per_collector", tc.Statistics[0].MaxPerCollector, uint64(1e14))
 	check("policy.min_round_length", time.Duration(tc.Policy.MinRoundLength), 12*time.Hour)
 	check("policy.sigma_tolerance (default)", tc.Policy.SigmaTolerance, 0.01)
@@ -197,7 +197,7 @@ func TestPrivacyPlanExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan.Epsilon != 0.3 || plan.Delta != 1e-3 || len(plan.Statistics) != 5 {
+	if plan.Epsilon != 0.3 || plan.Delta != 1e-6 || len(plan.Statistics) != 5 {
 		t.Fatalf("plan %+v", plan)
 	}
 	var touched []int64
@@ -254,7 +254,7 @@ func TestPolicyFiles(t *testing.T) {
 	if !errors.As(err, &r) {
 		t.Fatalf("strict policy: got %v, want a refusal", err)
 	}
-	for _, want := range []string{"max_epsilon 0.1", "max_delta 1e-06", "at least 20", "max_statistics 4"} {
+	for _, want := range []string{"max_epsilon 0.1", "max_delta 1e-07", "at least 20", "max_statistics 4"} {
 		if !strings.Contains(r.Reason, want) {
 			t.Errorf("strict refusal %q does not mention %q", r.Reason, want)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -48,7 +49,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "demo: "+format+"\n", args...)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.Serve {
 		// The round runs first; Ctrl-C then stops the server.

@@ -15,12 +15,12 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
 	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/source"
 	"github.com/privstats/privstats/stats"
@@ -109,58 +109,21 @@ func (c *Collector) Run(ctx context.Context) error {
 	srcErr := make(chan error, 1)
 	go func() { srcErr <- c.opts.Source.Run(ctx, c.event, c.gap) }()
 
-	var since uint64
-	backoff := time.Second
-	for ctx.Err() == nil {
-		select {
-		case err := <-srcErr:
-			if err != nil {
-				return fmt.Errorf("collector: event source: %w", err)
+	return node.Poller{
+		Client: c.client, Log: c.log, Health: c.opts.Health, ExitWhenFinished: c.opts.ExitWhenFinished,
+		Check: func() error {
+			select {
+			case err := <-srcErr:
+				if err != nil {
+					return fmt.Errorf("collector: event source: %w", err)
+				}
+				// A finite source (a trace) ended; keep playing the round.
+				srcErr = nil
+			default:
 			}
-			// A finite source (a trace) ended; keep playing the round.
-			srcErr = nil
-		default:
-		}
-		var v aggregator.RoundView
-		_, err := c.client.Do(ctx, http.MethodGet, aggregator.PathRound+"?since="+strconv.FormatUint(since, 10), nil, &v)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			c.health(false, "")
-			c.log.Warn("tally server unreachable; retrying", "err", err, "in", backoff)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 30*time.Second)
-			continue
-		}
-		backoff = time.Second
-		c.health(true, v.Phase)
-		if err := c.handle(ctx, &v); err != nil {
-			c.log.Error("round", "err", err)
-			sleep(ctx, time.Second)
-			continue // retry with the same since
-		}
-		since = v.Version
-		if v.Finished && c.opts.ExitWhenFinished {
 			return nil
-		}
-	}
-	return nil
-}
-
-func (c *Collector) health(connected bool, phase string) {
-	if c.opts.Health != nil {
-		c.opts.Health(connected, phase)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+		},
+	}.Run(ctx, c.handle)
 }
 
 // event counts one event if it falls inside the active round's window.
@@ -249,14 +212,7 @@ func (c *Collector) drop() {
 // refuse tells the tally server why this collector sits the round out.
 func (c *Collector) refuse(ctx context.Context, hash, reason string) {
 	c.refused = hash
-	c.log.Warn("refusing round", "config_hash", hash, "reason", reason)
-	msg, err := aggregator.SignBody(c.opts.Identity, aggregator.KindRefusal, aggregator.Refusal{ConfigHash: hash, Node: c.opts.Identity.Fingerprint, Reason: reason})
-	if err == nil {
-		_, err = c.client.Do(ctx, http.MethodPost, aggregator.PathRefusal, msg, nil)
-	}
-	if err != nil {
-		c.log.Warn("could not send refusal", "err", err)
-	}
+	node.Refuse(ctx, c.client, c.opts.Identity, c.log, hash, reason)
 }
 
 // join checks the round, sets up blinded counters and sends the sealed

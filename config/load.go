@@ -27,9 +27,9 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/privstats/privstats/internal/suggest"
 	"github.com/privstats/privstats/policy"
+	"gopkg.in/yaml.v3"
 )
 
 // Error is one problem with a config file. Load returns all the problems it
@@ -261,7 +261,7 @@ func keyHint(key string, fields map[string]reflect.StructField) string {
 	slices.Sort(valid)
 	best, bestDist := "", len(key)
 	for _, v := range valid {
-		if d := editDistance(strings.ToLower(key), v); d < bestDist {
+		if d := suggest.Distance(strings.ToLower(key), v); d < bestDist {
 			best, bestDist = v, d
 		}
 	}
@@ -269,27 +269,6 @@ func keyHint(key string, fields map[string]reflect.StructField) string {
 		return fmt.Sprintf("did you mean %q?", best)
 	}
 	return "valid keys here: " + strings.Join(valid, ", ")
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // checker collects problems with a file and knows on which line each

@@ -19,6 +19,7 @@ import (
 
 	"github.com/privstats/privstats/aggregator"
 	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/transport"
 )
 
@@ -83,55 +84,7 @@ func New(opts Options) (*Keeper, error) {
 // until ctx ends (or the server is finished, with ExitWhenFinished).
 func (k *Keeper) Run(ctx context.Context) error {
 	defer k.client.CloseIdle()
-	var since uint64
-	backoff := time.Second
-	for ctx.Err() == nil {
-		var v aggregator.RoundView
-		_, err := k.client.Do(ctx, http.MethodGet, aggregator.PathRound+"?since="+strconv.FormatUint(since, 10), nil, &v)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			k.health(false, "")
-			k.log.Warn("tally server unreachable; retrying", "err", err, "in", backoff)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 30*time.Second)
-			continue
-		}
-		backoff = time.Second
-		k.health(true, v.Phase)
-		if v.Version < since {
-			// The server lost state (a new data directory); start over.
-			k.log.Warn("tally server state went backwards; resynchronising")
-		}
-		if err := k.handle(ctx, &v); err != nil {
-			// Keep since where it was so the next poll answers at once
-			// and the step is retried.
-			k.log.Error("round", "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		since = v.Version
-		if v.Finished && k.opts.ExitWhenFinished {
-			return nil
-		}
-	}
-	return nil
-}
-
-func (k *Keeper) health(connected bool, phase string) {
-	if k.opts.Health != nil {
-		k.opts.Health(connected, phase)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	return node.Poller{Client: k.client, Log: k.log, Health: k.opts.Health, ExitWhenFinished: k.opts.ExitWhenFinished}.Run(ctx, k.handle)
 }
 
 // handle acts on one view of the round.
@@ -267,14 +220,7 @@ func short(fps []string) []string {
 // refuse tells the tally server (and the log) why this keeper sits a round out.
 func (k *Keeper) refuse(ctx context.Context, hash, reason string) {
 	k.refused = hash
-	k.log.Warn("refusing round", "config_hash", hash, "reason", reason)
-	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindRefusal, aggregator.Refusal{ConfigHash: hash, Node: k.opts.Identity.Fingerprint, Reason: reason})
-	if err == nil {
-		_, err = k.client.Do(ctx, http.MethodPost, aggregator.PathRefusal, msg, nil)
-	}
-	if err != nil {
-		k.log.Warn("could not send refusal", "err", err)
-	}
+	node.Refuse(ctx, k.client, k.opts.Identity, k.log, hash, reason)
 }
 
 // fetchBundles opens new bundles and acknowledges what it holds.

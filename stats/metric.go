@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+
+	"github.com/privstats/privstats/torctl"
 )
 
 // MetricEvent is the keyword of the pseudo-event through which the increase
@@ -104,7 +106,7 @@ func ParseMetricLine(line []byte, m *Metric) error {
 		return errMetricIncrease
 	}
 	rest = bytes.Trim(rest, " ")
-	n, ok := parseDecimal(rest)
+	n, ok := torctl.ParseDecimal(rest)
 	if !ok {
 		return errMetricIncrease
 	}
@@ -182,23 +184,4 @@ func (m *Metric) Label(key string) ([]byte, bool) {
 func (m *Metric) labelIs(key, want string) bool {
 	v, ok := m.Label(key)
 	return ok && string(v) == want
-}
-
-// parseDecimal parses a non-empty decimal uint64 without allocating.
-func parseDecimal(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (1<<64-1-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	return n, true
 }

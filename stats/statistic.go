@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/internal/suggest"
 	"github.com/privstats/privstats/torctl"
 )
 
@@ -295,7 +296,7 @@ func closest(name string, n int) []string {
 	}
 	cs := make([]cand, 0, len(catalogue))
 	for _, s := range catalogue {
-		d := editDistance(strings.ToLower(name), s.Name)
+		d := suggest.Distance(strings.ToLower(name), s.Name)
 		if name != "" && strings.Contains(s.Name, strings.ToLower(name)) {
 			d -= 1000
 		}
@@ -307,27 +308,6 @@ func closest(name string, n int) []string {
 		out = append(out, c.name)
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // ControlEvents returns the tor events the whole catalogue can use, sorted:

@@ -288,8 +288,9 @@ func begin(line []byte, name string, quoted bool) (tokens, error) {
 	return t, nil
 }
 
-// parseUint parses a non-empty decimal number without allocating.
-func parseUint(b []byte) (uint64, bool) {
+// ParseDecimal parses a non-empty decimal uint64 without allocating;
+// it reports false for anything else, including overflow.
+func ParseDecimal(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 20 {
 		return 0, false
 	}
@@ -309,7 +310,7 @@ func parseUint(b []byte) (uint64, bool) {
 
 // ParseUint parses a decimal counter or identifier from an event field.
 func ParseUint(b []byte) (uint64, error) {
-	n, ok := parseUint(b)
+	n, ok := ParseDecimal(b)
 	if !ok {
 		return 0, fmt.Errorf("torctl: %q is not a decimal number", clip(b))
 	}
@@ -335,7 +336,7 @@ func parseUnixTime(b []byte) (time.Time, bool) {
 			return time.Time{}, false
 		}
 	}
-	sec, ok := parseUint(ip)
+	sec, ok := ParseDecimal(ip)
 	if !ok || sec > 1<<40 {
 		return time.Time{}, false
 	}

@@ -70,7 +70,7 @@ func ParsePrivCountStreamEnded(line []byte, ev *PrivCountStreamEndedEvent) error
 	names := [...]string{"bad channel ID", "bad circuit ID", "bad stream ID"}
 	for i, p := range nums {
 		var ok bool
-		if *p, ok = parseUint(f[i]); !ok {
+		if *p, ok = ParseDecimal(f[i]); !ok {
 			return eventErr(privcountStreamEnded, names[i], f[i])
 		}
 	}
@@ -78,10 +78,10 @@ func ParsePrivCountStreamEnded(line []byte, ev *PrivCountStreamEndedEvent) error
 		return err
 	}
 	var ok bool
-	if ev.ReadBytes, ok = parseUint(f[4]); !ok {
+	if ev.ReadBytes, ok = ParseDecimal(f[4]); !ok {
 		return eventErr(privcountStreamEnded, "bad bytes read", f[4])
 	}
-	if ev.WrittenBytes, ok = parseUint(f[5]); !ok {
+	if ev.WrittenBytes, ok = ParseDecimal(f[5]); !ok {
 		return eventErr(privcountStreamEnded, "bad bytes written", f[5])
 	}
 	if ev.Created, ok = parseUnixTime(f[6]); !ok {
@@ -95,7 +95,7 @@ func ParsePrivCountStreamEnded(line []byte, ev *PrivCountStreamEndedEvent) error
 }
 
 func (ev *PrivCountStreamEndedEvent) setPort(b []byte) error {
-	p, ok := parseUint(b)
+	p, ok := ParseDecimal(b)
 	if !ok || p > 65535 {
 		return eventErr(privcountStreamEnded, "bad port", b)
 	}
@@ -465,7 +465,7 @@ func parseHSDirCache(line []byte, name string, kind EventKind, ev *PrivCountHSDi
 }
 
 func setUint(dst *uint64, b []byte) bool {
-	n, ok := parseUint(b)
+	n, ok := ParseDecimal(b)
 	*dst = n
 	return ok
 }

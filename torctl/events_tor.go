@@ -30,11 +30,11 @@ func ParseBW(line []byte, ev *BWEvent) error {
 	}
 	var ok bool
 	tok := t.next()
-	if ev.Read, ok = parseUint(tok); !ok {
+	if ev.Read, ok = ParseDecimal(tok); !ok {
 		return eventErr("BW", "bad bytes read", tok)
 	}
 	tok = t.next()
-	if ev.Written, ok = parseUint(tok); !ok {
+	if ev.Written, ok = ParseDecimal(tok); !ok {
 		return eventErr("BW", "bad bytes written", tok)
 	}
 	for tok = t.next(); tok != nil; tok = t.next() {
@@ -131,7 +131,7 @@ func ParseORConn(line []byte, ev *ORConnEvent) error {
 		case "REASON":
 			ev.Reason = v
 		case "NCIRCS":
-			if ev.NCircs, ok = parseUint(v); !ok {
+			if ev.NCircs, ok = ParseDecimal(v); !ok {
 				return eventErr("ORCONN", "bad NCIRCS", v)
 			}
 			ev.HasNCircs = true
@@ -208,12 +208,12 @@ func ParseConnBW(line []byte, ev *ConnBWEvent) error {
 			}
 			seen |= 2
 		case "READ":
-			if ev.Read, ok = parseUint(v); !ok {
+			if ev.Read, ok = ParseDecimal(v); !ok {
 				return eventErr("CONN_BW", "bad READ", v)
 			}
 			seen |= 4
 		case "WRITTEN":
-			if ev.Written, ok = parseUint(v); !ok {
+			if ev.Written, ok = ParseDecimal(v); !ok {
 				return eventErr("CONN_BW", "bad WRITTEN", v)
 			}
 			seen |= 8
@@ -411,7 +411,7 @@ func ParseStream(line []byte, ev *StreamEvent) error {
 	if colon < 0 {
 		return eventErr("STREAM", "target without port", ev.Target)
 	}
-	port, ok := parseUint(ev.Target[colon+1:])
+	port, ok := ParseDecimal(ev.Target[colon+1:])
 	if !ok || port > 65535 {
 		return eventErr("STREAM", "bad target port", ev.Target)
 	}
@@ -459,7 +459,7 @@ func (c CellCounts) All() iter.Seq2[[]byte, uint64] {
 			if colon < 0 {
 				return
 			}
-			n, _ := parseUint(item[colon+1:])
+			n, _ := ParseDecimal(item[colon+1:])
 			if !yield(item[:colon], n) {
 				return
 			}
@@ -509,7 +509,7 @@ func validCellCounts(b []byte) bool {
 				return false
 			}
 		}
-		if _, ok := parseUint(item[colon+1:]); !ok {
+		if _, ok := ParseDecimal(item[colon+1:]); !ok {
 			return false
 		}
 	}

@@ -1,0 +1,100 @@
+// Package node is what share keepers and collectors share as clients of
+// the tally server: the long-poll loop that hands each new view of the
+// round to the role, and the signed refusal a node sends when it sits a
+// round out.
+package node
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/transport"
+)
+
+// Poller long-polls the tally server for the round's state.
+type Poller struct {
+	Client *transport.Client
+	Log    *slog.Logger
+	// Health, when set, is told whether the last poll worked and the phase.
+	Health func(connected bool, phase string)
+	// ExitWhenFinished ends Run when the server says no round will follow.
+	ExitWhenFinished bool
+	// Check, when set, runs before every poll; an error ends Run.
+	Check func() error
+}
+
+// maxBackoff caps the wait between polls of an unreachable server.
+const maxBackoff = 30 * time.Second
+
+// Run polls until ctx ends, calling handle with every new view. When handle
+// fails, the same view is asked for again a second later, so the step is
+// retried.
+func (p Poller) Run(ctx context.Context, handle func(context.Context, *aggregator.RoundView) error) error {
+	var since uint64
+	backoff := time.Second
+	for ctx.Err() == nil {
+		if p.Check != nil {
+			if err := p.Check(); err != nil {
+				return err
+			}
+		}
+		var v aggregator.RoundView
+		_, err := p.Client.Do(ctx, http.MethodGet, aggregator.PathRound+"?since="+strconv.FormatUint(since, 10), nil, &v)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			p.health(false, "")
+			p.Log.Warn("tally server unreachable; retrying", "err", err, "in", backoff)
+			Sleep(ctx, backoff)
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = time.Second
+		p.health(true, v.Phase)
+		if err := handle(ctx, &v); err != nil {
+			p.Log.Error("round", "err", err)
+			Sleep(ctx, time.Second)
+			continue
+		}
+		since = v.Version
+		if v.Finished && p.ExitWhenFinished {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (p Poller) health(connected bool, phase string) {
+	if p.Health != nil {
+		p.Health(connected, phase)
+	}
+}
+
+// Sleep waits for d or until ctx ends.
+func Sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Refuse tells the tally server, signed, why this node sits the round with
+// the given config hash out, and logs it.
+func Refuse(ctx context.Context, c *transport.Client, id *identity.Identity, log *slog.Logger, hash, reason string) {
+	log.Warn("refusing round", "config_hash", hash, "reason", reason)
+	msg, err := aggregator.SignBody(id, aggregator.KindRefusal, aggregator.Refusal{ConfigHash: hash, Node: id.Fingerprint, Reason: reason})
+	if err == nil {
+		_, err = c.Do(ctx, http.MethodPost, aggregator.PathRefusal, msg, nil)
+	}
+	if err != nil {
+		log.Warn("could not send refusal", "err", err)
+	}
+}

@@ -123,10 +123,10 @@ func TestPrivateTorNetwork(t *testing.T) {
 	// Small noise: the test checks ground truth, but the noise is real.
 	statistics := []aggregator.StatisticSpec{
 		{Name: "exit_bytes", Sigma: 1000},
-		{Name: "exit_streams_by_type", Sigma: 0.5},
+		{Name: "exit_streams_by_type", Sigma: 1},
 		{Name: "relay_bytes_read", Sigma: 1000},
-		{Name: "or_connections", Sigma: 0.5},
-		{Name: "onion_rend1_cells", Sigma: 0.5},
+		{Name: "or_connections", Sigma: 1},
+		{Name: "onion_rend1_cells", Sigma: 1},
 	}
 	for i, s := range statistics {
 		spec, err := stats.Resolve(s.Name, nil)

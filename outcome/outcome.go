@@ -72,7 +72,8 @@ type Statistic struct {
 	Epsilon float64 `json:"epsilon"`
 	Delta   float64 `json:"delta"`
 	// Sigma is the σ the round config asked for; TotalSigma is the σ the
-	// published totals actually carry, given the noise weights of S.
+	// published totals actually carry, given the noise weights of S (and
+	// the collectors' rounding of their draws to integers).
 	Sigma      float64 `json:"sigma"`
 	TotalSigma float64 `json:"total_sigma"`
 	Bins       []Bin   `json:"bins"`
@@ -121,7 +122,7 @@ func Build(in Inputs) (*Outcome, error) {
 		Version: FormatVersion, Series: cfg.Series, Round: cfg.Round, ConfigHash: hash, Config: cfg,
 		Tally: tally, Window: Window{cfg.Start.UTC(), cfg.End.UTC()},
 		Collectors: Collectors{Count: len(ag.Collectors), Fingerprints: ag.Collectors, Gaps: in.Gaps},
-		Announce:   in.Announce, Agreement: in.Agreement, Commits: in.Commits, PublishedAt: in.Now.UTC(),
+		Announce:   in.Announce, Agreement: in.Agreement, Commits: slices.Clone(in.Commits), PublishedAt: in.Now.UTC(),
 		Refusals: in.Refusals,
 	}
 	if _, err := checkCommits(cfg, hash, digest, in.Commits); err != nil {
@@ -355,6 +356,21 @@ func combine(cfg *aggregator.RoundConfig, hash, digest string, commits, shares [
 	return totals, err
 }
 
+// roundingVariance is the variance rounding a continuous draw to the
+// nearest integer adds (that of a uniform error on [−½, ½]).
+const roundingVariance = 1.0 / 12
+
+// nonzero counts the collectors that add noise at all.
+func nonzero(weights []float64) int {
+	n := 0
+	for _, w := range weights {
+		if w > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // statistics turns totals into published statistics with the σ that S's
 // noise weights actually give and 95% intervals.
 func statistics(cfg *aggregator.RoundConfig, S []string, totals []int64) []Statistic {
@@ -367,6 +383,12 @@ func statistics(cfg *aggregator.RoundConfig, S []string, totals []int64) []Stati
 	c := 0
 	for i, s := range cfg.Statistics {
 		total := noise.TotalSigma(s.Sigma, weights)
+		if total > 0 {
+			// Each collector rounds its draw to an integer, which adds up
+			// to 1/12 of variance; small σ would otherwise give intervals
+			// narrower than the noise really is.
+			total = math.Sqrt(total*total + roundingVariance*float64(nonzero(weights)))
+		}
 		st := Statistic{Name: s.Name, Epsilon: s.Epsilon, Delta: s.Delta, Sigma: s.Sigma, TotalSigma: total}
 		for b := range s.Counters() {
 			iv := noise.CI95(totals[c], total)

@@ -43,7 +43,10 @@ type Options struct {
 	RoundLength time.Duration
 	// SetupTime is how long before a window starts its round is announced.
 	SetupTime time.Duration
-	// Period is the time between the starts of consecutive rounds.
+	// Period is the least time between the starts of consecutive rounds.
+	// One round runs at a time: the next is announced once the previous
+	// has ended, so it starts a period after the previous start or
+	// SetupTime after the previous round finished, whichever is later.
 	Period time.Duration
 	// ReportGrace is how long after the window's end collectors may report.
 	ReportGrace time.Duration

@@ -1,0 +1,144 @@
+package outcome
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/identity"
+)
+
+// round runs the protocol's arithmetic for n keepers (threshold k) and
+// three collectors that each count 10 per counter, with σ = 0, and returns
+// the signed artefacts an outcome is built from.
+func round(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
+	t.Helper()
+	ts, _ := identity.New()
+	keepers := make([]*identity.Identity, n)
+	cfg := &aggregator.RoundConfig{
+		Version: aggregator.ConfigVersion, Series: "t", Round: 1,
+		Start: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC),
+		Epsilon: 1, Delta: 1e-6, Threshold: k, MinCollectors: 2,
+		Statistics: []aggregator.StatisticSpec{{Name: "a", MaxPerCollector: 100}, {Name: "b", Bins: []string{"x", "y"}, MaxPerCollector: 100}},
+	}
+	for j := range keepers {
+		keepers[j], _ = identity.New()
+		cfg.Keepers = append(cfg.Keepers, aggregator.KeeperSpec{Fingerprint: keepers[j].Fingerprint, X: j + 1})
+	}
+	for i := range 3 {
+		cfg.Collectors = append(cfg.Collectors, aggregator.CollectorSpec{Fingerprint: fmt.Sprintf("%064x", i+1), NoiseWeight: 1})
+	}
+	body, _ := cfg.Canonical()
+	hash, _ := cfg.HashHex()
+	states := make([]*aggregator.KeeperRound, n)
+	for j := range states {
+		states[j], _ = aggregator.NewKeeperRound(cfg, j+1)
+	}
+	reports := map[string][]field.Element{}
+	var S []string
+	for _, dc := range cfg.Collectors {
+		ctr, bundles, err := aggregator.SetupCollector(cfg, 1, func(float64) (int64, error) { return 0, nil }, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, b := range bundles {
+			states[j].Accept(dc.Fingerprint, b.Shares)
+		}
+		for c := range ctr.Len() {
+			ctr.Add(c, 10)
+		}
+		reports[dc.Fingerprint] = ctr.Report()
+		S = append(S, dc.Fingerprint)
+	}
+	slices.Sort(S)
+	sum, _ := aggregator.SumReports(cfg.NumCounters(), reports)
+	agreement, _ := aggregator.SignBody(ts, aggregator.KindAgreement, aggregator.AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum})
+	digest := aggregator.AgreementDigest(agreement.Body)
+	in := Inputs{Announce: ts.Sign(aggregator.KindAnnounce, body), Agreement: agreement, Now: cfg.End}
+	for j, st := range states {
+		if err := st.Commit(aggregator.Agreement{Collectors: S, SumV: sum}); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := aggregator.SignBody(keepers[j], aggregator.KindCommit, aggregator.Commit{ConfigHash: hash, Keeper: keepers[j].Fingerprint, Agreement: digest})
+		in.Commits = append(in.Commits, c)
+		values, _ := st.AggregateShare()
+		sh, _ := aggregator.SignBody(keepers[j], aggregator.KindAggregateShare, aggregator.AggregateShareMsg{
+			ConfigHash: hash, Keeper: keepers[j].Fingerprint, X: j + 1, Agreement: digest, Values: values})
+		in.Shares = append(in.Shares, sh)
+	}
+	return in, keepers
+}
+
+func TestBuildAndVerify(t *testing.T) {
+	in, _ := round(t, 3, 2)
+	o, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range o.Statistics {
+		for _, b := range s.Bins {
+			if b.NoisyTotal != 30 {
+				t.Fatalf("%s/%s = %d, want 30", s.Name, b.Label, b.NoisyTotal)
+			}
+		}
+	}
+	if err := Verify(o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInconsistentKeeperShareIsRejectedAndNamed(t *testing.T) {
+	in, keepers := round(t, 5, 3)
+	// Keeper 2 signs a share with one value off by one.
+	var m aggregator.AggregateShareMsg
+	aggregator.OpenBody(in.Shares[1], aggregator.KindAggregateShare, "", &m)
+	m.Values[0] = field.Add(m.Values[0], 1)
+	in.Shares[1], _ = aggregator.SignBody(keepers[1], aggregator.KindAggregateShare, m)
+	o, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.RejectedShares) != 1 || o.RejectedShares[0].Keeper != keepers[1].Fingerprint {
+		t.Fatalf("rejected %+v, want keeper 2's share named", o.RejectedShares)
+	}
+	if o.Statistics[0].Bins[0].NoisyTotal != 30 || len(o.Shares) != 4 {
+		t.Fatalf("total %d from %d shares, want 30 from the 4 consistent ones", o.Statistics[0].Bins[0].NoisyTotal, len(o.Shares))
+	}
+	if err := Verify(o); err != nil {
+		t.Fatal(err)
+	}
+	// Slipping the bad share back in is caught by verify.
+	o.Shares = append(o.Shares, in.Shares[1])
+	if err := Verify(o); err == nil || !strings.Contains(err.Error(), "inconsistent") {
+		t.Fatalf("verify with the bad share: %v", err)
+	}
+}
+
+func TestVerifyRefusesForgedArtefacts(t *testing.T) {
+	in, _ := round(t, 3, 2)
+	stranger, _ := identity.New()
+	for name, edit := range map[string]func(o *Outcome){
+		"commit by a stranger": func(o *Outcome) {
+			o.Commits[0] = stranger.Sign(aggregator.KindCommit, o.Commits[0].Body)
+		},
+		"too few commits": func(o *Outcome) { o.Commits = o.Commits[:1] },
+		"announcement re-signed": func(o *Outcome) {
+			o.Announce = stranger.Sign(aggregator.KindAnnounce, o.Announce.Body)
+		},
+		"collector dropped from S": func(o *Outcome) { o.Collectors.Fingerprints = o.Collectors.Fingerprints[1:] },
+		"epsilon changed":          func(o *Outcome) { o.Statistics[0].Epsilon = 0.5 },
+	} {
+		o, err := Build(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(o)
+		if err := Verify(o); err == nil {
+			t.Errorf("%s: verify accepted it", name)
+		}
+	}
+}

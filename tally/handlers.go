@@ -423,5 +423,6 @@ func (s *Server) publicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.resultsAPI(mux)
+	mux.HandleFunc("GET /{$}", s.handlePage)
 	return mux
 }

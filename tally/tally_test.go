@@ -311,3 +311,19 @@ func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
 		t.Fatalf("/api/v1/status refusals %v (%v), want the keeper's reason", st.Refusals, err)
 	}
 }
+
+func TestResultsPageShowsTheRound(t *testing.T) {
+	n := startServer(t, 0)
+	n.currentRound(t, n.client(t, n.collectors[0]))
+	resp, err := http.Get("http://" + n.server.HTTPAddr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"privstats: series test", "<b>announced</b>", "None yet."} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("results page lacks %q", want)
+		}
+	}
+}

@@ -236,22 +236,32 @@ func TestPrivateTorNetwork(t *testing.T) {
 		return outcome.Bin{}
 	}
 	driven := float64(downloads * bodySize)
+	// plausible checks that a published total is consistent with a true
+	// value in [lo, hi]. It allows 4σ of noise rather than the 95% interval,
+	// which misses its true value one time in twenty by design: a test must
+	// not fail that often.
+	plausible := func(stat, label string, lo, hi float64) {
+		t.Helper()
+		b := bin(stat, label)
+		var sigma float64
+		for _, s := range o.Statistics {
+			if s.Name == stat {
+				sigma = s.TotalSigma
+			}
+		}
+		if v := float64(b.NoisyTotal); v+4*sigma < lo || v-4*sigma > hi {
+			t.Errorf("%s/%s = %d (σ %.3g), want a true value in [%.0f, %.0f]", stat, label, b.NoisyTotal, sigma, lo, hi)
+		}
+	}
 	// The exit read each body from the web server and wrote the requests:
 	// its exit bytes are the driven amount plus HTTP overhead.
-	if b := bin("exit_bytes", "total"); b.CI95High < driven || b.CI95Low > 1.1*driven+64<<10 {
-		t.Errorf("exit_bytes interval [%.0f, %.0f] does not cover the %.0f bytes driven through the exit", b.CI95Low, b.CI95High, driven)
-	}
-	if b := bin("exit_streams_by_type", "begin"); b.CI95High < downloads || b.CI95Low > downloads+10 {
-		t.Errorf("exit streams interval [%.0f, %.0f], want it to cover the %d downloads", b.CI95Low, b.CI95High, downloads)
-	}
+	plausible("exit_bytes", "total", driven, 1.1*driven+64<<10)
+	// One BEGIN per download, and a few of tor's own at most.
+	plausible("exit_streams_by_type", "begin", downloads, downloads+10)
 	// Every body crossed three relays (exit, middle, guard), each reading it.
-	if b := bin("relay_bytes_read", "total"); b.CI95High < 3*driven || float64(b.NoisyTotal) > 100*driven {
-		t.Errorf("relay_bytes_read %d is implausible for %.0f bytes driven over three hops", b.NoisyTotal, driven)
-	}
+	plausible("relay_bytes_read", "total", 3*driven, 100*driven)
 	for _, label := range []string{"inbound_client", "inbound_relay", "outbound"} {
-		if b := bin("or_connections", label); b.CI95High < 0 {
-			t.Errorf("or_connections/%s interval [%.0f, %.0f] is below zero", label, b.CI95Low, b.CI95High)
-		}
+		plausible("or_connections", label, 0, 1000)
 	}
 	bin("onion_rend1_cells", "success")
 	t.Logf("end to end in %s", time.Since(began).Round(time.Second))

@@ -210,6 +210,10 @@ statistics:
 	tallyProc.kill(t)     // crash the tally server mid-round…
 	time.Sleep(time.Second)
 	tallyProc = d.start("tally-restarted", "tally", "-c", "tally.yaml", "-exit-when-done") // …and restart it
+	// The killed keeper and collector come back: they have lost their
+	// round key, shares and blinding, so they must sit the round out and say so.
+	keeper3 := d.start("keeper3-restarted", "keeper", "-c", "keeper3.yaml", "-exit-when-done")
+	dc3 := d.start("dc3-restarted", "collect", "-c", "dc3.yaml", "-exit-when-done")
 
 	select {
 	case err := <-tallyProc.done:
@@ -222,7 +226,7 @@ statistics:
 	if b, _ := os.ReadFile(tallyProc.log); !bytes.Contains(b, []byte("resuming round from saved state")) {
 		t.Error("the restarted tally server did not say it resumed the round")
 	}
-	for _, p := range []*proc{keepers[0], keepers[1], collectors[0], collectors[1]} {
+	for _, p := range []*proc{keepers[0], keepers[1], collectors[0], collectors[1], keeper3, dc3} {
 		select {
 		case err := <-p.done:
 			if err != nil {
@@ -250,6 +254,11 @@ statistics:
 	}
 	if len(o.Shares) != 2 {
 		t.Fatalf("%d aggregate shares, want 2 (keeper 3 was killed)", len(o.Shares))
+	}
+	for who, fp := range map[string]string{"keeper 3": keys["keeper3"], "collector 3": keys["dc3"]} {
+		if !strings.Contains(o.Refusals[fp], "restarted during the round") {
+			t.Errorf("%s after its restart: refusal %q, want it to say it lost its secrets", who, o.Refusals[fp])
+		}
 	}
 
 	// Recount what collectors 1 and 2 saw inside the window from their traces.

@@ -99,6 +99,9 @@ func (k *KeeperRound) Commit(a Agreement) error {
 			return fmt.Errorf("keeper: holds no bundle from collector %s in S", fp)
 		}
 	}
+	if err := k.checkNoise(a.Collectors); err != nil {
+		return err
+	}
 	if len(a.SumV) != k.counters {
 		return fmt.Errorf("keeper: ΣV has %d values, the round has %d counters", len(a.SumV), k.counters)
 	}
@@ -108,6 +111,31 @@ func (k *KeeperRound) Commit(a Agreement) error {
 		}
 	}
 	k.commit = &Agreement{Collectors: slices.Clone(a.Collectors), SumV: slices.Clone(a.SumV)}
+	return nil
+}
+
+// coverageSlack absorbs float rounding in Σw² (see noise.CheckCoverage).
+const coverageSlack = 1e-9
+
+// checkNoise refuses a set S whose members' noise weights add up to less
+// than the full σ² the round promises: the keeper's own check, so that no
+// tally server can release a nearly noiseless total.
+func (k *KeeperRound) checkNoise(S []string) error {
+	noisy := false
+	for _, s := range k.cfg.Statistics {
+		noisy = noisy || s.Sigma > 0
+	}
+	if !noisy {
+		return nil
+	}
+	var w2 float64
+	for _, fp := range S {
+		dc, _ := k.cfg.Collector(fp)
+		w2 += dc.NoiseWeight * dc.NoiseWeight
+	}
+	if w2 < 1-coverageSlack {
+		return fmt.Errorf("keeper: the %d collectors of S carry only %.4g of the round's noise variance σ²", len(S), w2)
+	}
 	return nil
 }
 

@@ -381,3 +381,20 @@ func TestNoiseWeightScalesSigma(t *testing.T) {
 		}
 	}
 }
+
+func TestKeeperRefusesAnUndernoisedSet(t *testing.T) {
+	cfg := testConfig(3, 2, 3, 10, 0.5) // any S carries 0.25·|S| of σ²
+	k, _ := NewKeeperRound(cfg, 1)
+	var S []string
+	for _, dc := range cfg.Collectors {
+		_, bundles, _ := SetupCollector(cfg, dc.NoiseWeight, noNoise, nil)
+		if err := k.Accept(dc.Fingerprint, bundles[0].Shares); err != nil {
+			t.Fatal(err)
+		}
+		S = append(S, dc.Fingerprint)
+	}
+	err := k.Commit(Agreement{Collectors: S, SumV: make([]field.Element, cfg.NumCounters())})
+	if err == nil || !strings.Contains(err.Error(), "carry only 0.75") {
+		t.Fatalf("Commit = %v, want a refusal naming the noise shortfall", err)
+	}
+}

@@ -77,6 +77,11 @@ type activeRound struct {
 	// the two counts each need their own.
 	truthProgram *stats.Program
 	gaps         []aggregator.Gap
+	// sealed are the bundles, kept until the tally server has confirmed
+	// them (joined), so a lost answer is retried with the same bundles
+	// rather than new noise.
+	sealed []any
+	joined bool
 }
 
 // New prepares a collector.
@@ -183,7 +188,19 @@ func (c *Collector) handle(ctx context.Context, v *aggregator.RoundView) error {
 		if a == nil {
 			return c.join(ctx, v)
 		}
+		if !a.joined {
+			if v.Joined {
+				a.joined, a.sealed = true, nil
+				return nil
+			}
+			return c.sendBundles(ctx, a)
+		}
 	case aggregator.PhaseReporting:
+		if a != nil && !a.joined && !v.Joined {
+			c.log.Warn("the tally server never confirmed this collector's bundles; sitting the round out", "round", a.cfg.Round)
+			c.drop()
+			return nil
+		}
 		if a != nil && !v.Reported {
 			return c.report(ctx, a)
 		}
@@ -226,6 +243,12 @@ func (c *Collector) join(ctx context.Context, v *aggregator.RoundView) error {
 	cfg, err := aggregator.DecodeRoundConfig(v.Announce.Body)
 	if err != nil {
 		c.refuse(ctx, hash, err.Error())
+		return nil
+	}
+	// The hash goes into every AAD and signature of this round, so it
+	// must be the hash of the config this collector checked and counts by.
+	if h, _ := cfg.HashHex(); h != hash {
+		c.refuse(ctx, hash, "announcement does not match the round's config hash")
 		return nil
 	}
 	me, permitted := cfg.Collector(c.opts.Identity.Fingerprint)
@@ -286,7 +309,7 @@ func (c *Collector) join(ctx context.Context, v *aggregator.RoundView) error {
 		// others' K-of-N threshold still covers them.
 		clear(b.Shares)
 	}
-	a := &activeRound{hash: hash, cfg: cfg, counters: counters, program: program}
+	a := &activeRound{hash: hash, cfg: cfg, counters: counters, program: program, sealed: sealed}
 	if c.opts.GroundTruth != nil {
 		a.truth = c.opts.GroundTruth(cfg)
 		if a.truthProgram, err = stats.Compile(cfg.Statistics); err != nil {
@@ -297,16 +320,27 @@ func (c *Collector) join(ctx context.Context, v *aggregator.RoundView) error {
 	c.mu.Lock()
 	c.active = a
 	c.mu.Unlock()
-	if _, err := c.client.Do(ctx, http.MethodPost, aggregator.PathBundles, sealed, nil); err != nil {
-		c.drop()
+	c.log.Info("set up for round", "round", cfg.Round, "counters", cfg.NumCounters(), "keepers", len(keys), "start", cfg.Start, "end", cfg.End)
+	return c.sendBundles(ctx, a)
+}
+
+// sendBundles posts the round's sealed bundles. A refusal by the tally
+// server drops the round; any other failure is retried with the same
+// bundles on the next view.
+func (c *Collector) sendBundles(ctx context.Context, a *activeRound) error {
+	if _, err := c.client.Do(ctx, http.MethodPost, aggregator.PathBundles, a.sealed, nil); err != nil {
 		var se *transport.StatusError
-		if errors.As(err, &se) && se.Code == http.StatusConflict {
-			c.refused = hash
-			return fmt.Errorf("tally server refused bundles for round %d: %w", cfg.Round, err)
+		// A conflict (already joined, or the phase moved on) is settled by
+		// the next view; other 4xx answers are final.
+		if errors.As(err, &se) && se.Code/100 == 4 && se.Code != http.StatusConflict {
+			c.drop()
+			c.refused = a.hash
+			return fmt.Errorf("tally server refused bundles for round %d: %w", a.cfg.Round, err)
 		}
-		return fmt.Errorf("sending share bundles: %w", err)
+		return fmt.Errorf("sending share bundles (will retry): %w", err)
 	}
-	c.log.Info("joined round", "round", cfg.Round, "counters", cfg.NumCounters(), "keepers", len(keys), "start", cfg.Start, "end", cfg.End)
+	a.joined, a.sealed = true, nil
+	c.log.Info("joined round", "round", a.cfg.Round)
 	return nil
 }
 

@@ -7,6 +7,7 @@
 package keeper
 
 import (
+	"bytes"
 	"context"
 	"crypto/hpke"
 	"errors"
@@ -60,6 +61,10 @@ type Keeper struct {
 	refused  string // config hash of a round refused or lost
 	commit   string // agreement digest committed to
 	released bool
+	// keyMsg is the signed round key, kept until the tally server shows it
+	// (keyed), so a lost answer is retried with the same key.
+	keyMsg identity.Signed
+	keyed  bool
 }
 
 // New prepares a keeper.
@@ -101,12 +106,27 @@ func (k *Keeper) handle(ctx context.Context, v *aggregator.RoundView) error {
 			return nil
 		}
 	}
+	if !k.keyed {
+		switch {
+		case k.keyShown(v):
+			k.keyed = true
+		case v.Phase == aggregator.PhaseAnnounced:
+			return k.publishKey(ctx)
+		default:
+			k.log.Warn("the tally server never showed this keeper's round key; sitting the round out", "round", k.cfg.Round)
+			k.forget()
+			k.refused = v.ConfigHash
+			return nil
+		}
+	}
 	switch v.Phase {
 	case aggregator.PhaseSetup, aggregator.PhaseCollecting, aggregator.PhaseReporting:
-		return k.fetchBundles(ctx, v)
+		return k.fetchBundles(ctx, v, true)
 	case aggregator.PhaseAgreeing:
-		if err := k.fetchBundles(ctx, v); err != nil {
-			return err
+		// Bundles that arrive now can still be opened, but acknowledgements
+		// are over: S is chosen. Commit whatever happens.
+		if err := k.fetchBundles(ctx, v, false); err != nil {
+			k.log.Warn("fetching late bundles", "err", err)
 		}
 		return k.commitTo(ctx, v)
 	case aggregator.PhaseReleasing:
@@ -130,6 +150,7 @@ func (k *Keeper) handle(ctx context.Context, v *aggregator.RoundView) error {
 func (k *Keeper) forget() {
 	k.hash, k.cfg, k.roundKey, k.state = "", nil, nil, nil
 	k.fetched, k.acked, k.commit, k.released = 0, 0, "", false
+	k.keyMsg, k.keyed = identity.Signed{}, false
 }
 
 // join checks a newly seen round and, if acceptable, publishes a round key.
@@ -174,16 +195,32 @@ func (k *Keeper) join(ctx context.Context, v *aggregator.RoundView) error {
 	if err != nil {
 		return err
 	}
-	if _, err := k.client.Do(ctx, http.MethodPost, aggregator.PathRoundKey, msg, nil); err != nil {
-		return fmt.Errorf("publishing round key: %w", err)
-	}
 	st, err := aggregator.NewKeeperRound(cfg, me.X)
 	if err != nil {
 		return err
 	}
-	k.hash, k.cfg, k.roundKey, k.state = hash, cfg, priv, st
+	k.hash, k.cfg, k.roundKey, k.state, k.keyMsg = hash, cfg, priv, st, msg
 	k.log.Info("joined round", "round", cfg.Round, "x", me.X, "config_hash", hash)
+	return k.publishKey(ctx)
+}
+
+// publishKey posts the round key; a failure is retried with the same key.
+func (k *Keeper) publishKey(ctx context.Context) error {
+	if _, err := k.client.Do(ctx, http.MethodPost, aggregator.PathRoundKey, k.keyMsg, nil); err != nil {
+		return fmt.Errorf("publishing round key (will retry): %w", err)
+	}
+	k.keyed = true
 	return nil
+}
+
+// keyShown reports whether the view holds exactly our signed round key.
+func (k *Keeper) keyShown(v *aggregator.RoundView) bool {
+	for _, m := range v.RoundKeys {
+		if m.Signer == k.keyMsg.Signer && bytes.Equal(m.Body, k.keyMsg.Body) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkAnnounce verifies the tally server's announcement against this
@@ -224,7 +261,7 @@ func (k *Keeper) refuse(ctx context.Context, hash, reason string) {
 }
 
 // fetchBundles opens new bundles and acknowledges what it holds.
-func (k *Keeper) fetchBundles(ctx context.Context, v *aggregator.RoundView) error {
+func (k *Keeper) fetchBundles(ctx context.Context, v *aggregator.RoundView, ack bool) error {
 	for k.fetched < v.Bundles {
 		var list []identity.Signed
 		if _, err := k.client.Do(ctx, http.MethodGet, aggregator.PathBundles+"?from="+strconv.Itoa(k.fetched), nil, &list); err != nil {
@@ -242,7 +279,7 @@ func (k *Keeper) fetchBundles(ctx context.Context, v *aggregator.RoundView) erro
 		}
 	}
 	held := len(k.state.Collectors())
-	if held == k.acked {
+	if held == k.acked || !ack {
 		return nil
 	}
 	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindAck, aggregator.Ack{ConfigHash: k.hash, Keeper: k.opts.Identity.Fingerprint, Collectors: k.state.Collectors()})

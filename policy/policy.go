@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/noise"
 )
 
 // Policy is the set of limits a node puts on the rounds it takes part in.
@@ -177,6 +178,17 @@ func (p Policy) Check(cfg *aggregator.RoundConfig, led *Ledger, now time.Time) e
 	if sumDelta > p.MaxDelta*(1+sumSlack) {
 		refuse("the statistics' δ add up to %.10g, more than this node's max_delta %v", sumDelta, p.MaxDelta)
 	}
+	if noisy(cfg) {
+		// Every permitted S must carry the full σ²: otherwise a tally
+		// server could set weights that leave a small S nearly noiseless.
+		weights := make(map[string]float64, len(cfg.Collectors))
+		for _, dc := range cfg.Collectors {
+			weights[dc.Fingerprint] = dc.NoiseWeight
+		}
+		if err := noise.CheckCoverage(weights, cfg.MinCollectors); err != nil {
+			refuse("noise weights: %v", err)
+		}
+	}
 	if cfg.MinCollectors < p.MinCollectors {
 		refuse("round releases totals of as few as %d collectors (min_collectors), this node requires at least %d", cfg.MinCollectors, p.MinCollectors)
 	}
@@ -280,3 +292,13 @@ func (st *seriesState) changes(cfg *aggregator.RoundConfig, tolerance float64) [
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// noisy reports whether any statistic of the round carries noise.
+func noisy(cfg *aggregator.RoundConfig) bool {
+	for _, s := range cfg.Statistics {
+		if s.Sigma > 0 {
+			return true
+		}
+	}
+	return false
+}

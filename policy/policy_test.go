@@ -45,7 +45,7 @@ func round(n uint64, start, end time.Time, stats ...aggregator.StatisticSpec) *a
 		cfg.Keepers = append(cfg.Keepers, aggregator.KeeperSpec{Fingerprint: strings.Repeat(string(rune('a'+i)), 64), X: i + 1})
 	}
 	for i := range 5 {
-		cfg.Collectors = append(cfg.Collectors, aggregator.CollectorSpec{Fingerprint: strings.Repeat(string(rune('0'+i)), 64), NoiseWeight: 0.5})
+		cfg.Collectors = append(cfg.Collectors, aggregator.CollectorSpec{Fingerprint: strings.Repeat(string(rune('0'+i)), 64), NoiseWeight: math.Sqrt(1.0 / 3)}) // any 3 carry σ²
 	}
 	return cfg
 }
@@ -143,6 +143,11 @@ func TestEachLimitRefusesWithAClearReason(t *testing.T) {
 		change func(*aggregator.RoundConfig)
 		want   string
 	}{
+		{"noise weights", policy.Defaults(), func(c *aggregator.RoundConfig) {
+			for i := range c.Collectors {
+				c.Collectors[i].NoiseWeight = 0
+			}
+		}, "noise weights: noise: coverage"},
 		{"round epsilon", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Epsilon = 0.5 },
 			"round ε = 0.5 is more than this node's max_epsilon 0.3"},
 		{"statistics' epsilon", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[0].Epsilon = 0.2 },

@@ -88,3 +88,57 @@ func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
 		}
 	}
 }
+
+// TestKeeperDeadBeforeItAcknowledgesIsSkipped: a keeper that publishes its
+// round key and then dies before acknowledging any bundle must not stop
+// the round; S is chosen among the keepers that did acknowledge.
+func TestKeeperDeadBeforeItAcknowledgesIsSkipped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a round of a few seconds")
+	}
+	ids := newIDs(t, 6)
+	ts, keepers, collectors := ids[0], ids[1:4], ids[4:6]
+	spec, _ := stats.Resolve("relay_bytes_read", nil)
+	srv, err := New(Options{
+		Identity: ts, Listen: "127.0.0.1:0", DataDir: t.TempDir(),
+		Series: "dead", Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 3 * time.Second, ReportGrace: 2 * time.Second,
+		Keepers: fps(keepers), Threshold: 2, Collectors: fps(collectors), MinCollectors: 2,
+		Epsilon: 1, Delta: 1e-6, Statistics: []aggregator.StatisticSpec{spec}, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Run(ctx, true) })
+	for i, id := range keepers {
+		kctx := ctx
+		if i == 2 {
+			// Keeper 3 dies as soon as every round key is in.
+			var kcancel context.CancelFunc
+			kctx, kcancel = context.WithCancel(ctx)
+			go func() {
+				for ctx.Err() == nil {
+					if srv.Status().KeepersKeyed == 3 {
+						kcancel()
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}()
+		}
+		k, _ := keeper.New(keeper.Options{Identity: id, Tally: srv.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: fps(keepers), ExitWhenFinished: true, Logger: discardLogger()})
+		wg.Go(func() { k.Run(kctx) })
+	}
+	for i, id := range collectors {
+		c, _ := collector.New(collector.Options{Identity: id, Tally: srv.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: fps(keepers),
+			Source: source.Synthetic(source.SyntheticOptions{Rate: 100, Seed: uint64(i + 1)}), ExitWhenFinished: true, Logger: discardLogger()})
+		wg.Go(func() { c.Run(ctx) })
+	}
+	wg.Wait()
+	st := srv.Status()
+	if st.Completed != 1 || st.Reported != 2 {
+		t.Fatalf("status %+v: want the round published with both collectors", st)
+	}
+}

@@ -464,25 +464,19 @@ func (s *Server) fail(r *round, reason string) error {
 // propose picks S and posts the agreement (S, ΣV).
 func (s *Server) propose(r *round, now time.Time) error {
 	cfg := r.cfg
-	var live []string
-	for k := range r.RoundKeys {
-		if _, refused := r.Refusals[k]; !refused {
-			live = append(live, k)
+	var ackers []string
+	for _, k := range cfg.Keepers {
+		if _, refused := r.Refusals[k.Fingerprint]; refused {
+			continue
+		}
+		if _, acked := r.Acks[k.Fingerprint]; acked {
+			ackers = append(ackers, k.Fingerprint)
 		}
 	}
-	var S []string
-	for fp := range r.Reports {
-		ok := true
-		for _, k := range live {
-			if !slices.Contains(r.Acks[k], fp) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			S = append(S, fp)
-		}
+	if len(ackers) < cfg.Threshold {
+		return s.fail(r, fmt.Sprintf("only %d keepers acknowledged share bundles, threshold %d", len(ackers), cfg.Threshold))
 	}
+	S := chooseS(r, ackers, cfg.Threshold)
 	slices.Sort(S)
 	if len(S) < cfg.MinCollectors {
 		return s.fail(r, fmt.Sprintf("%d collectors reported with bundles acknowledged by every keeper, the round requires %d", len(S), cfg.MinCollectors))
@@ -509,6 +503,54 @@ func (s *Server) propose(r *round, now time.Time) error {
 	r.Deadline = now.Add(s.opts.PhaseTimeout)
 	s.log.Info("agreement proposed", "round", cfg.Round, "collectors", len(S), "reported", len(r.Reports), "joined", len(r.Joined))
 	return s.bump()
+}
+
+// chooseS returns the collectors that reported and whose bundles every
+// keeper of a set L acknowledged, for the L (at least k keepers) that
+// admits the most collectors. It starts from every keeper that sent
+// acknowledgements and drops, one at a time, the keeper whose absence
+// admits the most more collectors: a keeper that died mid-setup, having
+// acknowledged only early bundles, would otherwise shrink S to those.
+func chooseS(r *round, keepers []string, k int) []string {
+	acked := map[string]map[string]bool{}
+	for _, kf := range keepers {
+		acked[kf] = map[string]bool{}
+		for _, fp := range r.Acks[kf] {
+			acked[kf][fp] = true
+		}
+	}
+	members := func(L []string) []string {
+		var S []string
+		for fp := range r.Reports {
+			ok := true
+			for _, kf := range L {
+				if !acked[kf][fp] {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				S = append(S, fp)
+			}
+		}
+		slices.Sort(S)
+		return S
+	}
+	L := slices.Clone(keepers)
+	best := members(L)
+	for len(L) > k {
+		drop, bigger := -1, best
+		for i := range L {
+			if S := members(slices.Delete(slices.Clone(L), i, i+1)); len(S) > len(bigger) {
+				drop, bigger = i, S
+			}
+		}
+		if drop < 0 {
+			break
+		}
+		L, best = slices.Delete(L, drop, drop+1), bigger
+	}
+	return best
 }
 
 // publish interpolates, writes the outcome and closes the round.

@@ -188,6 +188,10 @@ func (c *RoundConfig) Collector(fingerprint string) (CollectorSpec, bool) {
 	return CollectorSpec{}, false
 }
 
+// MaxCounters bounds a round's counters (statistics × bins), which sizes
+// every bundle, report and share.
+const MaxCounters = 100000
+
 // noiseTailSigmas is how many standard deviations of total noise the
 // overflow check allows for: the chance of exceeding it is below 1e-30.
 const noiseTailSigmas = 12
@@ -225,6 +229,9 @@ func (c *RoundConfig) Validate() error {
 			}
 			bins[b] = true
 		}
+	}
+	if n := c.NumCounters(); n > MaxCounters {
+		return fmt.Errorf("round config: %d counters, at most %d (each collector sends each keeper 8 bytes a counter)", n, MaxCounters)
 	}
 	if err := shamir.CheckThreshold(c.Threshold, len(c.Keepers)); err != nil {
 		return fmt.Errorf("round config: keepers: %w", err)

@@ -163,6 +163,7 @@ var (
 const (
 	bundleInfo   = "privstats/v1 share bundle"
 	x25519KeyLen = 32
+	aeadTagLen   = 16
 )
 
 // bundleAAD binds a sealed bundle to its round and to both parties, so the
@@ -171,6 +172,10 @@ const (
 func bundleAAD(configHash, collector, keeper string) []byte {
 	return []byte(bundleInfo + "\x00" + configHash + "\x00" + collector + "\x00" + keeper)
 }
+
+// SealedLen is the size of a sealed bundle of n shares: the encapsulated
+// key, 8 bytes a share and the AEAD tag.
+func SealedLen(n int) int { return x25519KeyLen + 8*n + aeadTagLen }
 
 // NewRoundKey makes a keeper's fresh HPKE key pair for one round. The
 // private key lives only in the keeper's memory.

@@ -65,3 +65,16 @@ func TestSignedBodiesAreStrict(t *testing.T) {
 		t.Fatalf("unknown field: %v", err)
 	}
 }
+
+func TestSealedLenMatchesSealShares(t *testing.T) {
+	_, pub, _ := NewRoundKey()
+	for _, n := range []int{0, 1, 1000} {
+		sealed, err := SealShares(pub, "h", "dc", "sk", make([]field.Element, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sealed) != SealedLen(n) {
+			t.Fatalf("%d shares seal to %d bytes, SealedLen says %d", n, len(sealed), SealedLen(n))
+		}
+	}
+}

@@ -32,6 +32,12 @@ const (
 	reasonNotJoined    = "not_joined"
 )
 
+// maxReason bounds a refusal's reason: it is stored, logged and published.
+const maxReason = 1024
+
+// maxGaps bounds the gaps one report may list.
+const maxGaps = 1000
+
 var rejectReasons = []string{reasonUnknownKey, reasonWrongRole, reasonBadSignature, reasonWrongRound,
 	reasonWrongPhase, reasonMalformed, reasonTooLarge, reasonDuplicate, reasonNotJoined}
 
@@ -149,6 +155,9 @@ func inPhase(r *round, phases ...string) *rejection {
 }
 
 func (s *Server) acceptRoundKey(r *round, peer string, m identity.Signed) *rejection {
+	if _, ok := r.cfg.Keeper(peer); !ok {
+		return refuse(http.StatusForbidden, reasonWrongRole, "%s is not a keeper of this round", peer)
+	}
 	var k aggregator.RoundKey
 	if rej := open(r, peer, m, aggregator.KindRoundKey, &k, func() string { return k.ConfigHash }); rej != nil {
 		return rej
@@ -175,8 +184,15 @@ func (s *Server) acceptRefusal(r *round, peer string, m identity.Signed) *reject
 	if rej := open(r, peer, m, aggregator.KindRefusal, &ref, func() string { return ref.ConfigHash }); rej != nil {
 		return rej
 	}
-	if ref.Node != peer || ref.Reason == "" {
+	_, isKeeper := r.cfg.Keeper(peer)
+	_, isCollector := r.cfg.Collector(peer)
+	switch {
+	case !isKeeper && !isCollector:
+		return refuse(http.StatusForbidden, reasonWrongRole, "%s takes no part in this round", peer)
+	case ref.Node != peer || ref.Reason == "":
 		return refuse(http.StatusBadRequest, reasonMalformed, "refusal must name its node and a reason")
+	case len(ref.Reason) > maxReason:
+		return refuse(http.StatusBadRequest, reasonMalformed, "refusal reason longer than %d bytes", maxReason)
 	}
 	if _, ok := r.Refusals[peer]; !ok {
 		s.metrics.refusals.WithLabelValues(role).Inc()
@@ -187,12 +203,18 @@ func (s *Server) acceptRefusal(r *round, peer string, m identity.Signed) *reject
 }
 
 func (s *Server) acceptAck(r *round, peer string, m identity.Signed) *rejection {
+	if _, ok := r.cfg.Keeper(peer); !ok {
+		return refuse(http.StatusForbidden, reasonWrongRole, "%s is not a keeper of this round", peer)
+	}
 	var a aggregator.Ack
 	if rej := open(r, peer, m, aggregator.KindAck, &a, func() string { return a.ConfigHash }); rej != nil {
 		return rej
 	}
 	if rej := inPhase(r, aggregator.PhaseSetup, aggregator.PhaseCollecting, aggregator.PhaseReporting); rej != nil {
 		return rej
+	}
+	if a.Keeper != peer {
+		return refuse(http.StatusBadRequest, reasonMalformed, "ack names keeper %s", a.Keeper)
 	}
 	for _, fp := range a.Collectors {
 		if !r.Joined[fp] {
@@ -214,11 +236,9 @@ func (s *Server) acceptReport(r *round, peer string, m identity.Signed) *rejecti
 		}
 		return refuse(http.StatusConflict, reasonDuplicate, "collector already reported")
 	}
-	if r.Phase == aggregator.PhaseCollecting && !time.Now().Before(r.cfg.End) {
-		r.Phase = aggregator.PhaseReporting // the clock tick may lag the report by a moment
-		r.Deadline = r.cfg.End.Add(s.opts.ReportGrace)
-	}
-	if rej := inPhase(r, aggregator.PhaseReporting); rej != nil {
+	// The clock tick that ends the window may lag a prompt report.
+	windowOver := r.Phase == aggregator.PhaseCollecting && !time.Now().Before(r.cfg.End)
+	if rej := inPhase(r, aggregator.PhaseReporting); rej != nil && !windowOver {
 		return rej
 	}
 	if !r.Joined[peer] {
@@ -230,11 +250,22 @@ func (s *Server) acceptReport(r *round, peer string, m identity.Signed) *rejecti
 	if err := aggregator.CheckElements("report", rep.Values, r.cfg.NumCounters()); err != nil {
 		return refuse(http.StatusBadRequest, reasonMalformed, "%v", err)
 	}
+	if len(rep.Gaps) > maxGaps {
+		return refuse(http.StatusBadRequest, reasonMalformed, "report lists %d gaps, at most %d", len(rep.Gaps), maxGaps)
+	}
+	for _, g := range rep.Gaps {
+		if g.End.Before(g.Start) || g.Start.Before(r.cfg.Start) || g.End.After(r.cfg.End) {
+			return refuse(http.StatusBadRequest, reasonMalformed, "report gap %s–%s is not inside the window", g.Start, g.End)
+		}
+	}
 	r.Reports[peer] = m
 	return nil
 }
 
 func (s *Server) acceptCommit(r *round, peer string, m identity.Signed) *rejection {
+	if _, ok := r.cfg.Keeper(peer); !ok {
+		return refuse(http.StatusForbidden, reasonWrongRole, "%s is not a keeper of this round", peer)
+	}
 	var c aggregator.Commit
 	if rej := open(r, peer, m, aggregator.KindCommit, &c, func() string { return c.ConfigHash }); rej != nil {
 		return rej
@@ -250,6 +281,9 @@ func (s *Server) acceptCommit(r *round, peer string, m identity.Signed) *rejecti
 }
 
 func (s *Server) acceptShare(r *round, peer string, m identity.Signed) *rejection {
+	if _, ok := r.cfg.Keeper(peer); !ok {
+		return refuse(http.StatusForbidden, reasonWrongRole, "%s is not a keeper of this round", peer)
+	}
 	var a aggregator.AggregateShareMsg
 	if rej := open(r, peer, m, aggregator.KindAggregateShare, &a, func() string { return a.ConfigHash }); rej != nil {
 		return rej
@@ -314,6 +348,9 @@ func (s *Server) handleBundles(w http.ResponseWriter, req *http.Request) {
 			if _, ok := r.RoundKeys[b.Keeper]; !ok {
 				return refuse(http.StatusBadRequest, reasonMalformed, "bundle for %s, which has no round key", b.Keeper)
 			}
+			if want := aggregator.SealedLen(r.cfg.NumCounters()); len(b.Ciphertext) != want {
+				return refuse(http.StatusBadRequest, reasonMalformed, "bundle for %s is %d bytes, the round's is %d", b.Keeper, len(b.Ciphertext), want)
+			}
 			byKeeper[b.Keeper] = m
 		}
 		if len(byKeeper) != len(r.RoundKeys) {
@@ -334,8 +371,12 @@ func (s *Server) handleBundles(w http.ResponseWriter, req *http.Request) {
 	s.answer(w, peer, rej)
 }
 
-// maxBundlesPerAnswer bounds one GET of bundles.
-const maxBundlesPerAnswer = 500
+// maxBundlesPerAnswer and maxBundleBytes bound one GET of bundles, well
+// inside what a keeper reads in one answer.
+const (
+	maxBundlesPerAnswer = 500
+	maxBundleBytes      = 16 << 20
+)
 
 func (s *Server) handleGetBundles(w http.ResponseWriter, req *http.Request) {
 	peer := transport.PeerFingerprint(req)
@@ -351,7 +392,14 @@ func (s *Server) handleGetBundles(w http.ResponseWriter, req *http.Request) {
 	s.mu.Lock()
 	var out []identity.Signed
 	if r := s.st.Current; r != nil && from < len(r.Bundles[peer]) {
-		out = slices.Clone(r.Bundles[peer][from:min(len(r.Bundles[peer]), from+maxBundlesPerAnswer)])
+		size := 0
+		for _, m := range r.Bundles[peer][from:] {
+			size += len(m.Body) * 4 / 3 // base64 in JSON
+			if len(out) > 0 && (len(out) == maxBundlesPerAnswer || size > maxBundleBytes) {
+				break
+			}
+			out = append(out, m)
+		}
 	}
 	s.mu.Unlock()
 	writeJSON(w, out)

@@ -211,7 +211,8 @@ func (s *Server) Run(ctx context.Context, exitWhenDone bool) error {
 	go func() { errs <- api.Serve(s.httpsLn) }()
 	var pub *http.Server
 	if s.httpLn != nil {
-		pub = &http.Server{Handler: s.publicHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		pub = &http.Server{Handler: s.publicHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() { errs <- pub.Serve(s.httpLn) }()
 	}
 	go func() { errs <- s.machine(ctx, exitWhenDone) }()
@@ -428,10 +429,6 @@ func (s *Server) announce(now time.Time) error {
 		return err
 	}
 	hash, _ := cfg.HashHex()
-	s.st.Current = newRound(o.Identity.Sign(aggregator.KindAnnounce, body), cfg, hash)
-	s.st.NextRound++
-	s.st.LastStart = cfg.Start
-	s.st.LastRefuse = ""
 	if o.Record != nil {
 		// Recorded on announcement, not on completion: the next round's
 		// delay rule must compare against this one even while it runs.
@@ -439,6 +436,10 @@ func (s *Server) announce(now time.Time) error {
 			return fmt.Errorf("policy ledger: %w", err)
 		}
 	}
+	s.st.Current = newRound(o.Identity.Sign(aggregator.KindAnnounce, body), cfg, hash)
+	s.st.NextRound++
+	s.st.LastStart = cfg.Start
+	s.st.LastRefuse = ""
 	s.log.Info("round announced", "series", cfg.Series, "round", cfg.Round, "config_hash", hash, "start", cfg.Start, "end", cfg.End)
 	return s.bump()
 }

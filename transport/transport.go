@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,17 +20,12 @@ import (
 	"github.com/privstats/privstats/identity"
 )
 
-// peerCertificate parses the leaf a peer presented.
-func peerCertificate(raw [][]byte) (*x509.Certificate, string, error) {
-	if len(raw) == 0 {
-		return nil, "", errors.New("peer presented no certificate")
+// peerFingerprint is the identity fingerprint of the leaf a peer presented.
+func peerFingerprint(cs tls.ConnectionState) (string, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return "", errors.New("peer presented no certificate")
 	}
-	cert, err := x509.ParseCertificate(raw[0])
-	if err != nil {
-		return nil, "", fmt.Errorf("peer certificate: %w", err)
-	}
-	fp, err := identity.CertificateFingerprint(cert)
-	return cert, fp, err
+	return identity.CertificateFingerprint(cs.PeerCertificates[0])
 }
 
 // ErrUnknownPeer is wrapped by handshake errors for a peer whose fingerprint
@@ -50,8 +44,11 @@ func ServerConfig(id *identity.Identity, allowed func(fp string) bool, rejected 
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAnyClientCert,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, fp, err := peerCertificate(raw)
+		// Tickets would let a client skip the pin check on resumption.
+		SessionTicketsDisabled: true,
+		// VerifyConnection runs on every handshake, resumed or not.
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			fp, err := peerFingerprint(cs)
 			if err == nil && !allowed(fp) {
 				err = fmt.Errorf("%w: %s", ErrUnknownPeer, fp)
 			}
@@ -76,8 +73,8 @@ func ClientConfig(id *identity.Identity, serverFingerprint string) (*tls.Config,
 		MinVersion:         tls.VersionTLS13,
 		Certificates:       []tls.Certificate{cert},
 		InsecureSkipVerify: true, // replaced by the pin check below
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, fp, err := peerCertificate(raw)
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			fp, err := peerFingerprint(cs)
 			if err != nil {
 				return err
 			}

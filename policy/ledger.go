@@ -160,6 +160,24 @@ func (l *Ledger) Record(cfg *aggregator.RoundConfig, p Policy) error {
 }
 
 // series returns a copy of what the ledger holds for one series.
+// latest returns the series whose last recorded round ended last.
+func (l *Ledger) latest() (string, *seriesState, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var name string
+	var best *seriesState
+	for n, st := range l.series {
+		if best == nil || st.LastEnd.After(best.LastEnd) || (st.LastEnd.Equal(best.LastEnd) && n < name) {
+			name, best = n, st
+		}
+	}
+	if best == nil {
+		return "", nil, false
+	}
+	c := *best
+	return name, &c, true
+}
+
 func (l *Ledger) lookup(name string) (*seriesState, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

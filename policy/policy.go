@@ -213,7 +213,13 @@ func (p Policy) Check(cfg *aggregator.RoundConfig, led *Ledger, now time.Time) e
 func (p Policy) checkHistory(cfg *aggregator.RoundConfig, led *Ledger, now time.Time) []string {
 	st, ok := led.lookup(cfg.Series)
 	if !ok {
-		return nil // the series' first round sets its baseline
+		// A new series is held to the node's latest round of any series:
+		// otherwise renaming the series would dodge the delay rule.
+		name, prev, any := led.latest()
+		if !any {
+			return nil // the node's first round sets the baseline
+		}
+		return p.delayRule(cfg, prev, now, fmt.Sprintf(" (compared with series %q, this node's latest)", name))
 	}
 	if hash, err := cfg.HashHex(); err == nil && hash == st.LastHash {
 		// The round already recorded (a node resuming it): it spends
@@ -227,20 +233,26 @@ func (p Policy) checkHistory(cfg *aggregator.RoundConfig, led *Ledger, now time.
 		reasons = append(reasons, fmt.Sprintf("round %d of series %q starts at %s, before round %d ended at %s; rounds of a series must not overlap",
 			cfg.Round, cfg.Series, stamp(cfg.Start), st.LastRound, stamp(st.LastEnd)))
 	}
+	return append(reasons, p.delayRule(cfg, st, now, "")...)
+}
+
+// delayRule refuses a round that changes the statistic set or lowers a σ
+// relative to st's baseline less than delay_period after st's last round.
+func (p Policy) delayRule(cfg *aggregator.RoundConfig, st *seriesState, now time.Time, against string) []string {
 	changes := st.changes(cfg, p.SigmaTolerance)
 	if len(changes) == 0 {
-		return reasons
+		return nil
 	}
 	earliest := st.LastEnd.Add(time.Duration(p.DelayPeriod))
-	if cfg.Start.Before(earliest) {
-		when := stamp(earliest)
-		if d := earliest.Sub(now); d > 0 {
-			when += fmt.Sprintf(" (in %s)", d.Round(time.Second))
-		}
-		reasons = append(reasons, fmt.Sprintf("%s less than %s after the previous round ended at %s; the next round may start at %s",
-			strings.Join(changes, " and "), p.DelayPeriod, stamp(st.LastEnd), when))
+	if !cfg.Start.Before(earliest) {
+		return nil
 	}
-	return reasons
+	when := stamp(earliest)
+	if d := earliest.Sub(now); d > 0 {
+		when += fmt.Sprintf(" (in %s)", d.Round(time.Second))
+	}
+	return []string{fmt.Sprintf("%s%s less than %s after the previous round ended at %s; the next round may start at %s",
+		strings.Join(changes, " and "), against, p.DelayPeriod, stamp(st.LastEnd), when)}
 }
 
 // changes describes how cfg departs from the series' baseline in ways the

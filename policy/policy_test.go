@@ -371,3 +371,35 @@ func TestRecordedRoundIsAcceptedAgain(t *testing.T) {
 		led = reopen(t, led)
 	}
 }
+
+// TestRenamingTheSeriesDoesNotDodgeTheDelayRule: a series the node has not
+// seen is held to the node's latest round of any series.
+func TestRenamingTheSeriesDoesNotDodgeTheDelayRule(t *testing.T) {
+	p := policy.Defaults()
+	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := led.Record(firstRound(), p); err != nil {
+		t.Fatal(err)
+	}
+	lowered := round(1, day1, day1.Add(24*time.Hour),
+		stat("relay_bytes_read", 1e9), stat("exit_streams", 4.0e5), stat("connections_inbound_client", 1.2e4))
+	lowered.Series = "renamed"
+	reason := refusal(t, p.Check(lowered, led, day1))
+	if !strings.Contains(reason, `compared with series "relays"`) || !strings.Contains(reason, "relay_bytes_read") {
+		t.Fatalf("refusal %q, want the σ decrease measured against series relays", reason)
+	}
+	// The same statistics under a new name change nothing.
+	same := round(1, day1, day1.Add(24*time.Hour))
+	same.Series = "renamed"
+	if err := p.Check(same, led, day1); err != nil {
+		t.Fatalf("renamed series with the same statistics: %v", err)
+	}
+	// After the delay period the change is allowed.
+	later := *lowered
+	later.Start, later.End = day1.Add(24*time.Hour), day1.Add(48*time.Hour)
+	if err := p.Check(&later, led, later.Start); err != nil {
+		t.Fatalf("after the delay: %v", err)
+	}
+}

@@ -17,7 +17,9 @@ import (
 )
 
 func runVerify(args []string, stdout, stderr io.Writer) error {
-	fs := flags("verify", "OUTCOME.json", stderr)
+	fs := flags("verify", "[-tally FP] [-keepers FP,FP,…] OUTCOME.json", stderr)
+	tallyFP := fs.String("tally", "", "require the tally server with fingerprint `FP` to have signed the round")
+	keepersFP := fs.String("keepers", "", "require exactly these keeper fingerprints, in order (comma-separated)")
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
@@ -28,8 +30,27 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	if err := outcome.Verify(o); err != nil {
 		return fmt.Errorf("%s: NOT VALID: %w", fs.Arg(0), err)
 	}
+	// The signatures check out against the keys the file names; whether
+	// those are the right keys only pins can say.
+	if *tallyFP != "" && o.Tally != *tallyFP {
+		return fmt.Errorf("%s: NOT VALID: signed by tally server %s, not the expected %s", fs.Arg(0), o.Tally, *tallyFP)
+	}
+	var keepers []string
+	for _, k := range o.Config.Keepers {
+		keepers = append(keepers, k.Fingerprint)
+	}
+	if *keepersFP != "" && strings.Join(keepers, ",") != *keepersFP {
+		return fmt.Errorf("%s: NOT VALID: keepers %s, not the expected %s", fs.Arg(0), strings.Join(keepers, ","), *keepersFP)
+	}
 	fmt.Fprintf(stdout, "%s: valid: round %s/%d, %d collectors, %d keeper shares, %d statistics; signatures and interpolation check out\n",
 		fs.Arg(0), o.Series, o.Round, o.Collectors.Count, len(o.Shares), len(o.Statistics))
+	fmt.Fprintf(stdout, "tally server: %s\n", o.Tally)
+	for i, k := range keepers {
+		fmt.Fprintf(stdout, "keeper %d:     %s\n", i+1, k)
+	}
+	if *tallyFP == "" || *keepersFP == "" {
+		fmt.Fprintln(stdout, "(check these fingerprints against the ones you trust, or pass -tally and -keepers)")
+	}
 	return nil
 }
 

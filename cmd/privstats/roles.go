@@ -213,6 +213,7 @@ func runCollect(args []string, stdout, stderr io.Writer) error {
 		}
 		defer f.Close()
 		src = source.Record(f, src)
+		log.Warn("recording every tor event this collector sees: the file holds your relay's raw traffic metadata, unblinded; keep it as private as the relay and delete it when done", "file", *recordTo)
 	}
 	ctx, stop := signalContext()
 	defer stop()

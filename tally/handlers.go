@@ -53,6 +53,9 @@ type rejection struct {
 
 func (e *rejection) Error() string { return e.reason + ": " + e.msg }
 
+// errStored marks a message already made durable in the round's journal.
+var errStored = &rejection{}
+
 func refuse(code int, reason, format string, args ...any) *rejection {
 	return &rejection{code: code, reason: reason, msg: fmt.Sprintf(format, args...)}
 }
@@ -67,6 +70,8 @@ func (s *Server) apiHandler() http.Handler {
 	s.post(mux, aggregator.PathShare, "keeper", s.acceptShare)
 	s.post(mux, aggregator.PathReport, "collector", s.acceptReport)
 	s.post(mux, aggregator.PathRefusal, "", s.acceptRefusal)
+	// accept functions return errStored when they wrote to the journal
+	// themselves and there is no small state to save.
 	mux.HandleFunc("POST "+aggregator.PathBundles, s.handleBundles)
 	return mux
 }
@@ -121,8 +126,11 @@ func (s *Server) post(mux *http.ServeMux, path, role string, accept func(r *roun
 			return
 		}
 		rej := accept(r, peer, m)
-		if rej == nil {
-			if err := s.bump(); err != nil {
+		if rej == errStored {
+			rej = nil
+			s.metrics.progress(r)
+		} else if rej == nil {
+			if err := s.touch(); err != nil {
 				s.log.Error("saving state", "err", err)
 				http.Error(w, "tally server could not save state", http.StatusInternalServerError)
 				return
@@ -258,8 +266,13 @@ func (s *Server) acceptReport(r *round, peer string, m identity.Signed) *rejecti
 			return refuse(http.StatusBadRequest, reasonMalformed, "report gap %s–%s is not inside the window", g.Start, g.End)
 		}
 	}
-	r.Reports[peer] = m
-	return nil
+	e := journalEntry{Collector: peer, Report: &m}
+	if err := appendJournal(s.opts.DataDir, r, e); err != nil {
+		s.log.Error("journal", "err", err)
+		return refuse(http.StatusInternalServerError, reasonMalformed, "tally server could not store the report")
+	}
+	r.apply(e)
+	return errStored
 }
 
 func (s *Server) acceptCommit(r *round, peer string, m identity.Signed) *rejection {
@@ -356,17 +369,16 @@ func (s *Server) handleBundles(w http.ResponseWriter, req *http.Request) {
 		if len(byKeeper) != len(r.RoundKeys) {
 			return refuse(http.StatusBadRequest, reasonMalformed, "%d bundles for %d keepers with round keys", len(byKeeper), len(r.RoundKeys))
 		}
-		for k, m := range byKeeper {
-			r.Bundles[k] = append(r.Bundles[k], m)
+		e := journalEntry{Collector: peer, Bundles: byKeeper}
+		if err := appendJournal(s.opts.DataDir, r, e); err != nil {
+			s.log.Error("journal", "err", err)
+			return refuse(http.StatusInternalServerError, reasonMalformed, "tally server could not store the bundles")
 		}
-		r.Joined[peer] = true
+		r.apply(e)
 		return nil
 	}()
 	if rej == nil {
-		if err := s.bump(); err != nil {
-			http.Error(w, "tally server could not save state", http.StatusInternalServerError)
-			return
-		}
+		s.wake()
 	}
 	s.answer(w, peer, rej)
 }
@@ -410,17 +422,21 @@ func (s *Server) handleGetBundles(w http.ResponseWriter, req *http.Request) {
 func (s *Server) handleRound(w http.ResponseWriter, req *http.Request) {
 	peer := transport.PeerFingerprint(req)
 	since, _ := strconv.ParseUint(req.URL.Query().Get("since"), 10, 64)
+	collector := s.allowed[peer] == "collector"
 	timer := time.NewTimer(aggregator.MaxLongPollS * time.Second)
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
-		if s.st.Version > since {
+		version, ch := s.st.Version, s.changed
+		if collector {
+			version, ch = s.st.PhaseVersion, s.phaseChanged
+		}
+		if version > since {
 			v := s.view(peer)
 			s.mu.Unlock()
 			writeJSON(w, v)
 			return
 		}
-		ch := s.changed
 		s.mu.Unlock()
 		select {
 		case <-ch:
@@ -439,6 +455,9 @@ func (s *Server) handleRound(w http.ResponseWriter, req *http.Request) {
 // view is the round as one node sees it; called with s.mu held.
 func (s *Server) view(peer string) aggregator.RoundView {
 	v := aggregator.RoundView{Version: s.st.Version, Finished: s.finished()}
+	if s.allowed[peer] == "collector" {
+		v.Version = s.st.PhaseVersion
+	}
 	r := s.st.Current
 	if r == nil {
 		return v

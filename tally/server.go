@@ -108,7 +108,9 @@ type Server struct {
 
 	mu      sync.Mutex
 	st      *state
-	changed chan struct{}
+	// changed is closed (and replaced) on every change keepers care
+	// about; phaseChanged on every change collectors care about.
+	changed, phaseChanged chan struct{}
 
 	httpsLn, httpLn net.Listener
 }
@@ -126,7 +128,8 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Weights.Validate(); err != nil {
 		return nil, fmt.Errorf("tally: noise weights: %w", err)
 	}
-	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), allowed: map[string]string{}, changed: make(chan struct{})}
+	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), allowed: map[string]string{},
+		changed: make(chan struct{}), phaseChanged: make(chan struct{})}
 	for _, fp := range opts.Keepers {
 		s.allowed[fp] = "keeper"
 	}
@@ -273,11 +276,25 @@ func (s *Server) finished() bool {
 
 // bump records a change: it persists the state and wakes long polls.
 func (s *Server) bump() error {
+	s.st.PhaseVersion++
+	close(s.phaseChanged)
+	s.phaseChanged = make(chan struct{})
+	return s.touch()
+}
+
+// touch records a change only keepers need to see (a round key, a bundle,
+// a commit): it persists the small state and wakes the keepers' polls.
+func (s *Server) touch() error {
+	s.wake()
+	return saveState(s.opts.DataDir, s.st)
+}
+
+// wake tells keepers' long polls that something changed.
+func (s *Server) wake() {
 	s.st.Version++
 	s.metrics.progress(s.st.Current)
 	close(s.changed)
 	s.changed = make(chan struct{})
-	return saveState(s.opts.DataDir, s.st)
 }
 
 // step moves the current round along; it runs with s.mu held.
@@ -435,6 +452,11 @@ func (s *Server) announce(now time.Time) error {
 		if err := o.Record(cfg); err != nil {
 			return fmt.Errorf("policy ledger: %w", err)
 		}
+	}
+	if prev := s.st.Current; prev != nil {
+		// Its outcome is published (or it failed); its bundles and
+		// reports are of no further use.
+		os.Remove(journalPath(s.opts.DataDir, prev.Hash))
 	}
 	s.st.Current = newRound(o.Identity.Sign(aggregator.KindAnnounce, body), cfg, hash)
 	s.st.NextRound++

@@ -1,6 +1,7 @@
 package tally
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +25,12 @@ type state struct {
 	Failed    int    `json:"failed"`
 	// LastStart is when the previous round's window began; the next starts
 	// a period later.
-	LastStart  time.Time `json:"last_start"`
-	Version    uint64    `json:"version"`
+	LastStart time.Time `json:"last_start"`
+	// Version counts every change keepers care about; PhaseVersion only
+	// the changes collectors care about (announcement, phase, failure), so
+	// thousands of polling collectors are not woken by every bundle.
+	Version      uint64 `json:"version"`
+	PhaseVersion uint64 `json:"phase_version"`
 	Current    *round    `json:"current,omitempty"`
 	LastRefuse string    `json:"last_refusal,omitempty"`
 }
@@ -37,10 +42,7 @@ type round struct {
 	Phase     string                       `json:"phase"`
 	RoundKeys map[string]identity.Signed   `json:"round_keys"`
 	Refusals  map[string]string            `json:"refusals"`
-	Bundles   map[string][]identity.Signed `json:"bundles"` // by keeper
-	Joined    map[string]bool              `json:"joined"`
 	Acks      map[string][]string          `json:"acks"`
-	Reports   map[string]identity.Signed   `json:"reports"`
 	Agreement *identity.Signed             `json:"agreement,omitempty"`
 	Digest    string                       `json:"agreement_digest,omitempty"`
 	Commits   map[string]identity.Signed   `json:"commits"`
@@ -48,6 +50,13 @@ type round struct {
 	Deadline  time.Time                    `json:"deadline"`
 	Failure   string                       `json:"failure,omitempty"`
 	Outcome   string                       `json:"outcome,omitempty"`
+
+	// Bundles (by keeper), Joined and Reports grow with the number of
+	// collectors, so they live in the round's append-only journal rather
+	// than in state.json, which is rewritten on every small change.
+	Bundles map[string][]identity.Signed `json:"-"`
+	Joined  map[string]bool              `json:"-"`
+	Reports map[string]identity.Signed   `json:"-"`
 
 	cfg *aggregator.RoundConfig
 }
@@ -82,8 +91,91 @@ func loadState(dir string) (*state, error) {
 			return nil, fmt.Errorf("%s: current round: %w", path, err)
 		}
 		r.cfg = cfg
+		r.Bundles, r.Joined, r.Reports = map[string][]identity.Signed{}, map[string]bool{}, map[string]identity.Signed{}
+		if err := loadJournal(journalPath(dir, r.Hash), r); err != nil {
+			return nil, err
+		}
 	}
 	return &st, nil
+}
+
+// journalEntry is one line of a round's journal: a collector's accepted
+// bundles (one per keeper), or its accepted report.
+type journalEntry struct {
+	Collector string                     `json:"collector"`
+	Bundles   map[string]identity.Signed `json:"bundles,omitempty"`
+	Report    *identity.Signed           `json:"report,omitempty"`
+}
+
+func journalPath(dir, hash string) string {
+	return filepath.Join(dir, "rounds", hash+".jsonl")
+}
+
+// apply adds a journal entry to the round.
+func (r *round) apply(e journalEntry) {
+	if e.Bundles != nil {
+		for _, k := range r.cfg.Keepers {
+			if m, ok := e.Bundles[k.Fingerprint]; ok {
+				r.Bundles[k.Fingerprint] = append(r.Bundles[k.Fingerprint], m)
+			}
+		}
+		r.Joined[e.Collector] = true
+	}
+	if e.Report != nil {
+		r.Reports[e.Collector] = *e.Report
+	}
+}
+
+// loadJournal replays a round's journal. A torn last line (a crash while
+// appending) is dropped: its sender never got an answer and will retry.
+func loadJournal(path string, r *round) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	lines := bytes.Split(b, []byte("\n"))
+	for i, line := range lines {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e journalEntry
+		if err := json.Unmarshal(line, &e); err != nil {
+			if i == len(lines)-1 {
+				break
+			}
+			return fmt.Errorf("%s:%d: damaged journal line (%v); move the file aside to drop this round's bundles and reports", path, i+1, err)
+		}
+		r.apply(e)
+	}
+	return nil
+}
+
+// appendJournal durably appends one entry to the round's journal.
+func appendJournal(dir string, r *round, e journalEntry) error {
+	path := journalPath(dir, r.Hash)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func saveState(dir string, st *state) error {

@@ -106,8 +106,8 @@ type Server struct {
 	metrics *metrics
 	allowed map[string]string // fingerprint → role
 
-	mu      sync.Mutex
-	st      *state
+	mu sync.Mutex
+	st *state
 	// changed is closed (and replaced) on every change keepers care
 	// about; phaseChanged on every change collectors care about.
 	changed, phaseChanged chan struct{}

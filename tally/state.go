@@ -31,25 +31,25 @@ type state struct {
 	// thousands of polling collectors are not woken by every bundle.
 	Version      uint64 `json:"version"`
 	PhaseVersion uint64 `json:"phase_version"`
-	Current    *round    `json:"current,omitempty"`
-	LastRefuse string    `json:"last_refusal,omitempty"`
+	Current      *round `json:"current,omitempty"`
+	LastRefuse   string `json:"last_refusal,omitempty"`
 }
 
 // round is one round's progress.
 type round struct {
-	Announce  identity.Signed              `json:"announce"`
-	Hash      string                       `json:"config_hash"`
-	Phase     string                       `json:"phase"`
-	RoundKeys map[string]identity.Signed   `json:"round_keys"`
-	Refusals  map[string]string            `json:"refusals"`
-	Acks      map[string][]string          `json:"acks"`
-	Agreement *identity.Signed             `json:"agreement,omitempty"`
-	Digest    string                       `json:"agreement_digest,omitempty"`
-	Commits   map[string]identity.Signed   `json:"commits"`
-	Shares    map[string]identity.Signed   `json:"shares"`
-	Deadline  time.Time                    `json:"deadline"`
-	Failure   string                       `json:"failure,omitempty"`
-	Outcome   string                       `json:"outcome,omitempty"`
+	Announce  identity.Signed            `json:"announce"`
+	Hash      string                     `json:"config_hash"`
+	Phase     string                     `json:"phase"`
+	RoundKeys map[string]identity.Signed `json:"round_keys"`
+	Refusals  map[string]string          `json:"refusals"`
+	Acks      map[string][]string        `json:"acks"`
+	Agreement *identity.Signed           `json:"agreement,omitempty"`
+	Digest    string                     `json:"agreement_digest,omitempty"`
+	Commits   map[string]identity.Signed `json:"commits"`
+	Shares    map[string]identity.Signed `json:"shares"`
+	Deadline  time.Time                  `json:"deadline"`
+	Failure   string                     `json:"failure,omitempty"`
+	Outcome   string                     `json:"outcome,omitempty"`
 
 	// Bundles (by keeper), Joined and Reports grow with the number of
 	// collectors, so they live in the round's append-only journal rather

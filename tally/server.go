@@ -210,6 +210,8 @@ func (s *Server) Run(ctx context.Context, exitWhenDone bool) error {
 		WriteTimeout:      (aggregator.MaxLongPollS + 30) * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// Long polls end with the server.
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	go func() { errs <- api.Serve(s.httpsLn) }()
 	var pub *http.Server
@@ -218,7 +220,11 @@ func (s *Server) Run(ctx context.Context, exitWhenDone bool) error {
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() { errs <- pub.Serve(s.httpLn) }()
 	}
-	go func() { errs <- s.machine(ctx, exitWhenDone) }()
+	machineDone := make(chan struct{})
+	go func() {
+		defer close(machineDone)
+		errs <- s.machine(ctx, exitWhenDone)
+	}()
 
 	var err error
 	select {
@@ -228,12 +234,15 @@ func (s *Server) Run(ctx context.Context, exitWhenDone bool) error {
 			err = nil
 		}
 	}
+	cancel()
 	shut, stop := context.WithTimeout(context.Background(), 3*time.Second)
 	defer stop()
 	api.Shutdown(shut)
 	if pub != nil {
 		pub.Shutdown(shut)
 	}
+	// No state is written after Run returns.
+	<-machineDone
 	return err
 }
 

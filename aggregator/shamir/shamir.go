@@ -171,6 +171,9 @@ func joinInts(xs []int) string {
 // disagree; privstats deployments have a handful of keepers, far below it.
 const maxSubsets = 1 << 14
 
+// maxIsolate is the most shares isolate searches among.
+const maxIsolate = 16
+
 // Combine recovers the secrets from k or more shares. With more than k it
 // checks that every share lies on the polynomial defined by the others and,
 // if not, returns an *InconsistentError naming the shares that do not.
@@ -227,6 +230,11 @@ func isolate(shares []Share, k int) error {
 	all := make([]int, n)
 	for i, s := range shares {
 		all[i] = s.X
+	}
+	if n > maxIsolate {
+		// The search is exponential in n; past a handful of keepers,
+		// report the inconsistency without naming a culprit.
+		return &InconsistentError{Suspects: all}
 	}
 	idx := make([]int, k)
 	for i := range idx {

@@ -13,6 +13,11 @@ type PrivacyPlan struct {
 	Epsilon    float64       `yaml:"epsilon"`
 	Delta      float64       `yaml:"delta"`
 	Statistics []PlannedStat `yaml:"statistics"`
+	// Collectors and HonestFraction (β), both optional, let the planner say
+	// what min_collectors β-mode noise weights need: any set S the tally
+	// server may release must hold at least β·n collectors.
+	Collectors     int     `yaml:"collectors"`
+	HonestFraction float64 `yaml:"honest_fraction"`
 }
 
 // PlannedStat is one statistic to plan for.
@@ -52,6 +57,12 @@ func (p *PrivacyPlan) complete(c *checker, _ string) {
 	c.probability("delta", p.Delta)
 	if len(p.Statistics) == 0 {
 		c.errorf("statistics", "required (the statistics to plan for)")
+	}
+	if p.Collectors < 0 {
+		c.errorf("collectors", "%d must not be negative (the number of permitted collectors)", p.Collectors)
+	}
+	if c.given("honest_fraction") && !(p.HonestFraction > 0 && p.HonestFraction <= 1) {
+		c.errorf("honest_fraction", "%v must be in (0, 1] (the fraction of collectors assumed honest)", p.HonestFraction)
 	}
 	seen := map[string]int{}
 	for i := range p.Statistics {

@@ -54,6 +54,17 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\nWorst expected relative error: %.3g%% with this plan, %.3g%% with an even ε split.\n", 100*worst, 100*worstEven)
 	fmt.Fprintln(stdout, "σ is the analytic Gaussian mechanism (Balle & Wang); CLASSIC σ is PrivCount's (s/ε)·√(2 ln(1.25/δ)) for the same ε_i, δ_i.")
+	if plan.Collectors > 0 && plan.HonestFraction > 0 {
+		fps := make([]string, plan.Collectors)
+		for i := range fps {
+			fps[i] = fmt.Sprint(i)
+		}
+		w := noise.Weights{HonestFraction: plan.HonestFraction}
+		if m, err := noise.MinCollectors(w.Resolve(fps)); err == nil {
+			fmt.Fprintf(stdout, "Noise weights: with honest_fraction β = %g and %d collectors, each adds w² = 1/(βn) of σ²; set min_collectors ≥ %d so every released set carries σ in full.\n",
+				plan.HonestFraction, plan.Collectors, m)
+		}
+	}
 	fmt.Fprintln(stdout, "Paste the tally.yaml form with: privstats plan --yaml", fs.Arg(0))
 	return nil
 }

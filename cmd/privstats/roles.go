@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +41,18 @@ func (r *roleFlags) register(fs interface {
 	fs.StringVar(&r.config, "c", "", "the role's YAML config `FILE` (required)")
 	fs.BoolVar(&r.once, "exit-when-done", false, exitHelp)
 	fs.BoolVar(&r.verbose, "v", false, "log debug detail")
+}
+
+// parse parses a role's flags; -c is required.
+func (r *roleFlags) parse(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if r.config == "" {
+		fs.Usage()
+		return errUsage
+	}
+	return nil
 }
 
 func newLogger(stderr io.Writer, verbose bool) *slog.Logger {
@@ -90,12 +103,8 @@ func runTally(args []string, stdout, stderr io.Writer) error {
 	fs := flags("tally", "-c tally.yaml", stderr)
 	var rf roleFlags
 	rf.register(fs, "exit once every configured round has ended")
-	if err := parse(fs, args, 0, 0); err != nil {
+	if err := rf.parse(fs, args); err != nil {
 		return err
-	}
-	if rf.config == "" {
-		fs.Usage()
-		return errUsage
 	}
 	cfg, err := config.LoadTally(rf.config)
 	if err != nil {
@@ -139,12 +148,8 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 	fs := flags("keeper", "-c keeper.yaml", stderr)
 	var rf roleFlags
 	rf.register(fs, "exit when the tally server says no more rounds will run")
-	if err := parse(fs, args, 0, 0); err != nil {
+	if err := rf.parse(fs, args); err != nil {
 		return err
-	}
-	if rf.config == "" {
-		fs.Usage()
-		return errUsage
 	}
 	cfg, err := config.LoadKeeper(rf.config)
 	if err != nil {
@@ -179,12 +184,8 @@ func runCollect(args []string, stdout, stderr io.Writer) error {
 	var rf roleFlags
 	rf.register(fs, "exit when the tally server says no more rounds will run")
 	recordTo := fs.String("record", "", "also write every event received to trace `FILE` (your relay's raw events; keep it private)")
-	if err := parse(fs, args, 0, 0); err != nil {
+	if err := rf.parse(fs, args); err != nil {
 		return err
-	}
-	if rf.config == "" {
-		fs.Usage()
-		return errUsage
 	}
 	cfg, err := config.LoadCollector(rf.config)
 	if err != nil {

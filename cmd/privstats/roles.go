@@ -60,7 +60,11 @@ func newLogger(stderr io.Writer, verbose bool) *slog.Logger {
 	if verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Parts without a logger of their own (the MetricsPort source) use the
+	// default; give it the same handler and level.
+	slog.SetDefault(log)
+	return log
 }
 
 func signalContext() (context.Context, context.CancelFunc) {

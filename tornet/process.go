@@ -155,9 +155,10 @@ func (n *Network) waitReady(ctx, procCtx context.Context, opts Options, begin ti
 		return err
 	}
 	defer ctl.Close()
+	go n.watchHSDesc(ctx, client, func([]string) {})
 	onionURL := fmt.Sprintf("http://%s/", hs.OnionAddress)
-	err = retry(ctx, 2*time.Second, func(ctx context.Context) error {
-		_, _, err := n.get(ctx, onionURL)
+	err = retry(ctx, 2*time.Second, func(attempt context.Context) error {
+		_, _, err := n.get(attempt, onionURL)
 		if err != nil {
 			n.logf("tornet: %v (retrying)", err)
 			if _, nerr := ctl.Do(ctx, "SIGNAL NEWNYM"); nerr != nil {
@@ -179,49 +180,62 @@ func (n *Network) waitReady(ctx, procCtx context.Context, opts Options, begin ti
 const uploadPatience = time.Minute
 
 // watchUploads reports nil on the returned channel once the onion service
-// has uploaded a descriptor to an HSDir, or why it could not tell. Failed
-// uploads are logged as they happen.
+// has uploaded a descriptor to an HSDir, or why it could not tell. It logs
+// every HS_DESC event of the service until ctx ends, so a failure to reach
+// the service shows what the service did.
 func (n *Network) watchUploads(ctx context.Context, hs *Node) <-chan error {
 	result := make(chan error, 1)
+	uploaded := false
 	go func() {
-		var ctl *controlConn
-		err := retry(ctx, 200*time.Millisecond, func(ctx context.Context) error {
-			var err error
-			ctl, err = dialControl(ctx, hs)
-			return err
-		})
-		if err != nil {
-			result <- err
-			return
-		}
-		defer ctl.Close()
-		stop := context.AfterFunc(ctx, func() { ctl.Close() })
-		defer stop()
-		if _, err := ctl.Do(ctx, "SETEVENTS HS_DESC"); err != nil {
-			result <- fmt.Errorf("%s control port: %w", hs.Name, err)
-			return
-		}
-		for {
-			line, err := ctl.readLine()
-			if err != nil {
-				result <- fmt.Errorf("%s control port: HS_DESC events: %w", hs.Name, err)
-				return
-			}
-			// 650 HS_DESC <action> <address> <auth type> <HSDir> …
-			f := strings.Fields(line)
-			if len(f) < 3 || f[0] != "650" || f[1] != "HS_DESC" {
-				continue
-			}
-			switch f[2] {
-			case "UPLOADED":
+		err := n.watchHSDesc(ctx, hs, func(f []string) {
+			if f[2] == "UPLOADED" && !uploaded {
+				uploaded = true
 				result <- nil
-				return
-			case "FAILED":
-				n.logf("tornet: %s: %s", hs.Name, line)
 			}
+		})
+		if !uploaded {
+			result <- err
 		}
 	}()
 	return result
+}
+
+// watchHSDesc subscribes to the node's HS_DESC events, logs each one and
+// passes its fields ("650", "HS_DESC", action, …) to seen, until ctx ends
+// or the connection fails; it returns why it stopped.
+func (n *Network) watchHSDesc(ctx context.Context, node *Node, seen func(fields []string)) error {
+	var ctl *controlConn
+	err := retry(ctx, 200*time.Millisecond, func(ctx context.Context) error {
+		var err error
+		ctl, err = dialControl(ctx, node)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	stop := context.AfterFunc(ctx, func() { ctl.Close() })
+	defer stop()
+	if _, err := ctl.Do(ctx, "SETEVENTS HS_DESC"); err != nil {
+		return fmt.Errorf("%s control port: %w", node.Name, err)
+	}
+	ctl.conn.SetDeadline(time.Time{})
+	for {
+		line, err := ctl.readLine()
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("%s control port: HS_DESC events: %w", node.Name, err)
+		}
+		// 650 HS_DESC <action> <address> <auth type> <HSDir> …
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "650" || f[1] != "HS_DESC" {
+			continue
+		}
+		n.logf("tornet: %s: %s", node.Name, line)
+		seen(f)
+	}
 }
 
 // waitConsensus polls the authority's DirPort until it serves a

@@ -220,7 +220,13 @@ func (n *Network) torrc(node *Node, opts Options) string {
 	set("DataDirectory", node.DataDir)
 	// start sends stdout to LogPath, so one file has both the messages
 	// before the torrc is parsed (such as why it was rejected) and the log.
-	set("Log", "notice stdout")
+	if node.Role == Client || node.Role == OnionService {
+		// Onion-service steps at info level: why a descriptor was not
+		// uploaded or not found shows in the log tail of a failed start.
+		set("Log", "[*]notice [rend]info stdout")
+	} else {
+		set("Log", "notice stdout")
+	}
 	set("SafeLogging", 0) // the logs are test output; show addresses
 	set("ProtocolWarnings", 1)
 	set("LogTimeGranularity", 1)

@@ -205,6 +205,16 @@ func TestPrivateTorNetwork(t *testing.T) {
 		}
 	}
 	t.Logf("drove %d × %d bytes through the exit and one onion fetch", downloads, bodySize)
+	// A relay restarted mid-round: its collector loses the control port
+	// for a while, reports that as a gap, and its MetricsPort counters
+	// start again from zero.
+	restarted := net.Node("middle0")
+	if err := net.Restart(ctx, restarted); err != nil {
+		t.Fatal(err)
+	}
+	if _, phase, _ := server.Snapshot(); phase != aggregator.PhaseCollecting {
+		t.Fatalf("the window closed (phase %s) before %s was back; lengthen RoundLength", phase, restarted.Name)
+	}
 
 	var path string
 	select {
@@ -222,6 +232,18 @@ func TestPrivateTorNetwork(t *testing.T) {
 	}
 	if o.Collectors.Count != len(relays) {
 		t.Errorf("%d collectors reported, want all %d relays", o.Collectors.Count, len(relays))
+	}
+	for _, r := range relays {
+		gaps := o.Collectors.Gaps[collectorIDs[r.Name].Fingerprint]
+		if r == restarted && len(gaps) == 0 {
+			t.Errorf("the collector of %s, restarted mid-round, reported no gap", r.Name)
+		}
+		if r != restarted && len(gaps) != 0 {
+			t.Errorf("the collector of %s reported gaps %v; only %s was restarted", r.Name, gaps, restarted.Name)
+		}
+		for _, g := range gaps {
+			t.Logf("%s: gap %s – %s", r.Name, g.Start.Format(time.TimeOnly), g.End.Format(time.TimeOnly))
+		}
 	}
 	bin := func(stat, label string) outcome.Bin {
 		for _, s := range o.Statistics {

@@ -12,7 +12,7 @@ import (
 )
 
 // controlConn is the few control-port commands Start needs: cookie
-// authentication, GETINFO and SIGNAL. It reads no asynchronous events.
+// authentication, GETINFO, SIGNAL and SETEVENTS HS_DESC for progress logs.
 // Tests of real control-port handling should use package torctl against
 // Node.ControlAddr instead.
 type controlConn struct {

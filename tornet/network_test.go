@@ -42,7 +42,7 @@ func TestNetworkBootstraps(t *testing.T) {
 	t.Cleanup(srv.Close)
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
 
-	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	begin := time.Now()
 	n, err := tornet.Start(ctx, tornet.Options{Dir: t.TempDir(), ServicePort: port, Logf: t.Logf})
@@ -87,5 +87,33 @@ func TestNetworkBootstraps(t *testing.T) {
 	}
 	if got != bodySize {
 		t.Errorf("fetch through the onion service: read %d bytes, want %d", got, bodySize)
+	}
+
+	// A restarted service keeps its address and is reachable again once
+	// the client has the new descriptor, which it fetches when the old
+	// one's introduction points fail.
+	hs := n.OnionService()
+	oldPID := hs.PID
+	if err := n.Restart(ctx, hs); err != nil {
+		t.Fatal(err)
+	}
+	if hs.PID == oldPID || hs.OnionAddress != onion {
+		t.Errorf("after Restart: PID %d (was %d), address %s (was %s)", hs.PID, oldPID, hs.OnionAddress, onion)
+	}
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		got, lastErr = n.HTTPGet(ctx, "http://"+onion+"/")
+		if lastErr == nil {
+			t.Logf("fetch through the restarted onion service: attempt %d", attempt)
+			break
+		}
+		t.Logf("fetch through the restarted onion service, attempt %d: %v", attempt, lastErr)
+		if ctx.Err() != nil || attempt == 10 {
+			t.Fatalf("fetch through the restarted onion service: %v", lastErr)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	if got != bodySize {
+		t.Errorf("fetch through the restarted onion service: read %d bytes, want %d", got, bodySize)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -16,15 +17,24 @@ import (
 // ShutdownWaitLength 0 exits within a fraction of a second.
 const stopGrace = 5 * time.Second
 
+// process is one run of a node's tor.
+type process struct {
+	kill    context.CancelFunc // ends the process
+	done    chan struct{}      // closed when it has exited
+	err     error              // why it exited; valid after done is closed
+	retired atomic.Bool        // stopped on purpose, to be started again
+}
+
 // start runs tor for the node in its own process group, with stdout (its
 // log) and stderr appended to LogPath. The process ends when ctx is
-// cancelled.
+// cancelled or the node is restarted.
 func (n *Node) start(ctx context.Context) error {
 	logFile, err := os.OpenFile(n.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close() // the child keeps its own descriptor
+	ctx, kill := context.WithCancel(ctx)
 	cmd := exec.CommandContext(ctx, "tor",
 		"--defaults-torrc", os.DevNull,
 		"-f", filepath.Join(n.DataDir, "torrc"))
@@ -34,41 +44,63 @@ func (n *Node) start(ctx context.Context) error {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = stopGrace // then exec sends SIGKILL
 	if err := cmd.Start(); err != nil {
+		kill()
 		return err
 	}
+	p := &process{kill: kill, done: make(chan struct{})}
 	n.PID = cmd.Process.Pid
-	n.done = make(chan struct{})
+	n.proc = p
 	go func() {
-		n.err = cmd.Wait()
-		close(n.done)
+		p.err = cmd.Wait()
+		kill()
+		close(p.done)
 	}()
 	return nil
+}
+
+// restart stops the node's tor, waits for it to exit and starts it again
+// with the same torrc and DataDirectory, so it keeps its keys (and an onion
+// service its address). The new process ends with ctx.
+func (n *Node) restart(ctx context.Context) error {
+	old := n.proc
+	old.retired.Store(true)
+	old.kill()
+	<-old.done
+	return n.start(ctx)
 }
 
 // waitReady starts the relays, and once they have a consensus the client
 // and onion service, and waits until the client has bootstrapped and, with
 // an onion service, until a GET succeeds through an exit and through the
 // service. Any node exiting early ends the wait with the reason. The
-// processes run until procCtx ends.
-func (n *Network) waitReady(ctx, procCtx context.Context, opts Options, begin time.Time) error {
+// processes run until n.procCtx ends.
+func (n *Network) waitReady(ctx context.Context, opts Options, begin time.Time) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	since := func() time.Duration { return time.Since(begin).Round(time.Millisecond) }
+	// watch ends the wait if the node's current process exits, unless it
+	// was stopped to be restarted.
+	watch := func(node *Node) {
+		p := node.proc
+		go func() {
+			select {
+			case <-p.done:
+				if !p.retired.Load() {
+					cancel(fmt.Errorf("%s exited during start: %v", node.Name, p.err))
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
 	start := func(relays bool) error {
 		for _, node := range n.Nodes {
 			if node.Role.IsRelay() != relays {
 				continue
 			}
-			if err := node.start(procCtx); err != nil {
+			if err := node.start(n.procCtx); err != nil {
 				return fmt.Errorf("start %s: %w", node.Name, err)
 			}
-			go func() {
-				select {
-				case <-node.done:
-					cancel(fmt.Errorf("%s exited during start: %v", node.Name, node.err))
-				case <-ctx.Done():
-				}
-			}()
+			watch(node)
 		}
 		return nil
 	}
@@ -88,8 +120,9 @@ func (n *Network) waitReady(ctx, procCtx context.Context, opts Options, begin ti
 		return err
 	}
 
+	hs := n.OnionService()
 	var uploaded <-chan error
-	if hs := n.OnionService(); hs != nil {
+	if hs != nil {
 		uploaded = n.watchUploads(ctx, hs)
 	}
 
@@ -98,7 +131,7 @@ func (n *Network) waitReady(ctx, procCtx context.Context, opts Options, begin ti
 		return err
 	}
 	n.logf("tornet: %s bootstrapped after %v", client.Name, since())
-	if opts.ServicePort == 0 {
+	if hs == nil {
 		return nil
 	}
 
@@ -115,7 +148,6 @@ func (n *Network) waitReady(ctx, procCtx context.Context, opts Options, begin ti
 	}
 	n.logf("tornet: GET through an exit works after %v", since())
 
-	hs := n.OnionService()
 	hostname := filepath.Join(hs.DataDir, "hs", "hostname")
 	err = retry(ctx, 200*time.Millisecond, func(context.Context) error {
 		b, err := os.ReadFile(hostname)
@@ -129,27 +161,6 @@ func (n *Network) waitReady(ctx, procCtx context.Context, opts Options, begin ti
 		return fmt.Errorf("onion service address: %w", err)
 	}
 
-	// The service publishes its descriptor once it has a consensus and
-	// introduction points. A client that asks before that remembers the
-	// failure for each directory it asked until NEWNYM, which tor allows
-	// only every 10 seconds, so it is worth waiting for the upload.
-	select {
-	case err := <-uploaded:
-		if err != nil {
-			n.logf("tornet: %v; polling the onion service instead", err)
-		} else {
-			n.logf("tornet: %s uploaded its descriptor after %v", hs.Name, since())
-		}
-	case <-time.After(uploadPatience):
-		n.logf("tornet: no HS_DESC UPLOADED event from %s within %v; polling the onion service instead", hs.Name, uploadPatience)
-	case <-ctx.Done():
-		return fmt.Errorf("onion service descriptor upload: %w", context.Cause(ctx))
-	}
-	// The other directories get theirs within moments.
-	select {
-	case <-time.After(time.Second):
-	case <-ctx.Done():
-	}
 	ctl, err := dialControl(ctx, client)
 	if err != nil {
 		return err
@@ -157,21 +168,76 @@ func (n *Network) waitReady(ctx, procCtx context.Context, opts Options, begin ti
 	defer ctl.Close()
 	go n.watchHSDesc(ctx, client, func([]string) {})
 	onionURL := fmt.Sprintf("http://%s/", hs.OnionAddress)
-	err = retry(ctx, 2*time.Second, func(attempt context.Context) error {
-		_, _, err := n.get(attempt, onionURL)
-		if err != nil {
-			n.logf("tornet: %v (retrying)", err)
-			if _, nerr := ctl.Do(ctx, "SIGNAL NEWNYM"); nerr != nil {
-				return fmt.Errorf("%w; and %w", err, nerr)
-			}
+	for restarts := 0; ; restarts++ {
+		if err := n.awaitUpload(ctx, hs, uploaded, since); err != nil {
+			return err
 		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("GET %s through the onion service: %w", onionURL, err)
+		// Each round of polling gets onionPatience; then the service is
+		// restarted, which makes it build and upload fresh descriptors.
+		poll, stopPolling := context.WithTimeout(ctx, onionPatience)
+		err = retry(poll, 2*time.Second, func(attempt context.Context) error {
+			_, _, err := n.get(attempt, onionURL)
+			if err != nil {
+				n.logf("tornet: %v (retrying)", err)
+				// A client remembers for each directory that it had no
+				// descriptor until NEWNYM, which tor allows every 10 s.
+				if _, nerr := ctl.Do(ctx, "SIGNAL NEWNYM"); nerr != nil {
+					return fmt.Errorf("%w; and %w", err, nerr)
+				}
+			}
+			return err
+		})
+		stopPolling()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || restarts == onionRestarts {
+			return fmt.Errorf("GET %s through the onion service: %w", onionURL, err)
+		}
+		n.logf("tornet: %s still unreachable after %v of trying; restarting it (PID %d)", hs.Name, onionPatience, hs.PID)
+		if err := hs.restart(n.procCtx); err != nil {
+			return fmt.Errorf("restart %s: %w", hs.Name, err)
+		}
+		watch(hs)
+		uploaded = n.watchUploads(ctx, hs)
 	}
 	n.logf("tornet: GET through the onion service works after %v", since())
 	return nil
+}
+
+// How long Start polls an onion service that does not answer before it
+// restarts the service, and how many times it does. On an idle machine the
+// first GET after the upload succeeds.
+const (
+	onionPatience = 75 * time.Second
+	onionRestarts = 2
+)
+
+// awaitUpload waits until the onion service has uploaded its descriptor, as
+// reported on uploaded, for at most uploadPatience. A client that asks before
+// the upload remembers the failure for each directory it asked until NEWNYM,
+// so waiting is quicker than polling.
+func (n *Network) awaitUpload(ctx context.Context, hs *Node, uploaded <-chan error, since func() time.Duration) error {
+	select {
+	case err := <-uploaded:
+		if err != nil {
+			n.logf("tornet: %v; polling the onion service instead", err)
+			return nil
+		}
+		n.logf("tornet: %s uploaded its descriptor after %v", hs.Name, since())
+	case <-time.After(uploadPatience):
+		n.logf("tornet: no HS_DESC UPLOADED event from %s within %v; polling the onion service instead", hs.Name, uploadPatience)
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("onion service descriptor upload: %w", context.Cause(ctx))
+	}
+	// The other directories get theirs within moments.
+	select {
+	case <-time.After(time.Second):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("onion service descriptor upload: %w", context.Cause(ctx))
+	}
 }
 
 // uploadPatience is how long Start waits for the onion service to report a

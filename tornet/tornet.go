@@ -60,7 +60,7 @@ func (r Role) IsRelay() bool { return r == Authority || r == Middle || r == Exit
 
 // DefaultTimeout bounds Start when neither its context nor
 // Options.Timeout sets a shorter bound.
-const DefaultTimeout = 5 * time.Minute
+const DefaultTimeout = 7 * time.Minute
 
 // OnionPort is the virtual port the onion service publishes
 // Options.ServicePort on, so its URL is http://<OnionAddress>/.
@@ -118,9 +118,8 @@ type Node struct {
 	SocksAddr    string // client: 127.0.0.1:port of the SocksPort
 	OnionAddress string // onion service: "<56 chars>.onion" from its hostname file
 
-	v3ident string        // authorities: v3 identity, for DirAuthority lines
-	done    chan struct{} // closed when the process has exited
-	err     error         // why it exited; valid after done is closed
+	v3ident string   // authorities: v3 identity, for DirAuthority lines
+	proc    *process // the running tor, nil before start
 }
 
 // Tail returns the last lines of the node's log, for failure messages.
@@ -128,12 +127,12 @@ func (n *Node) Tail(lines int) string { return tailFile(n.LogPath, lines) }
 
 // exited reports, without blocking, whether the process has ended and why.
 func (n *Node) exited() (bool, error) {
-	if n.done == nil {
+	if n.proc == nil {
 		return false, nil
 	}
 	select {
-	case <-n.done:
-		return true, n.err
+	case <-n.proc.done:
+		return true, n.proc.err
 	default:
 		return false, nil
 	}
@@ -146,6 +145,7 @@ type Network struct {
 	Nodes []*Node
 
 	logf     func(format string, args ...any)
+	procCtx  context.Context    // the processes' lifetime
 	cancel   context.CancelFunc // ends every process of the network
 	stopOnce sync.Once
 }
@@ -219,9 +219,8 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 
 	// The processes outlive ctx, which only bounds Start; WithoutCancel keeps
 	// its values for exec.
-	procCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	n.cancel = stop
-	if err := n.waitReady(ctx, procCtx, opts, begin); err != nil {
+	n.procCtx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := n.waitReady(ctx, opts, begin); err != nil {
 		return nil, n.fail(err)
 	}
 	logf("tornet: network ready after %v", time.Since(begin).Round(time.Millisecond))
@@ -245,11 +244,47 @@ func (n *Network) Stop() {
 		}
 		n.cancel()
 		for _, node := range n.Nodes {
-			if node.done != nil {
-				<-node.done
+			if node.proc != nil {
+				<-node.proc.done
 			}
 		}
 	})
+}
+
+// Restart stops the node's tor and starts it again with the same torrc and
+// DataDirectory, as an operator restarting a relay would: its PID changes,
+// its keys, addresses and ports stay, and its MetricsPort counters start
+// again from zero. It returns once the node has bootstrapped and, for the
+// onion service, uploaded a fresh descriptor. It must not run concurrently
+// with Stop or another Restart of the same node.
+func (n *Network) Restart(ctx context.Context, node *Node) error {
+	if node.proc == nil {
+		return fmt.Errorf("tornet: restart %s: not started", node.Name)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := node.restart(n.procCtx); err != nil {
+		return fmt.Errorf("tornet: restart %s: %w", node.Name, err)
+	}
+	var uploaded <-chan error
+	if node.Role == OnionService {
+		uploaded = n.watchUploads(ctx, node)
+	}
+	if err := waitBootstrapped(ctx, node); err != nil {
+		return fmt.Errorf("tornet: restart %s: %w\n%s", node.Name, err, node.Tail(20))
+	}
+	if uploaded != nil {
+		select {
+		case err := <-uploaded:
+			if err != nil {
+				return fmt.Errorf("tornet: restart %s: %w\n%s", node.Name, err, node.Tail(20))
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("tornet: restart %s: no descriptor upload: %w", node.Name, context.Cause(ctx))
+		}
+	}
+	n.logf("tornet: restarted %s as PID %d", node.Name, node.PID)
+	return nil
 }
 
 // Node returns the node with the given name, or nil.
@@ -296,7 +331,7 @@ func (n *Network) Tail(lines int) string {
 	var b strings.Builder
 	for _, node := range n.Nodes {
 		fmt.Fprintf(&b, "--- %s (%s) %s\n", node.Name, node.Role, node.LogPath)
-		if node.done == nil {
+		if node.proc == nil {
 			b.WriteString("[not started]\n")
 			continue
 		}

@@ -139,7 +139,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 	published := make(chan string, 1)
 	server, err := tally.New(tally.Options{
 		Identity: ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
-		Series: "tornet", Rounds: 1, RoundLength: 50 * time.Second, SetupTime: 5 * time.Second,
+		Series: "tornet", Rounds: 1, RoundLength: 60 * time.Second, SetupTime: 5 * time.Second,
 		Keepers: keeperFPs, Threshold: 2, Collectors: collectorFPs, Weights: noise.Weights{Default: 1},
 		MinCollectors: len(collectorFPs), Epsilon: float64(len(statistics)), Delta: 1e-6 * float64(len(statistics)),
 		Statistics: statistics, Logger: logger("tally"),
@@ -209,9 +209,11 @@ func TestPrivateTorNetwork(t *testing.T) {
 	// for a while, reports that as a gap, and its MetricsPort counters
 	// start again from zero.
 	restarted := net.Node("middle0")
+	restartBegan := time.Now()
 	if err := net.Restart(ctx, restarted); err != nil {
 		t.Fatal(err)
 	}
+	restartDone := time.Now()
 	if _, phase, _ := server.Snapshot(); phase != aggregator.PhaseCollecting {
 		t.Fatalf("the window closed (phase %s) before %s was back; lengthen RoundLength", phase, restarted.Name)
 	}
@@ -233,17 +235,21 @@ func TestPrivateTorNetwork(t *testing.T) {
 	if o.Collectors.Count != len(relays) {
 		t.Errorf("%d collectors reported, want all %d relays", o.Collectors.Count, len(relays))
 	}
+	// Other collectors may report gaps too (a MetricsPort scrape that
+	// times out on a busy machine is one), so only the restarted relay's
+	// are checked.
+	covered := false
 	for _, r := range relays {
-		gaps := o.Collectors.Gaps[collectorIDs[r.Name].Fingerprint]
-		if r == restarted && len(gaps) == 0 {
-			t.Errorf("the collector of %s, restarted mid-round, reported no gap", r.Name)
-		}
-		if r != restarted && len(gaps) != 0 {
-			t.Errorf("the collector of %s reported gaps %v; only %s was restarted", r.Name, gaps, restarted.Name)
-		}
-		for _, g := range gaps {
+		for _, g := range o.Collectors.Gaps[collectorIDs[r.Name].Fingerprint] {
 			t.Logf("%s: gap %s – %s", r.Name, g.Start.Format(time.TimeOnly), g.End.Format(time.TimeOnly))
+			if r == restarted && !g.Start.After(restartDone) && !g.End.Before(restartBegan) {
+				covered = true
+			}
 		}
+	}
+	if !covered {
+		t.Errorf("the collector of %s reported no gap overlapping its restart (%s – %s)",
+			restarted.Name, restartBegan.Format(time.TimeOnly), restartDone.Format(time.TimeOnly))
 	}
 	bin := func(stat, label string) outcome.Bin {
 		for _, s := range o.Statistics {

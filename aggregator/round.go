@@ -62,6 +62,14 @@ type StatisticSpec struct {
 	Sigma   float64 `json:"sigma"`
 	Epsilon float64 `json:"epsilon"`
 	Delta   float64 `json:"delta"`
+	// Sensitivity (L∞) and BinsTouched (L0) are what σ was calibrated
+	// for: the most the protected activity can add to one counter, and how
+	// many counters it can change. Every node recomputes σ from them and
+	// (Epsilon, Delta), and checks them against its own floor, so a round
+	// cannot claim more privacy than its noise gives. Zero means not
+	// declared, which nodes refuse for a noisy statistic.
+	Sensitivity float64 `json:"sensitivity,omitempty"`
+	BinsTouched int64   `json:"bins_touched,omitempty"`
 	// MaxPerCollector bounds what one collector can add to one counter in a
 	// round; it sizes the overflow check.
 	MaxPerCollector uint64 `json:"max_per_collector"`
@@ -220,6 +228,10 @@ func (c *RoundConfig) Validate() error {
 			return fmt.Errorf("round config: statistic %q listed twice", s.Name)
 		case math.IsNaN(s.Sigma) || math.IsInf(s.Sigma, 0) || s.Sigma < 0:
 			return fmt.Errorf("round config: statistic %q: sigma %v must be a finite number ≥ 0", s.Name, s.Sigma)
+		case math.IsNaN(s.Sensitivity) || math.IsInf(s.Sensitivity, 0) || s.Sensitivity < 0:
+			return fmt.Errorf("round config: statistic %q: sensitivity %v must be a finite number ≥ 0", s.Name, s.Sensitivity)
+		case s.BinsTouched < 0 || s.BinsTouched > int64(s.Counters()):
+			return fmt.Errorf("round config: statistic %q: bins_touched %d must be between 0 and its %d counters", s.Name, s.BinsTouched, s.Counters())
 		}
 		seen[s.Name] = true
 		bins := map[string]bool{}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -55,7 +56,7 @@ func TestTallyExample(t *testing.T) {
 	check("delta", tc.Delta, 1e-6)
 	check("statistics", len(tc.Statistics), 5)
 	check("statistics[3]", tc.Statistics[3].Name, "exit_streams_by_port")
-	check("statistics[0].sigma", tc.Statistics[0].Sigma, 5.373e10)
+	check("statistics[0].sigma", tc.Statistics[0].Sigma, 2.7514097369088e12)
 	check("statistics[0].max_per_collector", tc.Statistics[0].MaxPerCollector, uint64(1e14))
 	check("policy.min_round_length", time.Duration(tc.Policy.MinRoundLength), 12*time.Hour)
 	check("policy.sigma_tolerance (default)", tc.Policy.SigmaTolerance, 0.01)
@@ -63,7 +64,7 @@ func TestTallyExample(t *testing.T) {
 	check("allow", len(tc.Allow), 1)
 
 	// The example is a round the tally server's own policy admits.
-	cfg := exampleRound(tc, time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
+	cfg := exampleRound(t, tc, time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -77,11 +78,16 @@ func TestTallyExample(t *testing.T) {
 
 // exampleRound is round 1 of a tally config as the tally server would
 // announce it.
-func exampleRound(tc *config.Tally, start time.Time) *aggregator.RoundConfig {
+func exampleRound(t *testing.T, tc *config.Tally, start time.Time) *aggregator.RoundConfig {
+	t.Helper()
+	specs, err := tc.StatisticSpecs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := &aggregator.RoundConfig{
 		Version: aggregator.ConfigVersion, Series: tc.Series, Round: 1,
 		Start: start, End: start.Add(time.Duration(tc.RoundLength)),
-		Epsilon: tc.Epsilon, Delta: tc.Delta, Statistics: tc.StatisticSpecs(),
+		Epsilon: tc.Epsilon, Delta: tc.Delta, Statistics: specs,
 		Threshold: tc.Threshold, MinCollectors: tc.MinCollectors,
 	}
 	for i, fp := range tc.Keepers {
@@ -116,7 +122,7 @@ func TestKeeperExample(t *testing.T) {
 		HealthListen: "127.0.0.1:9465",
 	}
 	if k.IdentityKey != want.IdentityKey || k.Tally != want.Tally || !slices.Equal(k.Keepers, want.Keepers) ||
-		k.DataDir != want.DataDir || k.Policy != want.Policy || k.HealthListen != want.HealthListen {
+		k.DataDir != want.DataDir || !reflect.DeepEqual(k.Policy, want.Policy) || k.HealthListen != want.HealthListen {
 		t.Errorf("got  %+v\nwant %+v", *k, want)
 	}
 }
@@ -159,7 +165,7 @@ func TestCollectorExamples(t *testing.T) {
 		if dc.IdentityKey != "/etc/privstats/collector2.key" {
 			t.Errorf("an absolute identity_key became %q", dc.IdentityKey)
 		}
-		if dc.DataDir != testdata(t, "privstats-collector") || dc.Policy != policy.Defaults() || dc.HealthListen != "" {
+		if dc.DataDir != testdata(t, "privstats-collector") || !reflect.DeepEqual(dc.Policy, policy.Defaults()) || dc.HealthListen != "" {
 			t.Errorf("defaults not applied: data_dir %s, policy %+v, health_listen %q", dc.DataDir, dc.Policy, dc.HealthListen)
 		}
 	})
@@ -177,7 +183,7 @@ func TestCollectorExamples(t *testing.T) {
 		want := policy.Defaults()
 		want.MinRoundLength = 0
 		want.DelayPeriod = policy.Duration(time.Minute)
-		if dc.Policy != want {
+		if !reflect.DeepEqual(dc.Policy, want) {
 			t.Errorf("policy %+v, want %+v", dc.Policy, want)
 		}
 	})
@@ -204,22 +210,29 @@ func TestPrivacyPlanExample(t *testing.T) {
 	for _, s := range plan.Statistics {
 		touched = append(touched, s.BinsTouched)
 	}
-	if !slices.Equal(touched, []int64{1, 1, 1, 2, 1}) {
-		t.Errorf("bins_touched %v, want the default 1 except where given", touched)
+	if !slices.Equal(touched, []int64{1, 1, 3, 4, 2}) {
+		t.Errorf("bins_touched %v, want the catalogue's", touched)
+	}
+	if s := plan.Statistics[0]; s.Sensitivity != 64<<20*3*1.1 {
+		t.Errorf("%s: sensitivity %v, want the catalogue's action bound", s.Name, s.Sensitivity)
+	}
+	if s := plan.Statistics[4]; s.Sensitivity != 800 {
+		t.Errorf("%s: sensitivity %v, want the 800 given", s.Name, s.Sensitivity)
 	}
 	alloc, err := noise.Allocate(plan.Epsilon, plan.Delta, plan.Budgets())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// tally.yaml's statistics are this plan's output, σ rounded up.
+	// tally.yaml's statistics are this plan's output, as printed.
 	tc, err := config.LoadTally(testdata(t, "tally.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, a := range alloc {
-		s := tc.Statistics[i]
-		if s.Name != a.Name || s.Sigma < a.Sigma || s.Sigma > 1.01*a.Sigma {
-			t.Errorf("tally.yaml %s σ %v, the plan says %s σ %v", s.Name, s.Sigma, a.Name, a.Sigma)
+		s, p := tc.Statistics[i], plan.Statistics[i]
+		if s.Name != a.Name || s.Sigma != a.Sigma || s.Epsilon != a.Epsilon || s.Delta != a.Delta ||
+			s.Sensitivity != p.Sensitivity || s.BinsTouched != p.BinsTouched {
+			t.Errorf("tally.yaml %+v, the plan says %+v for %+v", s, a, p)
 		}
 	}
 }
@@ -237,6 +250,9 @@ func TestPolicyFiles(t *testing.T) {
 	if strict.SigmaTolerance != 0 || strict.DelayPeriod != policy.Duration(48*time.Hour) {
 		t.Errorf("strict %+v", strict)
 	}
+	if strict.MinSensitivity["relay_bytes_read"] != 442918502.4 || lenient.MinSensitivity["exit_streams"] != 100 {
+		t.Errorf("min_sensitivity: strict %v, lenient %v", strict.MinSensitivity, lenient.MinSensitivity)
+	}
 	if lenient.DelayPeriod != policy.Duration(24*time.Hour) || lenient.SigmaTolerance != 0.01 || lenient.MinRoundLength != policy.Duration(90*time.Second) {
 		t.Errorf("lenient %+v: keys left out should keep their defaults", lenient)
 	}
@@ -245,7 +261,7 @@ func TestPolicyFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := exampleRound(tc, time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
+	cfg := exampleRound(t, tc, time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
 	if err := lenient.Check(cfg, nil, cfg.Start); err != nil {
 		t.Errorf("lenient policy: %v", err)
 	}
@@ -254,7 +270,7 @@ func TestPolicyFiles(t *testing.T) {
 	if !errors.As(err, &r) {
 		t.Fatalf("strict policy: got %v, want a refusal", err)
 	}
-	for _, want := range []string{"max_epsilon 0.1", "max_delta 1e-07", "at least 20", "max_statistics 4"} {
+	for _, want := range []string{"max_epsilon 0.1", "max_delta 1e-07", "at least 20", "max_statistics 4", "relay_bytes_read: its noise is calibrated for sensitivity 2.214592512e+08, less than this node's min_sensitivity 4.429185024e+08"} {
 		if !strings.Contains(r.Reason, want) {
 			t.Errorf("strict refusal %q does not mention %q", r.Reason, want)
 		}
@@ -350,7 +366,7 @@ min_collectors: 3
 epsilon: 0.3
 delta: 1e-3
 statistics:
-  - {name: exit_streams, sigma: 100, epsilon: 0.3, delta: 1e-3, max_per_collector: 1000}
+  - {name: exit_streams, sigma: 30561, epsilon: 0.3, delta: 1e-3, max_per_collector: 1000}
 `
 
 func TestTallyDefaults(t *testing.T) {
@@ -362,7 +378,7 @@ func TestTallyDefaults(t *testing.T) {
 	dir := filepath.Dir(path)
 	if tc.Listen != "127.0.0.1:8443" || tc.HTTPListen != "127.0.0.1:9464" || tc.DataDir != filepath.Join(dir, "privstats-data") ||
 		tc.IdentityKey != filepath.Join(dir, "tally.key") || tc.Rounds != 1 || tc.SetupTime != policy.Duration(30*time.Second) ||
-		tc.Period != tc.RoundLength || tc.Policy != policy.Defaults() || tc.MaxBodyBytes != 8<<20 {
+		tc.Period != tc.RoundLength || !reflect.DeepEqual(tc.Policy, policy.Defaults()) || tc.MaxBodyBytes != 8<<20 {
 		t.Errorf("defaults not applied: %+v", tc)
 	}
 	// Given values win over defaults, even zero ones.
@@ -434,6 +450,14 @@ func TestTallyProblems(t *testing.T) {
 			`:1: threshold: required (K, how many keepers must agree to release a result; with 1 keepers it must be from 1 to 1)`},
 		{"own policy", minimalTally + "policy:\n  max_epsilon: 0.1\n",
 			`:15: policy: this server's own policy would refuse its rounds: round ε = 0.3 is more than this node's max_epsilon 0.1`},
+		{"unknown statistic", strings.Replace(minimalTally, "name: exit_streams,", "name: exit_streamz,", 1),
+			`:14: statistics[0].name: unknown statistic "exit_streamz"; closest: exit_streams`},
+		{"sensitivity below the catalogue's", strings.Replace(minimalTally, "max_per_collector: 1000}", "max_per_collector: 1000, sensitivity: 10}", 1),
+			`:1: policy: this server's own policy would refuse its rounds: statistic exit_streams: its noise is calibrated for sensitivity 10, less than the catalogue's action bound 4320`},
+		{"sigma short of the budget", strings.Replace(minimalTally, "sigma: 30561,", "sigma: 100,", 1),
+			`:1: policy: this server's own policy would refuse its rounds: statistic exit_streams: σ = 100 is less than the 30560.6 that ε = 0.3, δ = 0.001 need for sensitivity 4320 over 1 bins`},
+		{"bins_touched beyond the bins", strings.Replace(minimalTally, "max_per_collector: 1000}", "max_per_collector: 1000, bins_touched: 2}", 1),
+			`:14: statistics[0].bins_touched: 2, but exit_streams has 1 bins`},
 		{"series name", strings.Replace(minimalTally, "series: test", "series: ../etc", 1),
 			`:2: series: "../etc" may hold only letters, digits, _, . and -`},
 	}
@@ -445,6 +469,29 @@ func TestTallyProblems(t *testing.T) {
 				t.Errorf("got  %v\nwant %s%s", err, path, tt.want)
 			}
 		})
+	}
+}
+
+// An operator may calibrate for less than the catalogue's action bound
+// (a test network), if the policy says so.
+func TestTallyMinSensitivityLowersTheFloor(t *testing.T) {
+	content := strings.Replace(minimalTally, "sigma: 30561, epsilon: 0.3, delta: 1e-3, max_per_collector: 1000}",
+		"sigma: 100, epsilon: 0.3, delta: 1e-3, max_per_collector: 1000, sensitivity: 10}", 1) +
+		"policy:\n  min_sensitivity: {exit_streams: 10}\n"
+	tc, err := config.LoadTally(write(t, content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, err := tc.StatisticSpecs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if specs[0].Sensitivity != 10 || specs[0].BinsTouched != 1 {
+		t.Errorf("spec %+v, want sensitivity 10 over 1 bin", specs[0])
+	}
+	content = strings.Replace(content, "{exit_streams: 10}", "{exit_streamz: 10}", 1)
+	if _, err := config.LoadTally(write(t, content)); err == nil || !strings.Contains(err.Error(), `:16: policy.min_sensitivity.exit_streamz: unknown statistic "exit_streamz"`) {
+		t.Errorf("unknown statistic in min_sensitivity: %v", err)
 	}
 }
 

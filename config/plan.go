@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/stats"
 )
 
 // PrivacyPlan is privacy.yaml, the input of `privstats plan`: a round's
@@ -24,10 +25,13 @@ type PrivacyPlan struct {
 type PlannedStat struct {
 	Name string `yaml:"name"`
 	// Sensitivity is the L∞ action bound: the most that the activity being
-	// protected (one user's, in one round) can change one counter.
+	// protected (one user's, in one round) can change one counter. It
+	// defaults to the catalogue's (privstats stats), which is also the
+	// least that nodes with the default policy accept.
 	Sensitivity float64 `yaml:"sensitivity"`
 	// BinsTouched is the L0 bound: how many of a histogram's bins that
-	// activity can change; default 1.
+	// activity can change; default the catalogue's, or 1 for a statistic
+	// the catalogue does not know.
 	BinsTouched int64 `yaml:"bins_touched"`
 	// Estimate is the expected network-wide value, which the planner uses
 	// to give every statistic the same relative error.
@@ -74,9 +78,20 @@ func (p *PrivacyPlan) complete(c *checker, _ string) {
 			}
 			seen[s.Name] = i
 		}
-		c.positiveNumber(path+".sensitivity", s.Sensitivity, "the most one user's activity in a round can add to one counter")
+		st, known := stats.Lookup(s.Name)
+		switch {
+		case !c.given(path+".sensitivity") && known:
+			s.Sensitivity = st.Sensitivity
+		case !c.given(path + ".sensitivity"):
+			c.errorf(path+".sensitivity", "required: %s is not in the catalogue, so there is no action bound to default to", s.Name)
+		default:
+			c.positiveNumber(path+".sensitivity", s.Sensitivity, "the most one user's activity in a round can add to one counter")
+		}
 		if !c.given(path + ".bins_touched") {
 			s.BinsTouched = 1
+			if known {
+				s.BinsTouched = st.BinsTouched
+			}
 		} else if s.BinsTouched < 1 {
 			c.errorf(path+".bins_touched", "%d must be at least 1 (how many bins one user's activity can change)", s.BinsTouched)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/privstats/privstats/aggregator/shamir"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/policy"
+	"github.com/privstats/privstats/stats"
 )
 
 // Tally is tally.yaml, the tally server's configuration: where it listens,
@@ -92,24 +93,46 @@ type Statistic struct {
 	// MaxPerCollector bounds what one collector can add to one counter in a
 	// round; it sizes the overflow check. 0 takes the catalogue's bound.
 	MaxPerCollector uint64 `yaml:"max_per_collector"`
+	// Sensitivity (L∞) and BinsTouched (L0) are what sigma was calibrated
+	// for; 0 takes the catalogue's action bound and bins touched. Nodes
+	// refuse a round whose sigma is less than (epsilon, delta) need for
+	// them, or whose sensitivity is below their own floor.
+	Sensitivity float64 `yaml:"sensitivity"`
+	BinsTouched int64   `yaml:"bins_touched"`
 }
 
-// Spec is the statistic as a round config carries it.
-func (s Statistic) Spec() aggregator.StatisticSpec {
-	return aggregator.StatisticSpec{
-		Name: s.Name, Bins: slices.Clone(s.Bins),
-		Sigma: s.Sigma, Epsilon: s.Epsilon, Delta: s.Delta,
-		MaxPerCollector: s.MaxPerCollector,
+// Spec is the statistic as a round config carries it: the catalogue's
+// entry, with the bins, bounds and sensitivity the file overrides and the
+// file's sigma, epsilon and delta.
+func (s Statistic) Spec() (aggregator.StatisticSpec, error) {
+	spec, err := stats.Resolve(s.Name, s.Bins)
+	if err != nil {
+		return spec, err
 	}
+	spec.Sigma, spec.Epsilon, spec.Delta = s.Sigma, s.Epsilon, s.Delta
+	if s.MaxPerCollector != 0 {
+		spec.MaxPerCollector = s.MaxPerCollector
+	}
+	if s.Sensitivity != 0 {
+		spec.Sensitivity = s.Sensitivity
+	}
+	if s.BinsTouched != 0 {
+		spec.BinsTouched = s.BinsTouched
+	}
+	return spec, nil
 }
 
 // StatisticSpecs is every statistic as a round config carries it.
-func (t *Tally) StatisticSpecs() []aggregator.StatisticSpec {
+func (t *Tally) StatisticSpecs() ([]aggregator.StatisticSpec, error) {
 	out := make([]aggregator.StatisticSpec, len(t.Statistics))
 	for i, s := range t.Statistics {
-		out[i] = s.Spec()
+		spec, err := s.Spec()
+		if err != nil {
+			return nil, fmt.Errorf("statistic %s: %w", s.Name, err)
+		}
+		out[i] = spec
 	}
-	return out
+	return out, nil
 }
 
 // CollectorFingerprints lists the permitted collectors' fingerprints.
@@ -279,6 +302,21 @@ func (c *checker) tallyBudget(t *Tally) {
 		c.positiveNumber(p+".epsilon", s.Epsilon, "this statistic's share of the round's epsilon")
 		c.probability(p+".delta", s.Delta)
 		c.bins(p+".bins", s.Bins)
+		if s.Sensitivity != 0 {
+			c.positiveNumber(p+".sensitivity", s.Sensitivity, "the most one user's activity in a round can add to one counter; leave it out for the catalogue's")
+		}
+		if s.BinsTouched < 0 {
+			c.errorf(p+".bins_touched", "%d must be at least 1 (leave it out for the catalogue's)", s.BinsTouched)
+		}
+		if spec, err := s.Spec(); err != nil {
+			if _, known := stats.Lookup(s.Name); !known {
+				c.errorf(p+".name", "%v", err)
+			} else {
+				c.errorf(p+".bins", "%v", err)
+			}
+		} else if s.BinsTouched > int64(spec.Counters()) {
+			c.errorf(p+".bins_touched", "%d, but %s has %d bins", s.BinsTouched, s.Name, spec.Counters())
+		}
 		sumEps += s.Epsilon
 		sumDelta += s.Delta
 	}
@@ -313,13 +351,17 @@ func (c *checker) rounds(t *Tally) {
 			Keepers: keepers, Threshold: t.Threshold, Collectors: collectors, MinCollectors: t.MinCollectors,
 		}
 	}
-	specs := t.StatisticSpecs()
+	specs, err := t.StatisticSpecs()
+	if err != nil {
+		c.errorf("statistics", "%v", err)
+		return
+	}
 	for i, s := range specs {
 		if err := round([]aggregator.StatisticSpec{s}).Validate(); err != nil {
 			c.errorf(fmt.Sprintf("statistics[%d].max_per_collector", i), "%v", err)
 		}
 	}
-	err := t.Policy.Check(round(specs), nil, start)
+	err = t.Policy.Check(round(specs), nil, start)
 	var r *policy.Refusal
 	switch {
 	case errors.As(err, &r):

@@ -347,8 +347,11 @@ func plan(opts Options) ([]aggregator.StatisticSpec, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The round config declares the scaled bound its σ is calibrated
+		// for, as every round must (see policy: nodes check it).
+		spec.Sensitivity, spec.BinsTouched = max(1, math.Round(st.Sensitivity*scale)), max(st.BinsTouched, 1)
 		specs = append(specs, spec)
-		budgets = append(budgets, noise.StatisticBudget{Name: name, L0: max(st.BinsTouched, 1), LInf: max(1, math.Round(st.Sensitivity*scale))})
+		budgets = append(budgets, noise.StatisticBudget{Name: name, L0: spec.BinsTouched, LInf: spec.Sensitivity})
 	}
 	estimates, err := pilot(specs, opts)
 	if err != nil {

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/privstats/privstats/aggregator"
 	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/policy"
+	"github.com/privstats/privstats/stats"
 )
 
 // TestRoundSurvivesFailedKeeperAndSilentCollectors runs the real roles over
@@ -88,5 +91,40 @@ func checkVerify(t *testing.T, path string) {
 	m.Collectors.Count--
 	if err := outcome.Verify(&m); err == nil || !strings.Contains(err.Error(), "collector") {
 		t.Fatalf("changing the collector count: %v", err)
+	}
+}
+
+// The demo's round config declares the sensitivity its σ is calibrated
+// for, and a node whose policy accepts that sensitivity (the demo scales
+// the catalogue's daily bounds to its seconds-long round) accepts the noise.
+func TestPlanDeclaresWhatItsNoiseIsCalibratedFor(t *testing.T) {
+	opts := Options{Dir: t.TempDir()}
+	if err := opts.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := plan(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := policy.Defaults()
+	pol.MaxEpsilon, pol.MaxDelta, pol.MinCollectors, pol.MinRoundLength = opts.Epsilon, opts.Delta, 1, 0
+	pol.MinSensitivity = map[string]float64{}
+	for _, s := range specs {
+		st, _ := stats.Lookup(s.Name)
+		if s.Sensitivity <= 0 || s.Sensitivity > st.Sensitivity || s.BinsTouched != st.BinsTouched {
+			t.Errorf("%s: declares sensitivity %v over %d bins; the catalogue has %v over %d", s.Name, s.Sensitivity, s.BinsTouched, st.Sensitivity, st.BinsTouched)
+		}
+		pol.MinSensitivity[s.Name] = s.Sensitivity
+	}
+	cfg := &aggregator.RoundConfig{Series: "demo", Epsilon: opts.Epsilon, Delta: opts.Delta, Statistics: specs, MinCollectors: 1,
+		Start: time.Unix(0, 0), End: time.Unix(0, 0).Add(opts.Duration),
+		Collectors: []aggregator.CollectorSpec{{Fingerprint: "dc", NoiseWeight: 1}}}
+	if err := pol.Check(cfg, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Claiming the catalogue's full daily bound would not match the noise.
+	specs[0].Sensitivity *= 10
+	if err := pol.Check(cfg, nil, time.Now()); err == nil || !strings.Contains(err.Error(), "is less than the") {
+		t.Errorf("a sensitivity the noise was not calibrated for was accepted: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/source"
 	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
@@ -128,21 +129,37 @@ func TestPrivateTorNetwork(t *testing.T) {
 		{Name: "or_connections", Sigma: 1},
 		{Name: "onion_rend1_cells", Sigma: 1},
 	}
+	// Every node enforces a test network's policy: a budget large enough
+	// for that small σ, short rounds, and action bounds far below the
+	// catalogue's (a day of one user's traffic), set in min_sensitivity.
+	// Each statistic declares the largest sensitivity its σ covers at ε = 1,
+	// δ = 10⁻⁶, so the round claims no more privacy than it gives.
+	pol := policy.Defaults()
+	pol.MaxEpsilon, pol.MaxDelta = float64(len(statistics)), 1e-6*float64(len(statistics))
+	pol.MinCollectors, pol.MinRoundLength = 1, 0
+	pol.MinSensitivity = map[string]float64{}
 	for i, s := range statistics {
 		spec, err := stats.Resolve(s.Name, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		unit, err := noise.Sigma(1, 1e-6, spec.BinsTouched, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
 		spec.Sigma, spec.Epsilon, spec.Delta = s.Sigma, 1, 1e-6
+		spec.Sensitivity = 0.99 * s.Sigma / unit // σ grows in proportion to L∞
+		pol.MinSensitivity[s.Name] = spec.Sensitivity
 		statistics[i] = spec
 	}
+	check := func(cfg *aggregator.RoundConfig, now time.Time) error { return pol.Check(cfg, nil, now) }
 	published := make(chan string, 1)
 	server, err := tally.New(tally.Options{
 		Identity: ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
 		Series: "tornet", Rounds: 1, RoundLength: 60 * time.Second, SetupTime: 5 * time.Second,
 		Keepers: keeperFPs, Threshold: 2, Collectors: collectorFPs, Weights: noise.Weights{Default: 1},
 		MinCollectors: len(collectorFPs), Epsilon: float64(len(statistics)), Delta: 1e-6 * float64(len(statistics)),
-		Statistics: statistics, Logger: logger("tally"),
+		Statistics: statistics, Policy: check, Logger: logger("tally"),
 		Published: func(_ *outcome.Outcome, path string) { published <- path },
 	})
 	if err != nil {
@@ -154,7 +171,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 	wg.Go(func() { server.Run(ctx, true) })
 	for i, id := range keeperIDs {
 		k, err := keeper.New(keeper.Options{Identity: id, Tally: server.Addr(), TallyFingerprint: ts.Fingerprint,
-			Keepers: keeperFPs, ExitWhenFinished: true, Logger: logger(fmt.Sprintf("keeper%d", i+1))})
+			Keepers: keeperFPs, Policy: check, ExitWhenFinished: true, Logger: logger(fmt.Sprintf("keeper%d", i+1))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +192,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 			src = source.Record(f, src)
 		}
 		c, err := collector.New(collector.Options{Identity: collectorIDs[r.Name], Tally: server.Addr(), TallyFingerprint: ts.Fingerprint,
-			Keepers: keeperFPs, Source: src, ExitWhenFinished: true, Logger: logger("collector-" + r.Name)})
+			Keepers: keeperFPs, Source: src, Policy: check, ExitWhenFinished: true, Logger: logger("collector-" + r.Name)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,6 +248,9 @@ func TestPrivateTorNetwork(t *testing.T) {
 	}
 	if err := outcome.Verify(o); err != nil {
 		t.Fatalf("outcome does not verify: %v", err)
+	}
+	if len(o.Refusals) != 0 {
+		t.Errorf("nodes refused the round under the test policy: %v", o.Refusals)
 	}
 	if o.Collectors.Count != len(relays) {
 		t.Errorf("%d collectors reported, want all %d relays", o.Collectors.Count, len(relays))

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func TestDurationRoundTrips(t *testing.T) {
 		t.Errorf("JSON %s", b)
 	}
 	var back policy.Policy
-	if err := json.Unmarshal(b, &back); err != nil || back != p {
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, p) {
 		t.Errorf("JSON round trip: %+v, %v", back, err)
 	}
 	y, err := yaml.Marshal(p)
@@ -70,7 +71,7 @@ func TestDurationRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	back = policy.Policy{}
-	if err := yaml.Unmarshal(y, &back); err != nil || back != p {
+	if err := yaml.Unmarshal(y, &back); err != nil || !reflect.DeepEqual(back, p) {
 		t.Errorf("YAML round trip of\n%s: %+v, %v", y, back, err)
 	}
 }

@@ -21,6 +21,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/privstats/privstats/aggregator"
 	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/stats"
 )
 
 // Policy is the set of limits a node puts on the rounds it takes part in.
@@ -57,6 +59,12 @@ type Policy struct {
 	// decrease: σ decreases when σ < (1 − SigmaTolerance)·σ_first. It keeps
 	// rounding in the planner from triggering the delay rule.
 	SigmaTolerance float64 `yaml:"sigma_tolerance"`
+	// MinSensitivity sets, per statistic, the smallest action bound (L∞) a
+	// round may calibrate its noise for. A statistic not listed is held to
+	// the catalogue's action bound (privstats stats), which protects a
+	// heavy day of one Tor user's activity; list one here to accept less
+	// (for a test network) or to demand more.
+	MinSensitivity map[string]float64 `yaml:"min_sensitivity,omitempty"`
 	// AllowZeroNoise accepts statistics with σ = 0, whose totals are exact
 	// and carry no privacy protection at all. It exists for protocol tests
 	// (exact totals prove the arithmetic); never set it for real relays.
@@ -118,6 +126,13 @@ func (p Policy) Validate() error {
 	if !(p.SigmaTolerance >= 0 && p.SigmaTolerance < 1) {
 		bad("sigma_tolerance", "%v must be at least 0 and below 1 (a fraction: 0.01 is 1%%)", p.SigmaTolerance)
 	}
+	for _, name := range slices.Sorted(maps.Keys(p.MinSensitivity)) {
+		if _, err := stats.Resolve(name, nil); err != nil {
+			bad("min_sensitivity."+name, "%v", err)
+		} else if v := p.MinSensitivity[name]; !(v > 0) || math.IsInf(v, 0) {
+			bad("min_sensitivity."+name, "%v must be a positive number (the least action bound this node accepts)", v)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -168,6 +183,10 @@ func (p Policy) Check(cfg *aggregator.RoundConfig, led *Ledger, now time.Time) e
 		case s.Sigma == 0 && p.AllowZeroNoise:
 		case !(s.Sigma > 0) || math.IsInf(s.Sigma, 0):
 			refuse("statistic %s has σ = %v: its total would not carry finite, positive noise", s.Name, s.Sigma)
+		default:
+			if reason := p.checkCalibration(s); reason != "" {
+				refuse("statistic %s: %s", s.Name, reason)
+			}
 		}
 		sumEps += s.Epsilon
 		sumDelta += s.Delta
@@ -206,6 +225,48 @@ func (p Policy) Check(cfg *aggregator.RoundConfig, led *Ledger, now time.Time) e
 		return &Refusal{Reason: strings.Join(reasons, "; ")}
 	}
 	return nil
+}
+
+// sigmaSlack absorbs the rounding of a σ written out in decimal (a config
+// file, JSON); σ from the planner is the same float64 every node computes.
+const sigmaSlack = 1e-9
+
+// checkCalibration says why the noisy statistic s gives less privacy than
+// it claims, or returns "". Its sensitivity must be at least this node's
+// floor (min_sensitivity, else the catalogue's action bound; L0 at least
+// the catalogue's for these bins), and its σ at least what its (ε, δ) need
+// for that sensitivity, computed exactly as the planner does.
+func (p Policy) checkCalibration(s aggregator.StatisticSpec) string {
+	floor, err := stats.Resolve(s.Name, s.Bins)
+	if err != nil {
+		return fmt.Sprintf("this node cannot check its noise: %v", err)
+	}
+	if v, ok := p.MinSensitivity[s.Name]; ok {
+		floor.Sensitivity = v
+	}
+	var reasons []string
+	if s.Sensitivity < floor.Sensitivity {
+		source := "the catalogue's action bound"
+		if _, ok := p.MinSensitivity[s.Name]; ok {
+			source = "this node's min_sensitivity"
+		}
+		reasons = append(reasons, fmt.Sprintf("its noise is calibrated for sensitivity %v, less than %s %v", s.Sensitivity, source, floor.Sensitivity))
+	}
+	if s.BinsTouched < floor.BinsTouched {
+		reasons = append(reasons, fmt.Sprintf("its noise is calibrated for changes to %d bins, fewer than the %d one user's activity can change", s.BinsTouched, floor.BinsTouched))
+	}
+	if len(reasons) > 0 {
+		return strings.Join(reasons, "; ")
+	}
+	need, err := noise.Sigma(s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity)
+	if err != nil {
+		return fmt.Sprintf("σ cannot be checked against ε = %v, δ = %v: %v", s.Epsilon, s.Delta, err)
+	}
+	if s.Sigma < need*(1-sigmaSlack) {
+		return fmt.Sprintf("σ = %v is less than the %.6g that ε = %v, δ = %v need for sensitivity %v over %d bins: the round would claim more privacy than its noise gives",
+			s.Sigma, need, s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched)
+	}
+	return ""
 }
 
 // checkHistory applies the rules that depend on the series' earlier rounds:

@@ -2,21 +2,32 @@ package policy_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/policy"
+	"github.com/privstats/privstats/stats"
 )
 
 // day1 is the end of the first round in these tests.
 var day1 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
+// stat is the catalogue's statistic with ε = 0.1, δ = 3·10⁻⁴ and the given
+// σ, which must be at least what that budget needs for its sensitivity.
 func stat(name string, sigma float64) aggregator.StatisticSpec {
-	return aggregator.StatisticSpec{Name: name, Sigma: sigma, Epsilon: 0.1, Delta: 3e-4, MaxPerCollector: 1 << 40}
+	s, err := stats.Resolve(name, nil)
+	if err != nil {
+		panic(err)
+	}
+	s.Sigma, s.Epsilon, s.Delta, s.MaxPerCollector = sigma, 0.1, 3e-4, 1<<40
+	return s
 }
 
 // round is a round of the series "relays" within the default policy: three
@@ -24,9 +35,9 @@ func stat(name string, sigma float64) aggregator.StatisticSpec {
 func round(n uint64, start, end time.Time, stats ...aggregator.StatisticSpec) *aggregator.RoundConfig {
 	if stats == nil {
 		stats = []aggregator.StatisticSpec{
-			stat("relay_bytes_read", 2.5e9),
+			stat("relay_bytes_read", 2.5e10),
 			stat("exit_streams", 4.0e5),
-			stat("connections_inbound_client", 1.2e4),
+			stat("or_connection_lifetime", 1e6),
 		}
 	}
 	cfg := &aggregator.RoundConfig{
@@ -78,7 +89,7 @@ func TestDefaultsAreValidAndDocumented(t *testing.T) {
 		DelayPeriod:    policy.Duration(24 * time.Hour),
 		SigmaTolerance: 0.01,
 	}
-	if p != want {
+	if !reflect.DeepEqual(p, want) {
 		t.Errorf("Defaults() = %+v, want %+v", p, want)
 	}
 }
@@ -181,6 +192,102 @@ func TestEachLimitRefusesWithAClearReason(t *testing.T) {
 	}
 }
 
+// A tally server cannot claim a budget its noise does not give: every node
+// recomputes σ from each statistic's (ε, δ) and sensitivity, and holds the
+// sensitivity to the catalogue's action bound or its own min_sensitivity.
+func TestNoiseMustMatchTheClaimedBudget(t *testing.T) {
+	need, err := noise.Sigma(0.1, 3e-4, 1, 4320) // exit_streams
+	if err != nil {
+		t.Fatal(err)
+	}
+	lowered := policy.Defaults()
+	lowered.MinSensitivity = map[string]float64{"exit_streams": 10}
+	tests := []struct {
+		name   string
+		policy policy.Policy
+		change func(*aggregator.RoundConfig)
+		want   string // "" means accepted
+	}{
+		{"σ exactly what the budget needs", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Sigma = need }, ""},
+		{"σ below what the budget needs", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Sigma = need * 0.99 },
+			fmt.Sprintf("statistic exit_streams: σ = %v is less than the %.6g that ε = 0.1, δ = 0.0003 need for sensitivity 4320 over 1 bins", need*0.99, need)},
+		{"a smaller ε claimed for the same noise", policy.Defaults(), func(c *aggregator.RoundConfig) {
+			c.Statistics[1].Sigma = need
+			c.Statistics[1].Epsilon = 0.05
+		}, fmt.Sprintf("statistic exit_streams: σ = %v is less than", need)},
+		{"sensitivity below the catalogue's", policy.Defaults(), func(c *aggregator.RoundConfig) {
+			c.Statistics[1].Sensitivity = 10
+			c.Statistics[1].Sigma = 1000
+		}, "statistic exit_streams: its noise is calibrated for sensitivity 10, less than the catalogue's action bound 4320"},
+		{"sensitivity the node's min_sensitivity allows", lowered, func(c *aggregator.RoundConfig) {
+			c.Statistics[1].Sensitivity = 10
+			c.Statistics[1].Sigma = 1000
+		}, ""},
+		{"sensitivity below the node's min_sensitivity", lowered, func(c *aggregator.RoundConfig) {
+			c.Statistics[1].Sensitivity = 5
+			c.Statistics[1].Sigma = 1000
+		}, "statistic exit_streams: its noise is calibrated for sensitivity 5, less than this node's min_sensitivity 10"},
+		{"sensitivity not declared", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Sensitivity = 0 },
+			"its noise is calibrated for sensitivity 0"},
+		{"fewer bins touched than the catalogue's", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[2].BinsTouched = 3 },
+			"statistic or_connection_lifetime: its noise is calibrated for changes to 3 bins, fewer than the 9 one user's activity can change"},
+		{"statistic outside the catalogue", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Name = "exit_streamz" },
+			`statistic exit_streamz: this node cannot check its noise: unknown statistic "exit_streamz"`},
+		{"zero ε cannot pay for noise", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Epsilon = 0 },
+			"statistic exit_streams: σ cannot be checked against ε = 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := firstRound()
+			tt.change(cfg)
+			err := tt.policy.Check(cfg, nil, day1)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if reason := refusal(t, err); !strings.Contains(reason, tt.want) {
+				t.Errorf("reason %q\nwant it to contain %q", reason, tt.want)
+			}
+		})
+	}
+}
+
+// The planner's output is exactly what nodes accept.
+func TestPlannerOutputPassesTheCalibrationCheck(t *testing.T) {
+	var budgets []noise.StatisticBudget
+	for _, name := range []string{"relay_bytes_read", "exit_streams", "or_connection_lifetime"} {
+		st, _ := stats.Lookup(name)
+		budgets = append(budgets, noise.StatisticBudget{Name: name, L0: st.BinsTouched, LInf: st.Sensitivity, Estimate: st.Estimate})
+	}
+	plan, err := noise.Allocate(0.3, 9e-4, budgets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := firstRound()
+	for i, a := range plan {
+		cfg.Statistics[i].Sigma, cfg.Statistics[i].Epsilon, cfg.Statistics[i].Delta = a.Sigma, a.Epsilon, a.Delta
+	}
+	if err := policy.Defaults().Check(cfg, nil, day1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMinSensitivityIsValidated(t *testing.T) {
+	p := policy.Defaults()
+	p.MinSensitivity = map[string]float64{"exit_streams": -1, "no_such_statistic": 5}
+	err := p.Validate()
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"min_sensitivity.exit_streams: -1 must be a positive number", `min_sensitivity.no_such_statistic: unknown statistic "no_such_statistic"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nwant it to contain %q", err, want)
+		}
+	}
+}
+
 func TestRefusalNamesEveryBrokenLimit(t *testing.T) {
 	cfg := firstRound()
 	cfg.Epsilon = 1
@@ -246,23 +353,24 @@ func TestDelayRuleHoldsAcrossRestarts(t *testing.T) {
 		want   string
 	}{
 		{"statistic added", func(c *aggregator.RoundConfig) {
-			c.Statistics = append(c.Statistics, stat("exit_bytes", 1e9))
+			c.Statistics = append(c.Statistics, stat("exit_bytes", 2e9))
 			for i := range c.Statistics {
 				c.Statistics[i].Epsilon, c.Statistics[i].Delta = 0.075, 2.5e-4
 			}
 		}, "statistic set changed (added exit_bytes) less than 24h0m0s after the previous round ended at 2026-11-22T10:00:00Z; the next round may start at 2026-11-23T10:00:00Z"},
 		{"statistic replaced", func(c *aggregator.RoundConfig) {
-			c.Statistics[2] = stat("exit_bytes", 1e9)
-		}, "statistic set changed (added exit_bytes; removed connections_inbound_client)"},
+			c.Statistics[2] = stat("exit_bytes", 2e9)
+		}, "statistic set changed (added exit_bytes; removed or_connection_lifetime)"},
 		{"statistic removed", func(c *aggregator.RoundConfig) {
 			c.Statistics = c.Statistics[:2]
-		}, "statistic set changed (removed connections_inbound_client) less than 24h0m0s after"},
+		}, "statistic set changed (removed or_connection_lifetime) less than 24h0m0s after"},
 		{"sigma lowered", func(c *aggregator.RoundConfig) {
 			c.Statistics[1].Sigma = 2e5
 		}, "σ fell more than 1% below the baseline of round 1 (exit_streams from 400000 to 200000) less than 24h0m0s after the previous round ended at 2026-11-22T10:00:00Z; the next round may start at 2026-11-23T10:00:00Z"},
 		{"bins changed", func(c *aggregator.RoundConfig) {
-			c.Statistics[2].Bins = []string{"ipv4", "ipv6"}
-		}, "bins changed (connections_inbound_client)"},
+			c.Statistics[2].Bins = []string{"[0,60)", "[60,inf)"}
+			c.Statistics[2].BinsTouched = 2
+		}, "bins changed (or_connection_lifetime)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,7 +435,7 @@ func TestSigmaWithinToleranceOrHigherIsNoChange(t *testing.T) {
 	cfg := round(6, start, start.Add(time.Hour))
 	cfg.Statistics[0].Sigma *= 0.985
 	reason := refusal(t, take(t, p, led, cfg, start))
-	if !strings.Contains(reason, "baseline of round 1 (relay_bytes_read from 2.5e+09 to 2.4625e+09)") {
+	if !strings.Contains(reason, "baseline of round 1 (relay_bytes_read from 2.5e+10 to 2.4625e+10)") {
 		t.Errorf("reason %q", reason)
 	}
 }
@@ -384,7 +492,7 @@ func TestRenamingTheSeriesDoesNotDodgeTheDelayRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	lowered := round(1, day1, day1.Add(24*time.Hour),
-		stat("relay_bytes_read", 1e9), stat("exit_streams", 4.0e5), stat("connections_inbound_client", 1.2e4))
+		stat("relay_bytes_read", 1e10), stat("exit_streams", 4.0e5), stat("or_connection_lifetime", 1e6))
 	lowered.Series = "renamed"
 	reason := refusal(t, p.Check(lowered, led, day1))
 	if !strings.Contains(reason, `compared with series "relays"`) || !strings.Contains(reason, "relay_bytes_read") {

@@ -232,8 +232,9 @@ func Lookup(name string) (Statistic, bool) {
 }
 
 // Resolve builds a round's spec for the named statistic: its name, its bin
-// labels and its MaxPerCollector; Sigma, Epsilon and Delta are left for the
-// caller (the planner) to fill.
+// labels, its sensitivity (the catalogue's action bound and bins touched)
+// and its MaxPerCollector; Sigma, Epsilon and Delta are left for the caller
+// (the planner) to fill.
 //
 // binsOverride, if not empty, replaces a numeric histogram's bins. It is
 // either lower edges (["0","1024","65536"] means [0,1024), [1024,65536),
@@ -245,10 +246,26 @@ func Resolve(name string, binsOverride []string) (aggregator.StatisticSpec, erro
 	if !ok {
 		return aggregator.StatisticSpec{}, unknownError(name)
 	}
-	spec := aggregator.StatisticSpec{Name: st.Name, Bins: st.Bins.Labels(), MaxPerCollector: st.MaxPerCollector}
+	spec := aggregator.StatisticSpec{Name: st.Name, Bins: st.Bins.Labels(), MaxPerCollector: st.MaxPerCollector,
+		Sensitivity: st.Sensitivity, BinsTouched: st.BinsTouched}
 	if len(binsOverride) == 0 {
 		return spec, nil
 	}
+	spec, err := rebin(st, spec, binsOverride)
+	if err != nil {
+		return spec, err
+	}
+	// A statistic whose activity can touch every one of its bins can touch
+	// every one of the new ones too; otherwise L0 stays, within the count.
+	if n := int64(spec.Counters()); st.BinsTouched >= int64(st.Bins.Len()) || st.BinsTouched > n {
+		spec.BinsTouched = n
+	}
+	return spec, nil
+}
+
+// rebin replaces spec's bins with binsOverride as Resolve describes.
+func rebin(st Statistic, spec aggregator.StatisticSpec, binsOverride []string) (aggregator.StatisticSpec, error) {
+	name := st.Name
 	switch {
 	case st.Bins.IsScalar():
 		return spec, fmt.Errorf("statistic %s is a single counter; it has no bins to override", name)

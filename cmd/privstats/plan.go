@@ -10,6 +10,7 @@ import (
 
 	"github.com/privstats/privstats/config"
 	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/stats"
 )
 
 func runPlan(args []string, stdout, stderr io.Writer) error {
@@ -65,6 +66,12 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 				plan.HonestFraction, plan.Collectors, m)
 		}
 	}
+	for _, st := range plan.Statistics {
+		if c, ok := stats.Lookup(st.Name); ok && (st.Sensitivity < c.Sensitivity || st.BinsTouched < c.BinsTouched) {
+			fmt.Fprintf(stdout, "Note: %s is planned for sensitivity %g over %d bins, less than the catalogue's %g over %d: keepers and collectors with the default policy will refuse it unless their min_sensitivity allows it.\n",
+				st.Name, st.Sensitivity, st.BinsTouched, c.Sensitivity, c.BinsTouched)
+		}
+	}
 	fmt.Fprintln(stdout, "Paste the tally.yaml form with: privstats plan --yaml", fs.Arg(0))
 	return nil
 }
@@ -72,18 +79,21 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 // writePlanYAML prints the statistics block of tally.yaml.
 func writePlanYAML(w io.Writer, plan *config.PrivacyPlan, alloc []noise.Allocation) error {
 	type stat struct {
-		Name    string  `yaml:"name"`
-		Sigma   float64 `yaml:"sigma"`
-		Epsilon float64 `yaml:"epsilon"`
-		Delta   float64 `yaml:"delta"`
+		Name        string  `yaml:"name"`
+		Sigma       float64 `yaml:"sigma"`
+		Epsilon     float64 `yaml:"epsilon"`
+		Delta       float64 `yaml:"delta"`
+		Sensitivity float64 `yaml:"sensitivity"`
+		BinsTouched int64   `yaml:"bins_touched"`
 	}
 	out := struct {
 		Epsilon    float64 `yaml:"epsilon"`
 		Delta      float64 `yaml:"delta"`
 		Statistics []stat  `yaml:"statistics"`
 	}{Epsilon: plan.Epsilon, Delta: plan.Delta}
-	for _, a := range alloc {
-		out.Statistics = append(out.Statistics, stat{a.Name, a.Sigma, a.Epsilon, a.Delta})
+	for i, a := range alloc {
+		st := plan.Statistics[i]
+		out.Statistics = append(out.Statistics, stat{a.Name, a.Sigma, a.Epsilon, a.Delta, st.Sensitivity, st.BinsTouched})
 	}
 	fmt.Fprintf(w, "# From privstats plan: ε = %g, δ = %g. Paste into tally.yaml.\n", plan.Epsilon, plan.Delta)
 	enc := yaml.NewEncoder(w)

@@ -22,7 +22,6 @@ import (
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/source"
-	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
 	"github.com/privstats/privstats/torctl"
 )
@@ -85,24 +84,6 @@ func policyHooks(dataDir string, pol policy.Policy) (func(*aggregator.RoundConfi
 	return check, record, nil
 }
 
-// statisticSpecs resolves the tally config's statistics against the
-// catalogue: bins come from the catalogue unless the config overrides them.
-func statisticSpecs(cfg *config.Tally) ([]aggregator.StatisticSpec, error) {
-	var out []aggregator.StatisticSpec
-	for _, s := range cfg.Statistics {
-		spec, err := stats.Resolve(s.Name, s.Bins)
-		if err != nil {
-			return nil, fmt.Errorf("statistic %s: %w", s.Name, err)
-		}
-		spec.Sigma, spec.Epsilon, spec.Delta = s.Sigma, s.Epsilon, s.Delta
-		if s.MaxPerCollector != 0 {
-			spec.MaxPerCollector = s.MaxPerCollector
-		}
-		out = append(out, spec)
-	}
-	return out, nil
-}
-
 func runTally(args []string, stdout, stderr io.Writer) error {
 	fs := flags("tally", "-c tally.yaml", stderr)
 	var rf roleFlags
@@ -118,7 +99,7 @@ func runTally(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	specs, err := statisticSpecs(cfg)
+	specs, err := cfg.StatisticSpecs()
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package tornet
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -112,10 +113,10 @@ func (n *Network) waitReady(ctx context.Context, opts Options, begin time.Time) 
 		return err
 	}
 	n.logf("tornet: started %d relays in %s", len(n.Relays()), n.Dir)
-	if err := waitConsensus(ctx, n.first(Authority)); err != nil {
+	if err := n.waitConsensus(ctx); err != nil {
 		return err
 	}
-	n.logf("tornet: first consensus published after %v", since())
+	n.logf("tornet: a consensus with every relay published after %v", since())
 	if err := start(false); err != nil {
 		return err
 	}
@@ -305,22 +306,47 @@ func (n *Network) watchHSDesc(ctx context.Context, node *Node, seen func(fields 
 }
 
 // waitConsensus polls the authority's DirPort until it serves a
-// microdescriptor consensus, the flavour clients fetch.
-func waitConsensus(ctx context.Context, auth *Node) error {
+// microdescriptor consensus, the flavour clients fetch, that lists every
+// relay. A relay whose descriptor reached the authorities after the first
+// vote is missing from the first consensus; a client started on that one
+// may lack an exit or enough relays for onion-service paths until it
+// fetches another, which can take minutes.
+func (n *Network) waitConsensus(ctx context.Context) error {
+	auth := n.first(Authority)
+	want := map[string]bool{}
+	for _, r := range n.Relays() {
+		want[r.Name] = true
+	}
 	url := "http://" + auth.DirAddr + "/tor/status-vote/current/consensus-microdesc"
+	reported := -1
 	err := retry(ctx, 500*time.Millisecond, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
 		}
 		req.Close = true
+		// tor answers Go's default "Accept-Encoding: gzip" with deflate,
+		// which net/http does not undo.
+		req.Header.Set("Accept-Encoding", "identity")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return err
+		}
+		listed := listedRelays(string(body), want)
+		if listed < len(want) {
+			if listed != reported {
+				n.logf("tornet: the consensus lists %d of %d relays; waiting for one with all", listed, len(want))
+				reported = listed
+			}
+			return fmt.Errorf("the consensus lists %d of %d relays", listed, len(want))
 		}
 		return nil
 	})
@@ -328,6 +354,18 @@ func waitConsensus(ctx context.Context, auth *Node) error {
 		return fmt.Errorf("no consensus from %s: %w", auth.Name, err)
 	}
 	return nil
+}
+
+// listedRelays counts the nicknames in want that have a router line
+// ("r <nickname> …") in the consensus text.
+func listedRelays(consensus string, want map[string]bool) int {
+	seen := map[string]bool{}
+	for line := range strings.Lines(consensus) {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "r" && want[f[1]] {
+			seen[f[1]] = true
+		}
+	}
+	return len(seen)
 }
 
 // waitBootstrapped polls the node's bootstrap status until PROGRESS=100.

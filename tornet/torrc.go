@@ -271,24 +271,19 @@ func (n *Network) torrc(node *Node, opts Options) string {
 		set("DirPort", node.DirAddr)
 		set("AuthoritativeDirectory", 1)
 		set("V3AuthoritativeDirectory", 1)
-		// The first consensus comes after 5 seconds; its delays must fit
-		// in half that interval, which tor uses while it has no consensus.
+		// A consensus every 10 seconds (5 for the first one). Vote and
+		// distribution delays must fit in half an interval, which tor uses
+		// while it has no consensus yet. Longer intervals were tried: a
+		// relay that missed the first consensus (relays publish their
+		// descriptors 10-20 s after starting) then took much longer to
+		// reach clients, and onion-service paths with it.
 		set("TestingV3AuthInitialVotingInterval", 5)
 		set("TestingV3AuthInitialVoteDelay", 2)
 		set("TestingV3AuthInitialDistDelay", 2)
-		// Then one a minute, each valid for three: a busy machine may
-		// miss a vote without leaving anyone with no live consensus. In a
-		// test network the onion-service time period is 24 voting
-		// intervals (here 24 minutes) and the first shared random value
-		// comes after a whole 24-interval protocol run, so while a test
-		// runs the directories an onion service uploads to stay put and
-		// its descriptors rotate at most once. With 10-second intervals
-		// both happened every few minutes, and a client once failed to
-		// find a service's descriptor for a minute around them.
-		set("V3AuthVotingInterval", 60)
-		set("V3AuthVoteDelay", 5)
-		set("V3AuthDistDelay", 5)
-		set("V3AuthNIntervalsValid", 3)
+		set("V3AuthVotingInterval", 10)
+		set("V3AuthVoteDelay", 2)
+		set("V3AuthDistDelay", 2)
+		set("V3AuthNIntervalsValid", 2)
 		// Grant the flags real authorities give only after hours of
 		// uptime and measured bandwidth; clients still pick exits by
 		// their exit policies.

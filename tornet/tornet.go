@@ -4,8 +4,10 @@
 // [Start] writes a torrc for every node under one directory, generates three
 // directory authorities' keys with tor-gencert, starts the relays with
 // TestingTorNetwork 1, starts the client and onion service once the
-// authorities have voted a first consensus, and returns once the client can
-// reach both an exit and the onion service:
+// authorities have voted a consensus that lists every relay, and returns once
+// the client can reach both an exit and the onion service (restarting an
+// onion service that stays unreachable). [Network.Restart] restarts a node
+// as an operator would:
 //
 //	auth0 auth1 auth2   directory authorities, also non-exit relays
 //	middle0 …           non-exit relays

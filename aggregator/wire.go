@@ -72,11 +72,40 @@ type Gap struct {
 	End   time.Time `json:"end"`
 }
 
-// AgreementMsg is the tally server's proposal (S, ΣV).
+// AgreementMsg is the tally server's proposal (S, ΣV). It also signs what
+// the outcome will say about the round besides its totals: the gaps S's
+// collectors reported, by digest, and the refusals recorded so far, so
+// that neither can be altered after publication without failing verify.
 type AgreementMsg struct {
 	ConfigHash string          `json:"config_hash"`
 	Collectors []string        `json:"collectors"`
 	SumV       []field.Element `json:"sum_v"`
+	// GapsDigest is GapsDigest of the gaps S's collectors reported; empty
+	// when they reported none.
+	GapsDigest string `json:"gaps_digest,omitempty"`
+	// Refusals are the nodes that sat the round out, with their reasons.
+	Refusals map[string]string `json:"refusals,omitempty"`
+}
+
+// GapsDigest is the SHA-256 of the canonical JSON encoding of collectors'
+// gaps (a map, so its keys are sorted; times in UTC), or "" when there are
+// none.
+func GapsDigest(gaps map[string][]Gap) (string, error) {
+	canonical := map[string][]Gap{}
+	for fp, gs := range gaps {
+		for _, g := range gs {
+			canonical[fp] = append(canonical[fp], Gap{Start: g.Start.UTC(), End: g.End.UTC()})
+		}
+	}
+	if len(canonical) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(canonical)
+	if err != nil {
+		return "", fmt.Errorf("gaps: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // Digest names an agreement in commits: SHA-256 of its signed body.

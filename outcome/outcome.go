@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -100,9 +101,10 @@ type Inputs struct {
 	Agreement identity.Signed
 	Commits   []identity.Signed
 	Shares    []identity.Signed
-	Gaps      map[string][]aggregator.Gap
-	Refusals  map[string]string
-	Now       time.Time
+	// Gaps are the gaps S's collectors reported, which the agreement signs
+	// by digest; refusals come from the agreement itself.
+	Gaps map[string][]aggregator.Gap
+	Now  time.Time
 }
 
 // Build checks the artefacts exactly as Verify will, interpolates the
@@ -118,12 +120,15 @@ func Build(in Inputs) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNotes(ag, in.Gaps, ag.Refusals); err != nil {
+		return nil, err
+	}
 	o := &Outcome{
 		Version: FormatVersion, Series: cfg.Series, Round: cfg.Round, ConfigHash: hash, Config: cfg,
 		Tally: tally, Window: Window{cfg.Start.UTC(), cfg.End.UTC()},
-		Collectors: Collectors{Count: len(ag.Collectors), Fingerprints: ag.Collectors, Gaps: in.Gaps},
+		Collectors: Collectors{Count: len(ag.Collectors), Fingerprints: ag.Collectors, Gaps: cloneGaps(in.Gaps)},
 		Announce:   in.Announce, Agreement: in.Agreement, Commits: slices.Clone(in.Commits), PublishedAt: in.Now.UTC(),
-		Refusals: in.Refusals,
+		Refusals: ag.Refusals,
 	}
 	if _, err := checkCommits(cfg, hash, digest, in.Commits); err != nil {
 		return nil, err
@@ -188,6 +193,9 @@ func Verify(o *Outcome) error {
 	}
 	if o.Collectors.Count != len(ag.Collectors) || !slices.Equal(o.Collectors.Fingerprints, ag.Collectors) {
 		return errors.New("collector list differs from the signed agreement's S")
+	}
+	if err := checkNotes(ag, o.Collectors.Gaps, o.Refusals); err != nil {
+		return err
 	}
 	if _, err := checkCommits(cfg, hash, digest, o.Commits); err != nil {
 		return err
@@ -266,6 +274,37 @@ func openAgreement(cfg *aggregator.RoundConfig, hash, tally string, s identity.S
 		}
 	}
 	return &ag, aggregator.AgreementDigest(s.Body), nil
+}
+
+func cloneGaps(gaps map[string][]aggregator.Gap) map[string][]aggregator.Gap {
+	if len(gaps) == 0 {
+		return nil
+	}
+	out := make(map[string][]aggregator.Gap, len(gaps))
+	for fp, g := range gaps {
+		out[fp] = slices.Clone(g)
+	}
+	return out
+}
+
+// checkNotes checks gaps and refusals against those the agreement signs.
+func checkNotes(ag *aggregator.AgreementMsg, gaps map[string][]aggregator.Gap, refusals map[string]string) error {
+	for fp := range gaps {
+		if !slices.Contains(ag.Collectors, fp) {
+			return fmt.Errorf("gaps listed for %s, which is not in the agreement's S", fp)
+		}
+	}
+	d, err := aggregator.GapsDigest(gaps)
+	if err != nil {
+		return err
+	}
+	if d != ag.GapsDigest {
+		return errors.New("the collectors' gaps differ from those the agreement signs")
+	}
+	if !maps.Equal(refusals, ag.Refusals) {
+		return errors.New("the refusals differ from those the agreement signs")
+	}
+	return nil
 }
 
 // checkCommits checks that at least K distinct keepers of the round

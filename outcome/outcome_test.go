@@ -56,9 +56,17 @@ func round(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 	}
 	slices.Sort(S)
 	sum, _ := aggregator.SumReports(cfg.NumCounters(), reports)
-	agreement, _ := aggregator.SignBody(ts, aggregator.KindAgreement, aggregator.AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum})
+	// One collector lost its tor for ten minutes; one keeper candidate's
+	// refusal is on record.
+	gaps := map[string][]aggregator.Gap{S[1]: {{Start: cfg.Start.Add(10 * time.Minute), End: cfg.Start.Add(20 * time.Minute)}}}
+	gapsDigest, err := aggregator.GapsDigest(gaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agreement, _ := aggregator.SignBody(ts, aggregator.KindAgreement, aggregator.AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum,
+		GapsDigest: gapsDigest, Refusals: map[string]string{fmt.Sprintf("%064x", 99): "policy: round ε = 1 is more than this node's max_epsilon 0.3"}})
 	digest := aggregator.AgreementDigest(agreement.Body)
-	in := Inputs{Announce: ts.Sign(aggregator.KindAnnounce, body), Agreement: agreement, Now: cfg.End}
+	in := Inputs{Announce: ts.Sign(aggregator.KindAnnounce, body), Agreement: agreement, Now: cfg.End, Gaps: gaps}
 	for j, st := range states {
 		if err := st.Commit(aggregator.Agreement{Collectors: S, SumV: sum}); err != nil {
 			t.Fatal(err)
@@ -88,6 +96,18 @@ func TestBuildAndVerify(t *testing.T) {
 	}
 	if err := Verify(o); err != nil {
 		t.Fatal(err)
+	}
+	if len(o.Collectors.Gaps) != 1 || len(o.Refusals) != 1 {
+		t.Errorf("gaps %v, refusals %v: want the agreement's one of each", o.Collectors.Gaps, o.Refusals)
+	}
+}
+
+// The tally server cannot publish gaps other than those its agreement signed.
+func TestBuildRefusesGapsTheAgreementDidNotSign(t *testing.T) {
+	in, _ := round(t, 3, 2)
+	in.Gaps = nil
+	if _, err := Build(in); err == nil || !strings.Contains(err.Error(), "gaps differ from those the agreement signs") {
+		t.Fatalf("Build without the signed gaps: %v", err)
 	}
 }
 
@@ -131,6 +151,21 @@ func TestVerifyRefusesForgedArtefacts(t *testing.T) {
 		},
 		"collector dropped from S": func(o *Outcome) { o.Collectors.Fingerprints = o.Collectors.Fingerprints[1:] },
 		"epsilon changed":          func(o *Outcome) { o.Statistics[0].Epsilon = 0.5 },
+		"gap shortened": func(o *Outcome) {
+			for _, gs := range o.Collectors.Gaps {
+				gs[0].End = gs[0].End.Add(-time.Minute)
+			}
+		},
+		"gap removed": func(o *Outcome) { o.Collectors.Gaps = nil },
+		"gap added": func(o *Outcome) {
+			o.Collectors.Gaps[o.Collectors.Fingerprints[0]] = []aggregator.Gap{{Start: o.Window.Start, End: o.Window.End}}
+		},
+		"refusal removed": func(o *Outcome) { o.Refusals = nil },
+		"refusal reworded": func(o *Outcome) {
+			for k := range o.Refusals {
+				o.Refusals[k] = "no reason"
+			}
+		},
 	} {
 		o, err := Build(in)
 		if err != nil {

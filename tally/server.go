@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -514,18 +515,27 @@ func (s *Server) propose(r *round, now time.Time) error {
 		return s.fail(r, fmt.Sprintf("%d collectors reported with bundles acknowledged by every keeper, the round requires %d", len(S), cfg.MinCollectors))
 	}
 	values := map[string][]uint64{}
+	gaps := map[string][]aggregator.Gap{}
 	for _, fp := range S {
 		var rep aggregator.Report
 		if _, err := aggregator.OpenBody(r.Reports[fp], aggregator.KindReport, fp, &rep); err != nil {
 			return fmt.Errorf("stored report from %s: %w", fp, err)
 		}
 		values[fp] = rep.Values
+		if len(rep.Gaps) > 0 {
+			gaps[fp] = rep.Gaps
+		}
 	}
 	sum, err := aggregator.SumReports(cfg.NumCounters(), values)
 	if err != nil {
 		return err
 	}
-	signed, err := aggregator.SignBody(s.opts.Identity, aggregator.KindAgreement, aggregator.AgreementMsg{ConfigHash: r.Hash, Collectors: S, SumV: sum})
+	gapsDigest, err := aggregator.GapsDigest(gaps)
+	if err != nil {
+		return err
+	}
+	signed, err := aggregator.SignBody(s.opts.Identity, aggregator.KindAgreement, aggregator.AgreementMsg{
+		ConfigHash: r.Hash, Collectors: S, SumV: sum, GapsDigest: gapsDigest, Refusals: maps.Clone(r.Refusals)})
 	if err != nil {
 		return err
 	}
@@ -587,7 +597,7 @@ func chooseS(r *round, keepers []string, k int) []string {
 
 // publish interpolates, writes the outcome and closes the round.
 func (s *Server) publish(r *round, now time.Time) error {
-	in := outcome.Inputs{Announce: r.Announce, Agreement: *r.Agreement, Now: now, Gaps: map[string][]aggregator.Gap{}, Refusals: r.Refusals}
+	in := outcome.Inputs{Announce: r.Announce, Agreement: *r.Agreement, Now: now, Gaps: map[string][]aggregator.Gap{}}
 	for _, k := range r.cfg.Keepers {
 		if c, ok := r.Commits[k.Fingerprint]; ok {
 			in.Commits = append(in.Commits, c)

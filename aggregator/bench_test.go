@@ -5,16 +5,17 @@ import (
 	"testing"
 
 	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
 )
 
 // benchConfig has one histogram of `counters` bins.
-func benchConfig(n, k, collectors, counters int) *RoundConfig {
+func benchConfig(n, k, collectors, counters int) *round.Config {
 	cfg := testConfig(n, k, collectors, 0, 1)
 	bins := make([]string, counters)
 	for i := range bins {
 		bins[i] = fmt.Sprint(i)
 	}
-	cfg.Statistics = []StatisticSpec{{Name: "h", Bins: bins, MaxPerCollector: 1 << 30}}
+	cfg.Statistics = []round.StatisticSpec{{Name: "h", Bins: bins, MaxPerCollector: 1 << 30}}
 	return cfg
 }
 

@@ -1,3 +1,16 @@
+// Package aggregator is the protocol arithmetic of each privstats role on
+// blinded counters and Shamir shares: a collector's setup and counting, a
+// keeper's accept, commit-once and aggregate share, and the tally's sum and
+// combine. The networked roles (packages collector, keeper, tally) only move
+// the values it computes; the round it works on is package round, the
+// messages that carry the values are package wire.
+//
+// The flow of one round (docs/protocol.md):
+//
+//	collector: SetupCollector → ShareBundles to keepers, BlindedCounters counting → Report V
+//	tally:     SumReports over S → (S, ΣV) to keepers
+//	keeper:    Accept bundles → Commit(S, ΣV) once → AggregateShare
+//	tally:     Combine K aggregate shares → signed totals
 package aggregator
 
 import (
@@ -6,6 +19,7 @@ import (
 	"math"
 
 	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/shamir"
 )
 
@@ -50,7 +64,7 @@ func (b *BlindedCounters) Report() []field.Element {
 // z, r and the polynomials are cleared before it returns: afterwards the
 // collector holds only the blinded counters (uniform) and the bundles, which
 // it must seal and send and then drop.
-func SetupCollector(cfg *RoundConfig, weight float64, sample NoiseSampler, rand io.Reader) (*BlindedCounters, []ShareBundle, error) {
+func SetupCollector(cfg *round.Config, weight float64, sample NoiseSampler, rand io.Reader) (*BlindedCounters, []ShareBundle, error) {
 	if math.IsNaN(weight) || math.IsInf(weight, 0) || weight < 0 {
 		return nil, nil, fmt.Errorf("collector setup: noise weight %v", weight)
 	}

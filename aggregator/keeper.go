@@ -6,12 +6,13 @@ import (
 	"slices"
 
 	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
 )
 
 // KeeperRound is a share keeper's state for one round: the bundles it holds
 // per collector and the one commit it may make.
 type KeeperRound struct {
-	cfg      *RoundConfig
+	cfg      *round.Config
 	x        int
 	counters int
 	bundles  map[string][]field.Element
@@ -26,7 +27,7 @@ type Agreement struct {
 }
 
 // NewKeeperRound starts the keeper with x-coordinate x on a round.
-func NewKeeperRound(cfg *RoundConfig, x int) (*KeeperRound, error) {
+func NewKeeperRound(cfg *round.Config, x int) (*KeeperRound, error) {
 	if x < 1 || x > len(cfg.Keepers) {
 		return nil, fmt.Errorf("keeper: x = %d is not one of the round's %d keepers", x, len(cfg.Keepers))
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/noise"
 )
 
@@ -33,7 +34,7 @@ func TestNoisyTotalsHaveTheConfiguredVariance(t *testing.T) {
 	for i := range labels {
 		labels[i] = fmt.Sprint(i)
 	}
-	cfg.Statistics = []StatisticSpec{{Name: "h", Bins: labels, Sigma: sigma, MaxPerCollector: 1 << 20}}
+	cfg.Statistics = []round.StatisticSpec{{Name: "h", Bins: labels, Sigma: sigma, MaxPerCollector: 1 << 20}}
 	counts, want := randomCounts(cfg, nil)
 	var sum, sumSq float64
 	n := 0

@@ -1,113 +1,27 @@
 package aggregator
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/round/roundtest"
 )
 
-// fp makes a well-formed fingerprint for test participant i.
-func fp(kind byte, i int) string {
-	return fmt.Sprintf("%c%063x", 'a'+kind, i)
-}
-
-// testConfig builds a valid round config with n keepers, threshold k and the
-// given number of collectors, each with noise weight w.
-func testConfig(n, k, collectors int, sigma, w float64) *RoundConfig {
-	cfg := &RoundConfig{
-		Version:       ConfigVersion,
-		Series:        "test",
-		Round:         1,
-		Start:         time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC),
-		End:           time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC),
-		Epsilon:       1,
-		Delta:         1e-6,
-		Threshold:     k,
-		MinCollectors: 1,
-		Statistics: []StatisticSpec{
-			{Name: "relay_bytes_read", Sigma: sigma, MaxPerCollector: 1 << 40},
-			{Name: "exit_streams_by_port", Bins: []string{"web", "interactive", "p2p", "other"}, Sigma: sigma, MaxPerCollector: 1 << 30},
-		},
-	}
-	for j := range n {
-		cfg.Keepers = append(cfg.Keepers, KeeperSpec{Fingerprint: fp(1, j), X: j + 1})
-	}
-	for i := range collectors {
-		cfg.Collectors = append(cfg.Collectors, CollectorSpec{Fingerprint: fp(2, i), NoiseWeight: w})
-	}
-	return cfg
-}
-
-func TestConfigHashIsStableAndCanonical(t *testing.T) {
-	cfg := testConfig(3, 2, 4, 10, 0.5)
-	h1, err := cfg.Hash()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The same instant in another zone is the same round.
-	moved := *cfg
-	moved.Start = cfg.Start.In(time.FixedZone("x", 3600))
-	h2, _ := moved.Hash()
-	if h1 != h2 {
-		t.Fatal("hash depends on the time zone of the window")
-	}
-	enc, _ := cfg.Canonical()
-	back, err := DecodeRoundConfig(enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h3, _ := back.Hash(); h3 != h1 {
-		t.Fatal("decoded config hashes differently")
-	}
-	changed := *cfg
-	changed.MinCollectors = 2
-	if h4, _ := changed.Hash(); h4 == h1 {
-		t.Fatal("changing min_collectors did not change the hash")
-	}
-	// Whitespace makes an encoding non-canonical: a node must hash what it checks.
-	if _, err := DecodeRoundConfig(append([]byte(" "), enc...)); err == nil {
-		t.Fatal("non-canonical encoding accepted")
-	}
-}
-
-func TestConfigValidation(t *testing.T) {
-	for name, tc := range map[string]struct {
-		edit func(c *RoundConfig)
-		want string
-	}{
-		"threshold not a majority": {func(c *RoundConfig) { c.Threshold = 1 }, "must exceed half"},
-		"x out of order":           {func(c *RoundConfig) { c.Keepers[0].X = 2 }, "x-coordinates are 1..N"},
-		"bad fingerprint":          {func(c *RoundConfig) { c.Collectors[0].Fingerprint = "ABC" }, "not 64 hex digits"},
-		"duplicate collector":      {func(c *RoundConfig) { c.Collectors[1] = c.Collectors[0] }, "listed twice"},
-		"negative sigma":           {func(c *RoundConfig) { c.Statistics[0].Sigma = -1 }, "sigma"},
-		"empty window":             {func(c *RoundConfig) { c.End = c.Start }, "not after start"},
-		"min_collectors too high":  {func(c *RoundConfig) { c.MinCollectors = 99 }, "min_collectors"},
-		"repeated bin":             {func(c *RoundConfig) { c.Statistics[1].Bins[1] = "web" }, "repeated"},
-		"overflow":                 {func(c *RoundConfig) { c.Statistics[0].MaxPerCollector = 1 << 62 }, "could overflow"},
-	} {
-		cfg := testConfig(3, 2, 4, 10, 1)
-		tc.edit(cfg)
-		err := cfg.Validate()
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: Validate() = %v, want an error containing %q", name, err, tc.want)
-		}
-	}
-	if err := testConfig(5, 3, 10, 10, 1).Validate(); err != nil {
-		t.Fatalf("valid config refused: %v", err)
-	}
-}
+var (
+	fp         = roundtest.Fingerprint
+	testConfig = roundtest.Config
+)
 
 func noNoise(float64) (int64, error) { return 0, nil }
 
 // randomCounts gives each collector uniform counts below 2^20 and returns the
 // true totals over the reporting collectors.
-func randomCounts(cfg *RoundConfig, silent []string) (map[string][]uint64, []int64) {
+func randomCounts(cfg *round.Config, silent []string) (map[string][]uint64, []int64) {
 	n := cfg.NumCounters()
 	counts := map[string][]uint64{}
 	want := make([]int64, n)
@@ -223,7 +137,7 @@ func TestInconsistentKeeperIsNamed(t *testing.T) {
 
 // aggregateShares runs setup, counting and commit for every keeper and
 // returns their aggregate shares by x.
-func aggregateShares(t testing.TB, cfg *RoundConfig, counts map[string][]uint64) map[int][]field.Element {
+func aggregateShares(t testing.TB, cfg *round.Config, counts map[string][]uint64) map[int][]field.Element {
 	t.Helper()
 	keepers := make([]*KeeperRound, len(cfg.Keepers))
 	for j := range keepers {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/shamir"
 )
 
@@ -29,7 +30,7 @@ func SumReports(n int, reports map[string][]field.Element) ([]field.Element, err
 // at 0 and decodes each counter to a signed total. With more than K shares
 // it checks them against each other; an inconsistent keeper is named in a
 // *shamir.InconsistentError.
-func Combine(cfg *RoundConfig, shares map[int][]field.Element) ([]int64, error) {
+func Combine(cfg *round.Config, shares map[int][]field.Element) ([]int64, error) {
 	list := make([]shamir.Share, 0, len(shares))
 	for x, v := range shares {
 		if len(v) != cfg.NumCounters() {

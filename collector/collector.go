@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/noise"
@@ -39,9 +41,9 @@ type Options struct {
 	// Source is where events come from.
 	Source source.Source
 	// Policy is the collector's local policy check; nil accepts.
-	Policy func(cfg *aggregator.RoundConfig, now time.Time) error
+	Policy func(cfg *round.Config, now time.Time) error
 	// Record is told of every round the collector takes part in (the policy ledger).
-	Record func(cfg *aggregator.RoundConfig) error
+	Record func(cfg *round.Config) error
 	// ExitWhenFinished makes Run return when the tally server says no more
 	// rounds will run.
 	ExitWhenFinished bool
@@ -50,7 +52,7 @@ type Options struct {
 	// GroundTruth, when set, also counts every event of the window into
 	// plain counters. Only the demo sets it, to show true totals beside the
 	// published ones; a real deployment never does.
-	GroundTruth func(cfg *aggregator.RoundConfig) stats.Counters
+	GroundTruth func(cfg *round.Config) stats.Counters
 	Logger      *slog.Logger
 }
 
@@ -58,7 +60,7 @@ type Options struct {
 type Collector struct {
 	opts   Options
 	log    *slog.Logger
-	client *transport.Client
+	client *wire.Client
 
 	mu      sync.Mutex // guards the counting state below
 	active  *activeRound
@@ -69,18 +71,18 @@ type Collector struct {
 // activeRound is the collector's whole memory of a round after setup.
 type activeRound struct {
 	hash     string
-	cfg      *aggregator.RoundConfig
+	cfg      *round.Config
 	counters *aggregator.BlindedCounters
 	program  *stats.Program
 	truth    stats.Counters
 	// truthProgram counts into truth; a program tracks connections, so
 	// the two counts each need their own.
 	truthProgram *stats.Program
-	gaps         []aggregator.Gap
+	gaps         []wire.Gap
 	// sealed are the bundles, kept until the tally server has confirmed
 	// them (joined), so a lost answer is retried with the same bundles
 	// rather than new noise.
-	sealed []any
+	sealed []identity.Signed
 	joined bool
 }
 
@@ -98,7 +100,7 @@ func New(opts Options) (*Collector, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c, err := transport.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint, (aggregator.MaxLongPollS+15)*time.Second)
+	c, err := wire.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint, (wire.MaxLongPollS+15)*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +151,7 @@ func (c *Collector) gap(start, end time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if a := c.active; a != nil && end.After(a.cfg.Start) && start.Before(a.cfg.End) {
-		a.gaps = append(a.gaps, aggregator.Gap{Start: maxTime(start, a.cfg.Start).UTC(), End: minTime(end, a.cfg.End).UTC()})
+		a.gaps = append(a.gaps, wire.Gap{Start: maxTime(start, a.cfg.Start).UTC(), End: minTime(end, a.cfg.End).UTC()})
 	}
 	c.log.Warn("event source gap", "start", start, "end", end)
 }
@@ -169,7 +171,7 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // handle acts on one view of the round.
-func (c *Collector) handle(ctx context.Context, v *aggregator.RoundView) error {
+func (c *Collector) handle(ctx context.Context, v *wire.RoundView) error {
 	if v.Announce == nil || v.ConfigHash == c.refused || v.ConfigHash == c.done {
 		return nil
 	}
@@ -182,9 +184,9 @@ func (c *Collector) handle(ctx context.Context, v *aggregator.RoundView) error {
 		a = nil
 	}
 	switch v.Phase {
-	case aggregator.PhaseAnnounced:
+	case round.PhaseAnnounced:
 		return nil
-	case aggregator.PhaseSetup, aggregator.PhaseCollecting:
+	case round.PhaseSetup, round.PhaseCollecting:
 		if a == nil {
 			return c.join(ctx, v)
 		}
@@ -195,7 +197,7 @@ func (c *Collector) handle(ctx context.Context, v *aggregator.RoundView) error {
 			}
 			return c.sendBundles(ctx, a)
 		}
-	case aggregator.PhaseReporting:
+	case round.PhaseReporting:
 		if a != nil && !a.joined && !v.Joined {
 			c.log.Warn("the tally server never confirmed this collector's bundles; sitting the round out", "round", a.cfg.Round)
 			c.drop()
@@ -204,8 +206,8 @@ func (c *Collector) handle(ctx context.Context, v *aggregator.RoundView) error {
 		if a != nil && !v.Reported {
 			return c.report(ctx, a)
 		}
-	case aggregator.PhaseDone, aggregator.PhaseFailed:
-		if v.Phase == aggregator.PhaseFailed && a != nil {
+	case round.PhaseDone, round.PhaseFailed:
+		if v.Phase == round.PhaseFailed && a != nil {
 			c.log.Warn("round failed", "round", a.cfg.Round, "reason", v.Failure)
 		}
 		c.drop()
@@ -234,13 +236,13 @@ func (c *Collector) refuse(ctx context.Context, hash, reason string) {
 
 // join checks the round, sets up blinded counters and sends the sealed
 // share bundles.
-func (c *Collector) join(ctx context.Context, v *aggregator.RoundView) error {
+func (c *Collector) join(ctx context.Context, v *wire.RoundView) error {
 	hash := v.ConfigHash
-	if err := v.Announce.Verify(aggregator.KindAnnounce, c.opts.TallyFingerprint); err != nil {
+	if err := v.Announce.Verify(wire.KindAnnounce, c.opts.TallyFingerprint); err != nil {
 		c.refuse(ctx, hash, "announcement: "+err.Error())
 		return nil
 	}
-	cfg, err := aggregator.DecodeRoundConfig(v.Announce.Body)
+	cfg, err := round.Decode(v.Announce.Body)
 	if err != nil {
 		c.refuse(ctx, hash, err.Error())
 		return nil
@@ -291,15 +293,15 @@ func (c *Collector) join(ctx context.Context, v *aggregator.RoundView) error {
 	if err != nil {
 		return err
 	}
-	var sealed []any
+	var sealed []identity.Signed
 	for j, b := range bundles {
 		kfp := cfg.Keepers[j].Fingerprint
 		if pub, ok := keys[kfp]; ok {
-			ct, err := aggregator.SealShares(pub, hash, me.Fingerprint, kfp, b.Shares)
+			ct, err := wire.SealShares(pub, hash, me.Fingerprint, kfp, b.Shares)
 			if err != nil {
 				return err
 			}
-			msg, err := aggregator.SignBody(c.opts.Identity, aggregator.KindShareBundle, aggregator.SealedBundle{ConfigHash: hash, Collector: me.Fingerprint, Keeper: kfp, Ciphertext: ct})
+			msg, err := wire.SignBody(c.opts.Identity, wire.KindShareBundle, wire.SealedBundle{ConfigHash: hash, Collector: me.Fingerprint, Keeper: kfp, Ciphertext: ct})
 			if err != nil {
 				return err
 			}
@@ -328,7 +330,7 @@ func (c *Collector) join(ctx context.Context, v *aggregator.RoundView) error {
 // server drops the round; any other failure is retried with the same
 // bundles on the next view.
 func (c *Collector) sendBundles(ctx context.Context, a *activeRound) error {
-	if _, err := c.client.Do(ctx, http.MethodPost, aggregator.PathBundles, a.sealed, nil); err != nil {
+	if err := c.client.PostBundles(ctx, a.sealed); err != nil {
 		var se *transport.StatusError
 		// A conflict (already joined, or the phase moved on) is settled by
 		// the next view; other 4xx answers are final.
@@ -345,7 +347,7 @@ func (c *Collector) sendBundles(ctx context.Context, a *activeRound) error {
 }
 
 // roundKeys verifies the keepers' round keys against the pinned keepers.
-func (c *Collector) roundKeys(cfg *aggregator.RoundConfig, hash string, v *aggregator.RoundView) (map[string][]byte, error) {
+func (c *Collector) roundKeys(cfg *round.Config, hash string, v *wire.RoundView) (map[string][]byte, error) {
 	fps := make([]string, len(cfg.Keepers))
 	for i, k := range cfg.Keepers {
 		fps[i] = k.Fingerprint
@@ -355,8 +357,8 @@ func (c *Collector) roundKeys(cfg *aggregator.RoundConfig, hash string, v *aggre
 	}
 	keys := map[string][]byte{}
 	for _, m := range v.RoundKeys {
-		var k aggregator.RoundKey
-		fp, err := aggregator.OpenBody(m, aggregator.KindRoundKey, "", &k)
+		var k wire.RoundKey
+		fp, err := wire.OpenBody(m, wire.KindRoundKey, "", &k)
 		if err != nil || !slices.Contains(c.opts.Keepers, fp) || k.Keeper != fp || k.ConfigHash != hash {
 			return nil, fmt.Errorf("a round key is not signed by a pinned keeper for this round")
 		}
@@ -374,13 +376,13 @@ func (c *Collector) report(ctx context.Context, a *activeRound) error {
 		return nil
 	}
 	c.mu.Lock()
-	rep := aggregator.Report{ConfigHash: a.hash, Collector: c.opts.Identity.Fingerprint, Values: a.counters.Report(), Gaps: slices.Clone(a.gaps)}
+	rep := wire.Report{ConfigHash: a.hash, Collector: c.opts.Identity.Fingerprint, Values: a.counters.Report(), Gaps: slices.Clone(a.gaps)}
 	c.mu.Unlock()
-	msg, err := aggregator.SignBody(c.opts.Identity, aggregator.KindReport, rep)
+	msg, err := wire.SignBody(c.opts.Identity, wire.KindReport, rep)
 	if err != nil {
 		return err
 	}
-	if _, err := c.client.Do(ctx, http.MethodPost, aggregator.PathReport, msg, nil); err != nil {
+	if err := c.client.PostReport(ctx, msg); err != nil {
 		var se *transport.StatusError
 		if errors.As(err, &se) && se.Code == http.StatusConflict {
 			c.drop()

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/policy"
 )
 
@@ -33,7 +33,7 @@ func (c *checker) required(path, value, hint string) bool {
 }
 
 func (c *checker) fingerprint(path, fp string) bool {
-	if err := aggregator.CheckFingerprint(fp); err != nil {
+	if err := round.CheckFingerprint(fp); err != nil {
 		c.errorf(path, "%v (%s)", err, fingerprintHint)
 		return false
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/config"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/policy"
@@ -78,24 +78,24 @@ func TestTallyExample(t *testing.T) {
 
 // exampleRound is round 1 of a tally config as the tally server would
 // announce it.
-func exampleRound(t *testing.T, tc *config.Tally, start time.Time) *aggregator.RoundConfig {
+func exampleRound(t *testing.T, tc *config.Tally, start time.Time) *round.Config {
 	t.Helper()
 	specs, err := tc.StatisticSpecs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &aggregator.RoundConfig{
-		Version: aggregator.ConfigVersion, Series: tc.Series, Round: 1,
+	cfg := &round.Config{
+		Version: round.ConfigVersion, Series: tc.Series, Round: 1,
 		Start: start, End: start.Add(time.Duration(tc.RoundLength)),
 		Epsilon: tc.Epsilon, Delta: tc.Delta, Statistics: specs,
 		Threshold: tc.Threshold, MinCollectors: tc.MinCollectors,
 	}
 	for i, fp := range tc.Keepers {
-		cfg.Keepers = append(cfg.Keepers, aggregator.KeeperSpec{Fingerprint: fp, X: i + 1})
+		cfg.Keepers = append(cfg.Keepers, round.KeeperSpec{Fingerprint: fp, X: i + 1})
 	}
 	w := tc.NoiseWeights.Resolve(tc.CollectorFingerprints())
 	for _, fp := range tc.CollectorFingerprints() {
-		cfg.Collectors = append(cfg.Collectors, aggregator.CollectorSpec{Fingerprint: fp, NoiseWeight: w[fp]})
+		cfg.Collectors = append(cfg.Collectors, round.CollectorSpec{Fingerprint: fp, NoiseWeight: w[fp]})
 	}
 	return cfg
 }

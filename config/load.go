@@ -27,9 +27,10 @@ import (
 	"strconv"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/privstats/privstats/internal/suggest"
 	"github.com/privstats/privstats/policy"
-	"gopkg.in/yaml.v3"
 )
 
 // Error is one problem with a config file. Load returns all the problems it

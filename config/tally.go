@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/shamir"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/policy"
@@ -104,7 +104,7 @@ type Statistic struct {
 // Spec is the statistic as a round config carries it: the catalogue's
 // entry, with the bins, bounds and sensitivity the file overrides and the
 // file's sigma, epsilon and delta.
-func (s Statistic) Spec() (aggregator.StatisticSpec, error) {
+func (s Statistic) Spec() (round.StatisticSpec, error) {
 	spec, err := stats.Resolve(s.Name, s.Bins)
 	if err != nil {
 		return spec, err
@@ -123,8 +123,8 @@ func (s Statistic) Spec() (aggregator.StatisticSpec, error) {
 }
 
 // StatisticSpecs is every statistic as a round config carries it.
-func (t *Tally) StatisticSpecs() ([]aggregator.StatisticSpec, error) {
-	out := make([]aggregator.StatisticSpec, len(t.Statistics))
+func (t *Tally) StatisticSpecs() ([]round.StatisticSpec, error) {
+	out := make([]round.StatisticSpec, len(t.Statistics))
 	for i, s := range t.Statistics {
 		spec, err := s.Spec()
 		if err != nil {
@@ -333,19 +333,19 @@ func (c *checker) tallyBudget(t *Tally) {
 // whole round against the server's own policy. It runs only on an
 // otherwise valid file.
 func (c *checker) rounds(t *Tally) {
-	keepers := make([]aggregator.KeeperSpec, len(t.Keepers))
+	keepers := make([]round.KeeperSpec, len(t.Keepers))
 	for i, fp := range t.Keepers {
-		keepers[i] = aggregator.KeeperSpec{Fingerprint: fp, X: i + 1}
+		keepers[i] = round.KeeperSpec{Fingerprint: fp, X: i + 1}
 	}
 	weights := t.NoiseWeights.Resolve(t.CollectorFingerprints())
-	collectors := make([]aggregator.CollectorSpec, len(t.Collectors))
+	collectors := make([]round.CollectorSpec, len(t.Collectors))
 	for i, fp := range t.CollectorFingerprints() {
-		collectors[i] = aggregator.CollectorSpec{Fingerprint: fp, NoiseWeight: weights[fp]}
+		collectors[i] = round.CollectorSpec{Fingerprint: fp, NoiseWeight: weights[fp]}
 	}
 	start := time.Unix(0, 0).UTC()
-	round := func(stats []aggregator.StatisticSpec) *aggregator.RoundConfig {
-		return &aggregator.RoundConfig{
-			Version: aggregator.ConfigVersion, Series: t.Series, Round: 1,
+	makeRound := func(stats []round.StatisticSpec) *round.Config {
+		return &round.Config{
+			Version: round.ConfigVersion, Series: t.Series, Round: 1,
 			Start: start, End: start.Add(time.Duration(t.RoundLength)),
 			Epsilon: t.Epsilon, Delta: t.Delta, Statistics: stats,
 			Keepers: keepers, Threshold: t.Threshold, Collectors: collectors, MinCollectors: t.MinCollectors,
@@ -357,11 +357,11 @@ func (c *checker) rounds(t *Tally) {
 		return
 	}
 	for i, s := range specs {
-		if err := round([]aggregator.StatisticSpec{s}).Validate(); err != nil {
+		if err := makeRound([]round.StatisticSpec{s}).Validate(); err != nil {
 			c.errorf(fmt.Sprintf("statistics[%d].max_per_collector", i), "%v", err)
 		}
 	}
-	err = t.Policy.Check(round(specs), nil, start)
+	err = t.Policy.Check(makeRound(specs), nil, start)
 	var r *policy.Refusal
 	switch {
 	case errors.As(err, &r):

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/keeper"
@@ -250,7 +250,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			Identity: id, Tally: server.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: keeperFPs,
 			Source:           source.Synthetic(source.SyntheticOptions{Rate: opts.Rate, Seed: uint64(i + 1)}),
 			ExitWhenFinished: true,
-			GroundTruth: func(cfg *aggregator.RoundConfig) stats.Counters {
+			GroundTruth: func(cfg *round.Config) stats.Counters {
 				p := &plain{v: make([]uint64, cfg.NumCounters())}
 				truthMu.Lock()
 				truth[fp] = p
@@ -283,7 +283,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			last = phase
 			opts.Progress("round phase: %s", phase)
 			switch phase {
-			case aggregator.PhaseCollecting:
+			case round.PhaseCollecting:
 				for i := range opts.FailCollectors {
 					// Stop just before the window ends: they counted but never report.
 					go func() {
@@ -291,7 +291,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 						collectorCtx[i]()
 					}()
 				}
-			case aggregator.PhaseAgreeing:
+			case round.PhaseAgreeing:
 				for i := range opts.FailKeepers {
 					keeperCtx[opts.Keepers-1-i]()
 				}
@@ -334,9 +334,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 // round's length (at least 1), and it estimates each statistic's total from
 // a pilot run of the same synthetic workload, so the noise is sized to what
 // the demo will actually count.
-func plan(opts Options) ([]aggregator.StatisticSpec, error) {
+func plan(opts Options) ([]round.StatisticSpec, error) {
 	var budgets []noise.StatisticBudget
-	var specs []aggregator.StatisticSpec
+	var specs []round.StatisticSpec
 	scale := opts.Duration.Seconds() / (24 * time.Hour).Seconds()
 	for _, name := range opts.Statistics {
 		st, ok := stats.Lookup(name)
@@ -380,7 +380,7 @@ const pilotEvents = 20000
 
 // pilot estimates each statistic's total over the demo round by counting a
 // synthetic trace and scaling by rate × collectors × duration.
-func pilot(specs []aggregator.StatisticSpec, opts Options) ([]float64, error) {
+func pilot(specs []round.StatisticSpec, opts Options) ([]float64, error) {
 	prog, err := stats.Compile(specs)
 	if err != nil {
 		return nil, err

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/stats"
@@ -116,9 +116,9 @@ func TestPlanDeclaresWhatItsNoiseIsCalibratedFor(t *testing.T) {
 		}
 		pol.MinSensitivity[s.Name] = s.Sensitivity
 	}
-	cfg := &aggregator.RoundConfig{Series: "demo", Epsilon: opts.Epsilon, Delta: opts.Delta, Statistics: specs, MinCollectors: 1,
+	cfg := &round.Config{Series: "demo", Epsilon: opts.Epsilon, Delta: opts.Delta, Statistics: specs, MinCollectors: 1,
 		Start: time.Unix(0, 0), End: time.Unix(0, 0).Add(opts.Duration),
-		Collectors: []aggregator.CollectorSpec{{Fingerprint: "dc", NoiseWeight: 1}}}
+		Collectors: []round.CollectorSpec{{Fingerprint: "dc", NoiseWeight: 1}}}
 	if err := pol.Check(cfg, nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}

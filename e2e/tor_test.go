@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/keeper"
@@ -122,7 +122,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 	}
 
 	// Small noise: the test checks ground truth, but the noise is real.
-	statistics := []aggregator.StatisticSpec{
+	statistics := []round.StatisticSpec{
 		{Name: "exit_bytes", Sigma: 1000},
 		{Name: "exit_streams_by_type", Sigma: 1},
 		{Name: "relay_bytes_read", Sigma: 1000},
@@ -152,7 +152,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 		pol.MinSensitivity[s.Name] = spec.Sensitivity
 		statistics[i] = spec
 	}
-	check := func(cfg *aggregator.RoundConfig, now time.Time) error { return pol.Check(cfg, nil, now) }
+	check := func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, nil, now) }
 	published := make(chan string, 1)
 	server, err := tally.New(tally.Options{
 		Identity: ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
@@ -201,7 +201,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 
 	// Wait for the window, then drive known traffic inside it.
 	for {
-		if _, phase, _ := server.Snapshot(); phase == aggregator.PhaseCollecting {
+		if _, phase, _ := server.Snapshot(); phase == round.PhaseCollecting {
 			break
 		}
 		if ctx.Err() != nil {
@@ -231,7 +231,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	restartDone := time.Now()
-	if _, phase, _ := server.Snapshot(); phase != aggregator.PhaseCollecting {
+	if _, phase, _ := server.Snapshot(); phase != round.PhaseCollecting {
 		t.Fatalf("the window closed (phase %s) before %s was back; lengthen RoundLength", phase, restarted.Name)
 	}
 

@@ -13,15 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/node"
-	"github.com/privstats/privstats/transport"
 )
 
 // Options configure a keeper.
@@ -34,9 +33,9 @@ type Options struct {
 	// order; a round naming other keepers is refused.
 	Keepers []string
 	// Policy is the keeper's local policy check; nil accepts.
-	Policy func(cfg *aggregator.RoundConfig, now time.Time) error
+	Policy func(cfg *round.Config, now time.Time) error
 	// Record is told of every round the keeper takes part in (the policy ledger).
-	Record func(cfg *aggregator.RoundConfig) error
+	Record func(cfg *round.Config) error
 	// ExitWhenFinished makes Run return when the tally server says no more
 	// rounds will run.
 	ExitWhenFinished bool
@@ -49,11 +48,11 @@ type Options struct {
 type Keeper struct {
 	opts   Options
 	log    *slog.Logger
-	client *transport.Client
+	client *wire.Client
 
 	// The round in progress, all in memory.
 	hash     string
-	cfg      *aggregator.RoundConfig
+	cfg      *round.Config
 	roundKey hpke.PrivateKey
 	state    *aggregator.KeeperRound
 	fetched  int
@@ -78,7 +77,7 @@ func New(opts Options) (*Keeper, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c, err := transport.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint, (aggregator.MaxLongPollS+15)*time.Second)
+	c, err := wire.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint, (wire.MaxLongPollS+15)*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +92,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 }
 
 // handle acts on one view of the round.
-func (k *Keeper) handle(ctx context.Context, v *aggregator.RoundView) error {
+func (k *Keeper) handle(ctx context.Context, v *wire.RoundView) error {
 	if v.Announce == nil || v.ConfigHash == k.refused {
 		return nil
 	}
@@ -110,7 +109,7 @@ func (k *Keeper) handle(ctx context.Context, v *aggregator.RoundView) error {
 		switch {
 		case k.keyShown(v):
 			k.keyed = true
-		case v.Phase == aggregator.PhaseAnnounced:
+		case v.Phase == round.PhaseAnnounced:
 			return k.publishKey(ctx)
 		default:
 			k.log.Warn("the tally server never showed this keeper's round key; sitting the round out", "round", k.cfg.Round)
@@ -120,24 +119,24 @@ func (k *Keeper) handle(ctx context.Context, v *aggregator.RoundView) error {
 		}
 	}
 	switch v.Phase {
-	case aggregator.PhaseSetup, aggregator.PhaseCollecting, aggregator.PhaseReporting:
+	case round.PhaseSetup, round.PhaseCollecting, round.PhaseReporting:
 		return k.fetchBundles(ctx, v, true)
-	case aggregator.PhaseAgreeing:
+	case round.PhaseAgreeing:
 		// Bundles that arrive now can still be opened, but acknowledgements
 		// are over: S is chosen. Commit whatever happens.
 		if err := k.fetchBundles(ctx, v, false); err != nil {
 			k.log.Warn("fetching late bundles", "err", err)
 		}
 		return k.commitTo(ctx, v)
-	case aggregator.PhaseReleasing:
+	case round.PhaseReleasing:
 		if k.commit == "" {
 			if err := k.commitTo(ctx, v); err != nil {
 				return err
 			}
 		}
 		return k.release(ctx, v)
-	case aggregator.PhaseDone, aggregator.PhaseFailed:
-		if v.Phase == aggregator.PhaseFailed {
+	case round.PhaseDone, round.PhaseFailed:
+		if v.Phase == round.PhaseFailed {
 			k.log.Warn("round failed", "round", k.cfg.Round, "reason", v.Failure)
 		}
 		k.forget()
@@ -154,7 +153,7 @@ func (k *Keeper) forget() {
 }
 
 // join checks a newly seen round and, if acceptable, publishes a round key.
-func (k *Keeper) join(ctx context.Context, v *aggregator.RoundView) error {
+func (k *Keeper) join(ctx context.Context, v *wire.RoundView) error {
 	cfg, err := k.checkAnnounce(v)
 	if err != nil {
 		k.refuse(ctx, v.ConfigHash, err.Error())
@@ -163,14 +162,14 @@ func (k *Keeper) join(ctx context.Context, v *aggregator.RoundView) error {
 	me, _ := cfg.Keeper(k.opts.Identity.Fingerprint)
 	hash := v.ConfigHash
 	for _, m := range v.RoundKeys {
-		if fp, _ := m.VerifyAny(aggregator.KindRoundKey); fp == me.Fingerprint {
+		if fp, _ := m.VerifyAny(wire.KindRoundKey); fp == me.Fingerprint {
 			// We published a key for this round before a restart; the
 			// private half, and any shares, are gone.
 			k.refuse(ctx, hash, "keeper restarted during the round and no longer holds its round key")
 			return nil
 		}
 	}
-	if v.Phase != aggregator.PhaseAnnounced {
+	if v.Phase != round.PhaseAnnounced {
 		k.refuse(ctx, hash, "keeper joined after the round's key phase ended")
 		return nil
 	}
@@ -187,11 +186,11 @@ func (k *Keeper) join(ctx context.Context, v *aggregator.RoundView) error {
 			return fmt.Errorf("policy ledger: %w", err)
 		}
 	}
-	priv, pub, err := aggregator.NewRoundKey()
+	priv, pub, err := wire.NewRoundKey()
 	if err != nil {
 		return err
 	}
-	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindRoundKey, aggregator.RoundKey{ConfigHash: hash, Keeper: me.Fingerprint, PublicKey: pub})
+	msg, err := wire.SignBody(k.opts.Identity, wire.KindRoundKey, wire.RoundKey{ConfigHash: hash, Keeper: me.Fingerprint, PublicKey: pub})
 	if err != nil {
 		return err
 	}
@@ -206,7 +205,7 @@ func (k *Keeper) join(ctx context.Context, v *aggregator.RoundView) error {
 
 // publishKey posts the round key; a failure is retried with the same key.
 func (k *Keeper) publishKey(ctx context.Context) error {
-	if _, err := k.client.Do(ctx, http.MethodPost, aggregator.PathRoundKey, k.keyMsg, nil); err != nil {
+	if err := k.client.PostRoundKey(ctx, k.keyMsg); err != nil {
 		return fmt.Errorf("publishing round key (will retry): %w", err)
 	}
 	k.keyed = true
@@ -214,7 +213,7 @@ func (k *Keeper) publishKey(ctx context.Context) error {
 }
 
 // keyShown reports whether the view holds exactly our signed round key.
-func (k *Keeper) keyShown(v *aggregator.RoundView) bool {
+func (k *Keeper) keyShown(v *wire.RoundView) bool {
 	for _, m := range v.RoundKeys {
 		if m.Signer == k.keyMsg.Signer && bytes.Equal(m.Body, k.keyMsg.Body) {
 			return true
@@ -225,11 +224,11 @@ func (k *Keeper) keyShown(v *aggregator.RoundView) bool {
 
 // checkAnnounce verifies the tally server's announcement against this
 // keeper's own configuration.
-func (k *Keeper) checkAnnounce(v *aggregator.RoundView) (*aggregator.RoundConfig, error) {
-	if err := v.Announce.Verify(aggregator.KindAnnounce, k.opts.TallyFingerprint); err != nil {
+func (k *Keeper) checkAnnounce(v *wire.RoundView) (*round.Config, error) {
+	if err := v.Announce.Verify(wire.KindAnnounce, k.opts.TallyFingerprint); err != nil {
 		return nil, fmt.Errorf("announcement: %w", err)
 	}
-	cfg, err := aggregator.DecodeRoundConfig(v.Announce.Body)
+	cfg, err := round.Decode(v.Announce.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -261,10 +260,10 @@ func (k *Keeper) refuse(ctx context.Context, hash, reason string) {
 }
 
 // fetchBundles opens new bundles and acknowledges what it holds.
-func (k *Keeper) fetchBundles(ctx context.Context, v *aggregator.RoundView, ack bool) error {
+func (k *Keeper) fetchBundles(ctx context.Context, v *wire.RoundView, ack bool) error {
 	for k.fetched < v.Bundles {
-		var list []identity.Signed
-		if _, err := k.client.Do(ctx, http.MethodGet, aggregator.PathBundles+"?from="+strconv.Itoa(k.fetched), nil, &list); err != nil {
+		list, err := k.client.GetBundles(ctx, k.fetched)
+		if err != nil {
 			return fmt.Errorf("fetching bundles: %w", err)
 		}
 		if len(list) == 0 {
@@ -282,11 +281,11 @@ func (k *Keeper) fetchBundles(ctx context.Context, v *aggregator.RoundView, ack 
 	if held == k.acked || !ack {
 		return nil
 	}
-	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindAck, aggregator.Ack{ConfigHash: k.hash, Keeper: k.opts.Identity.Fingerprint, Collectors: k.state.Collectors()})
+	msg, err := wire.SignBody(k.opts.Identity, wire.KindAck, wire.Ack{ConfigHash: k.hash, Keeper: k.opts.Identity.Fingerprint, Collectors: k.state.Collectors()})
 	if err != nil {
 		return err
 	}
-	if _, err := k.client.Do(ctx, http.MethodPost, aggregator.PathAck, msg, nil); err != nil {
+	if err := k.client.PostAck(ctx, msg); err != nil {
 		return fmt.Errorf("acknowledging bundles: %w", err)
 	}
 	k.acked = held
@@ -294,15 +293,15 @@ func (k *Keeper) fetchBundles(ctx context.Context, v *aggregator.RoundView, ack 
 }
 
 func (k *Keeper) openBundle(m identity.Signed) error {
-	var b aggregator.SealedBundle
-	fp, err := aggregator.OpenBody(m, aggregator.KindShareBundle, "", &b)
+	var b wire.SealedBundle
+	fp, err := wire.OpenBody(m, wire.KindShareBundle, "", &b)
 	if err != nil {
 		return err
 	}
 	if b.ConfigHash != k.hash || b.Keeper != k.opts.Identity.Fingerprint || b.Collector != fp {
 		return fmt.Errorf("bundle from %s is not for this keeper in this round", fp)
 	}
-	shares, err := aggregator.OpenShares(k.roundKey, b.Ciphertext, k.hash, fp, b.Keeper, k.cfg.NumCounters())
+	shares, err := wire.OpenShares(k.roundKey, b.Ciphertext, k.hash, fp, b.Keeper, k.cfg.NumCounters())
 	if err != nil {
 		return err
 	}
@@ -310,12 +309,12 @@ func (k *Keeper) openBundle(m identity.Signed) error {
 }
 
 // commitTo checks the tally server's agreement and commits to it, once.
-func (k *Keeper) commitTo(ctx context.Context, v *aggregator.RoundView) error {
+func (k *Keeper) commitTo(ctx context.Context, v *wire.RoundView) error {
 	if v.Agreement == nil || k.commit != "" {
 		return nil
 	}
-	var ag aggregator.AgreementMsg
-	if _, err := aggregator.OpenBody(*v.Agreement, aggregator.KindAgreement, k.opts.TallyFingerprint, &ag); err != nil {
+	var ag wire.AgreementMsg
+	if _, err := wire.OpenBody(*v.Agreement, wire.KindAgreement, k.opts.TallyFingerprint, &ag); err != nil {
 		return fmt.Errorf("agreement: %w", err)
 	}
 	if ag.ConfigHash != k.hash {
@@ -329,12 +328,12 @@ func (k *Keeper) commitTo(ctx context.Context, v *aggregator.RoundView) error {
 		k.forget()
 		return nil
 	}
-	digest := aggregator.AgreementDigest(v.Agreement.Body)
-	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindCommit, aggregator.Commit{ConfigHash: k.hash, Keeper: k.opts.Identity.Fingerprint, Agreement: digest})
+	digest := wire.AgreementDigest(v.Agreement.Body)
+	msg, err := wire.SignBody(k.opts.Identity, wire.KindCommit, wire.Commit{ConfigHash: k.hash, Keeper: k.opts.Identity.Fingerprint, Agreement: digest})
 	if err != nil {
 		return err
 	}
-	if _, err := k.client.Do(ctx, http.MethodPost, aggregator.PathCommit, msg, nil); err != nil {
+	if err := k.client.PostCommit(ctx, msg); err != nil {
 		return fmt.Errorf("committing: %w", err)
 	}
 	k.commit = digest
@@ -344,14 +343,14 @@ func (k *Keeper) commitTo(ctx context.Context, v *aggregator.RoundView) error {
 
 // release sends the aggregate share once K distinct keepers of the round
 // (checked against this keeper's own list) committed to our agreement.
-func (k *Keeper) release(ctx context.Context, v *aggregator.RoundView) error {
+func (k *Keeper) release(ctx context.Context, v *wire.RoundView) error {
 	if k.commit == "" || k.released || v.Shared {
 		return nil
 	}
 	committed := map[string]bool{}
 	for _, m := range v.Commits {
-		var c aggregator.Commit
-		fp, err := aggregator.OpenBody(m, aggregator.KindCommit, "", &c)
+		var c wire.Commit
+		fp, err := wire.OpenBody(m, wire.KindCommit, "", &c)
 		if err != nil || !slices.Contains(k.opts.Keepers, fp) || c.Keeper != fp {
 			continue
 		}
@@ -367,12 +366,12 @@ func (k *Keeper) release(ctx context.Context, v *aggregator.RoundView) error {
 		return err
 	}
 	me, _ := k.cfg.Keeper(k.opts.Identity.Fingerprint)
-	msg, err := aggregator.SignBody(k.opts.Identity, aggregator.KindAggregateShare, aggregator.AggregateShareMsg{
+	msg, err := wire.SignBody(k.opts.Identity, wire.KindAggregateShare, wire.AggregateShareMsg{
 		ConfigHash: k.hash, Keeper: me.Fingerprint, X: me.X, Agreement: k.commit, Values: values})
 	if err != nil {
 		return err
 	}
-	if _, err := k.client.Do(ctx, http.MethodPost, aggregator.PathShare, msg, nil); err != nil {
+	if err := k.client.PostShare(ctx, msg); err != nil {
 		return fmt.Errorf("releasing share: %w", err)
 	}
 	k.released = true

@@ -18,6 +18,8 @@ import (
 
 	"github.com/privstats/privstats/aggregator"
 	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/atomicfile"
 	"github.com/privstats/privstats/noise"
@@ -28,11 +30,11 @@ const FormatVersion = 1
 
 // Outcome is one round's published result.
 type Outcome struct {
-	Version    int                     `json:"version"`
-	Series     string                  `json:"series"`
-	Round      uint64                  `json:"round"`
-	ConfigHash string                  `json:"config_hash"`
-	Config     *aggregator.RoundConfig `json:"config"`
+	Version    int           `json:"version"`
+	Series     string        `json:"series"`
+	Round      uint64        `json:"round"`
+	ConfigHash string        `json:"config_hash"`
+	Config     *round.Config `json:"config"`
 	// Tally is the fingerprint of the tally server that signed the
 	// announcement and the agreement.
 	Tally      string          `json:"tally"`
@@ -62,9 +64,9 @@ type Window struct {
 
 // Collectors says who is in S.
 type Collectors struct {
-	Count        int                         `json:"count"`
-	Fingerprints []string                    `json:"fingerprints"`
-	Gaps         map[string][]aggregator.Gap `json:"gaps,omitempty"`
+	Count        int                   `json:"count"`
+	Fingerprints []string              `json:"fingerprints"`
+	Gaps         map[string][]wire.Gap `json:"gaps,omitempty"`
 }
 
 // Statistic is one statistic's published totals.
@@ -103,7 +105,7 @@ type Inputs struct {
 	Shares    []identity.Signed
 	// Gaps are the gaps S's collectors reported, which the agreement signs
 	// by digest; refusals come from the agreement itself.
-	Gaps map[string][]aggregator.Gap
+	Gaps map[string][]wire.Gap
 	Now  time.Time
 }
 
@@ -239,27 +241,27 @@ func close(a, b float64) bool {
 	return a == b || math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
 }
 
-func openAnnounce(s identity.Signed) (*aggregator.RoundConfig, string, error) {
-	tally, err := s.VerifyAny(aggregator.KindAnnounce)
+func openAnnounce(s identity.Signed) (*round.Config, string, error) {
+	tally, err := s.VerifyAny(wire.KindAnnounce)
 	if err != nil {
 		return nil, "", fmt.Errorf("announcement: %w", err)
 	}
-	cfg, err := aggregator.DecodeRoundConfig(s.Body)
+	cfg, err := round.Decode(s.Body)
 	if err != nil {
 		return nil, "", fmt.Errorf("announcement: %w", err)
 	}
 	return cfg, tally, nil
 }
 
-func openAgreement(cfg *aggregator.RoundConfig, hash, tally string, s identity.Signed) (*aggregator.AgreementMsg, string, error) {
-	var ag aggregator.AgreementMsg
-	if _, err := aggregator.OpenBody(s, aggregator.KindAgreement, tally, &ag); err != nil {
+func openAgreement(cfg *round.Config, hash, tally string, s identity.Signed) (*wire.AgreementMsg, string, error) {
+	var ag wire.AgreementMsg
+	if _, err := wire.OpenBody(s, wire.KindAgreement, tally, &ag); err != nil {
 		return nil, "", fmt.Errorf("agreement: %w", err)
 	}
 	if ag.ConfigHash != hash {
 		return nil, "", errors.New("agreement belongs to another round")
 	}
-	if err := aggregator.CheckElements("agreement ΣV", ag.SumV, cfg.NumCounters()); err != nil {
+	if err := wire.CheckElements("agreement ΣV", ag.SumV, cfg.NumCounters()); err != nil {
 		return nil, "", err
 	}
 	if len(ag.Collectors) < cfg.MinCollectors {
@@ -273,14 +275,14 @@ func openAgreement(cfg *aggregator.RoundConfig, hash, tally string, s identity.S
 			return nil, "", errors.New("agreement collectors are not sorted and distinct")
 		}
 	}
-	return &ag, aggregator.AgreementDigest(s.Body), nil
+	return &ag, wire.AgreementDigest(s.Body), nil
 }
 
-func cloneGaps(gaps map[string][]aggregator.Gap) map[string][]aggregator.Gap {
+func cloneGaps(gaps map[string][]wire.Gap) map[string][]wire.Gap {
 	if len(gaps) == 0 {
 		return nil
 	}
-	out := make(map[string][]aggregator.Gap, len(gaps))
+	out := make(map[string][]wire.Gap, len(gaps))
 	for fp, g := range gaps {
 		out[fp] = slices.Clone(g)
 	}
@@ -288,13 +290,13 @@ func cloneGaps(gaps map[string][]aggregator.Gap) map[string][]aggregator.Gap {
 }
 
 // checkNotes checks gaps and refusals against those the agreement signs.
-func checkNotes(ag *aggregator.AgreementMsg, gaps map[string][]aggregator.Gap, refusals map[string]string) error {
+func checkNotes(ag *wire.AgreementMsg, gaps map[string][]wire.Gap, refusals map[string]string) error {
 	for fp := range gaps {
 		if !slices.Contains(ag.Collectors, fp) {
 			return fmt.Errorf("gaps listed for %s, which is not in the agreement's S", fp)
 		}
 	}
-	d, err := aggregator.GapsDigest(gaps)
+	d, err := wire.GapsDigest(gaps)
 	if err != nil {
 		return err
 	}
@@ -309,11 +311,11 @@ func checkNotes(ag *aggregator.AgreementMsg, gaps map[string][]aggregator.Gap, r
 
 // checkCommits checks that at least K distinct keepers of the round
 // committed to the agreement, and returns who did.
-func checkCommits(cfg *aggregator.RoundConfig, hash, digest string, commits []identity.Signed) (map[string]bool, error) {
+func checkCommits(cfg *round.Config, hash, digest string, commits []identity.Signed) (map[string]bool, error) {
 	who := map[string]bool{}
 	for _, s := range commits {
-		var c aggregator.Commit
-		fp, err := aggregator.OpenBody(s, aggregator.KindCommit, "", &c)
+		var c wire.Commit
+		fp, err := wire.OpenBody(s, wire.KindCommit, "", &c)
 		if err != nil {
 			return nil, fmt.Errorf("commit: %w", err)
 		}
@@ -348,7 +350,7 @@ func signerOf(s identity.Signed) string {
 
 // combine checks each share and interpolates them. Inconsistent shares come
 // back as *shamirInconsistent naming the keepers.
-func combine(cfg *aggregator.RoundConfig, hash, digest string, commits, shares []identity.Signed) ([]int64, error) {
+func combine(cfg *round.Config, hash, digest string, commits, shares []identity.Signed) ([]int64, error) {
 	committed, err := checkCommits(cfg, hash, digest, commits)
 	if err != nil {
 		return nil, err
@@ -356,8 +358,8 @@ func combine(cfg *aggregator.RoundConfig, hash, digest string, commits, shares [
 	byX := map[int][]field.Element{}
 	xToFP := map[int]string{}
 	for _, s := range shares {
-		var m aggregator.AggregateShareMsg
-		fp, err := aggregator.OpenBody(s, aggregator.KindAggregateShare, "", &m)
+		var m wire.AggregateShareMsg
+		fp, err := wire.OpenBody(s, wire.KindAggregateShare, "", &m)
 		if err != nil {
 			return nil, fmt.Errorf("aggregate share: %w", err)
 		}
@@ -374,7 +376,7 @@ func combine(cfg *aggregator.RoundConfig, hash, digest string, commits, shares [
 		case byX[m.X] != nil:
 			return nil, fmt.Errorf("two aggregate shares from keeper %s", fp)
 		}
-		if err := aggregator.CheckElements("aggregate share from keeper "+fp, m.Values, cfg.NumCounters()); err != nil {
+		if err := wire.CheckElements("aggregate share from keeper "+fp, m.Values, cfg.NumCounters()); err != nil {
 			return nil, err
 		}
 		byX[m.X] = m.Values
@@ -412,7 +414,7 @@ func nonzero(weights []float64) int {
 
 // statistics turns totals into published statistics with the σ that S's
 // noise weights actually give and 95% intervals.
-func statistics(cfg *aggregator.RoundConfig, S []string, totals []int64) []Statistic {
+func statistics(cfg *round.Config, S []string, totals []int64) []Statistic {
 	weights := make([]float64, 0, len(S))
 	for _, fp := range S {
 		dc, _ := cfg.Collector(fp)

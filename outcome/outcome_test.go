@@ -9,28 +9,30 @@ import (
 
 	"github.com/privstats/privstats/aggregator"
 	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 )
 
-// round runs the protocol's arithmetic for n keepers (threshold k) and
+// testRound runs the protocol's arithmetic for n keepers (threshold k) and
 // three collectors that each count 10 per counter, with σ = 0, and returns
 // the signed artefacts an outcome is built from.
-func round(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
+func testRound(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 	t.Helper()
 	ts, _ := identity.New()
 	keepers := make([]*identity.Identity, n)
-	cfg := &aggregator.RoundConfig{
-		Version: aggregator.ConfigVersion, Series: "t", Round: 1,
+	cfg := &round.Config{
+		Version: round.ConfigVersion, Series: "t", Round: 1,
 		Start: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC),
 		Epsilon: 1, Delta: 1e-6, Threshold: k, MinCollectors: 2,
-		Statistics: []aggregator.StatisticSpec{{Name: "a", MaxPerCollector: 100}, {Name: "b", Bins: []string{"x", "y"}, MaxPerCollector: 100}},
+		Statistics: []round.StatisticSpec{{Name: "a", MaxPerCollector: 100}, {Name: "b", Bins: []string{"x", "y"}, MaxPerCollector: 100}},
 	}
 	for j := range keepers {
 		keepers[j], _ = identity.New()
-		cfg.Keepers = append(cfg.Keepers, aggregator.KeeperSpec{Fingerprint: keepers[j].Fingerprint, X: j + 1})
+		cfg.Keepers = append(cfg.Keepers, round.KeeperSpec{Fingerprint: keepers[j].Fingerprint, X: j + 1})
 	}
 	for i := range 3 {
-		cfg.Collectors = append(cfg.Collectors, aggregator.CollectorSpec{Fingerprint: fmt.Sprintf("%064x", i+1), NoiseWeight: 1})
+		cfg.Collectors = append(cfg.Collectors, round.CollectorSpec{Fingerprint: fmt.Sprintf("%064x", i+1), NoiseWeight: 1})
 	}
 	body, _ := cfg.Canonical()
 	hash, _ := cfg.HashHex()
@@ -58,23 +60,23 @@ func round(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 	sum, _ := aggregator.SumReports(cfg.NumCounters(), reports)
 	// One collector lost its tor for ten minutes; one keeper candidate's
 	// refusal is on record.
-	gaps := map[string][]aggregator.Gap{S[1]: {{Start: cfg.Start.Add(10 * time.Minute), End: cfg.Start.Add(20 * time.Minute)}}}
-	gapsDigest, err := aggregator.GapsDigest(gaps)
+	gaps := map[string][]wire.Gap{S[1]: {{Start: cfg.Start.Add(10 * time.Minute), End: cfg.Start.Add(20 * time.Minute)}}}
+	gapsDigest, err := wire.GapsDigest(gaps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	agreement, _ := aggregator.SignBody(ts, aggregator.KindAgreement, aggregator.AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum,
+	agreement, _ := wire.SignBody(ts, wire.KindAgreement, wire.AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum,
 		GapsDigest: gapsDigest, Refusals: map[string]string{fmt.Sprintf("%064x", 99): "policy: round ε = 1 is more than this node's max_epsilon 0.3"}})
-	digest := aggregator.AgreementDigest(agreement.Body)
-	in := Inputs{Announce: ts.Sign(aggregator.KindAnnounce, body), Agreement: agreement, Now: cfg.End, Gaps: gaps}
+	digest := wire.AgreementDigest(agreement.Body)
+	in := Inputs{Announce: ts.Sign(wire.KindAnnounce, body), Agreement: agreement, Now: cfg.End, Gaps: gaps}
 	for j, st := range states {
 		if err := st.Commit(aggregator.Agreement{Collectors: S, SumV: sum}); err != nil {
 			t.Fatal(err)
 		}
-		c, _ := aggregator.SignBody(keepers[j], aggregator.KindCommit, aggregator.Commit{ConfigHash: hash, Keeper: keepers[j].Fingerprint, Agreement: digest})
+		c, _ := wire.SignBody(keepers[j], wire.KindCommit, wire.Commit{ConfigHash: hash, Keeper: keepers[j].Fingerprint, Agreement: digest})
 		in.Commits = append(in.Commits, c)
 		values, _ := st.AggregateShare()
-		sh, _ := aggregator.SignBody(keepers[j], aggregator.KindAggregateShare, aggregator.AggregateShareMsg{
+		sh, _ := wire.SignBody(keepers[j], wire.KindAggregateShare, wire.AggregateShareMsg{
 			ConfigHash: hash, Keeper: keepers[j].Fingerprint, X: j + 1, Agreement: digest, Values: values})
 		in.Shares = append(in.Shares, sh)
 	}
@@ -82,7 +84,7 @@ func round(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 }
 
 func TestBuildAndVerify(t *testing.T) {
-	in, _ := round(t, 3, 2)
+	in, _ := testRound(t, 3, 2)
 	o, err := Build(in)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +106,7 @@ func TestBuildAndVerify(t *testing.T) {
 
 // The tally server cannot publish gaps other than those its agreement signed.
 func TestBuildRefusesGapsTheAgreementDidNotSign(t *testing.T) {
-	in, _ := round(t, 3, 2)
+	in, _ := testRound(t, 3, 2)
 	in.Gaps = nil
 	if _, err := Build(in); err == nil || !strings.Contains(err.Error(), "gaps differ from those the agreement signs") {
 		t.Fatalf("Build without the signed gaps: %v", err)
@@ -112,12 +114,12 @@ func TestBuildRefusesGapsTheAgreementDidNotSign(t *testing.T) {
 }
 
 func TestInconsistentKeeperShareIsRejectedAndNamed(t *testing.T) {
-	in, keepers := round(t, 5, 3)
+	in, keepers := testRound(t, 5, 3)
 	// Keeper 2 signs a share with one value off by one.
-	var m aggregator.AggregateShareMsg
-	aggregator.OpenBody(in.Shares[1], aggregator.KindAggregateShare, "", &m)
+	var m wire.AggregateShareMsg
+	wire.OpenBody(in.Shares[1], wire.KindAggregateShare, "", &m)
 	m.Values[0] = field.Add(m.Values[0], 1)
-	in.Shares[1], _ = aggregator.SignBody(keepers[1], aggregator.KindAggregateShare, m)
+	in.Shares[1], _ = wire.SignBody(keepers[1], wire.KindAggregateShare, m)
 	o, err := Build(in)
 	if err != nil {
 		t.Fatal(err)
@@ -139,15 +141,15 @@ func TestInconsistentKeeperShareIsRejectedAndNamed(t *testing.T) {
 }
 
 func TestVerifyRefusesForgedArtefacts(t *testing.T) {
-	in, _ := round(t, 3, 2)
+	in, _ := testRound(t, 3, 2)
 	stranger, _ := identity.New()
 	for name, edit := range map[string]func(o *Outcome){
 		"commit by a stranger": func(o *Outcome) {
-			o.Commits[0] = stranger.Sign(aggregator.KindCommit, o.Commits[0].Body)
+			o.Commits[0] = stranger.Sign(wire.KindCommit, o.Commits[0].Body)
 		},
 		"too few commits": func(o *Outcome) { o.Commits = o.Commits[:1] },
 		"announcement re-signed": func(o *Outcome) {
-			o.Announce = stranger.Sign(aggregator.KindAnnounce, o.Announce.Body)
+			o.Announce = stranger.Sign(wire.KindAnnounce, o.Announce.Body)
 		},
 		"collector dropped from S": func(o *Outcome) { o.Collectors.Fingerprints = o.Collectors.Fingerprints[1:] },
 		"epsilon changed":          func(o *Outcome) { o.Statistics[0].Epsilon = 0.5 },
@@ -158,7 +160,7 @@ func TestVerifyRefusesForgedArtefacts(t *testing.T) {
 		},
 		"gap removed": func(o *Outcome) { o.Collectors.Gaps = nil },
 		"gap added": func(o *Outcome) {
-			o.Collectors.Gaps[o.Collectors.Fingerprints[0]] = []aggregator.Gap{{Start: o.Window.Start, End: o.Window.End}}
+			o.Collectors.Gaps[o.Collectors.Fingerprints[0]] = []wire.Gap{{Start: o.Window.Start, End: o.Window.End}}
 		},
 		"refusal removed": func(o *Outcome) { o.Refusals = nil },
 		"refusal reworded": func(o *Outcome) {

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/internal/atomicfile"
 )
 
@@ -113,7 +113,7 @@ func (l *Ledger) Path() string { return l.path }
 // uses, cfg becomes the series' new baseline. Recording a round twice is a
 // no-op. The file is written before Record returns; on error the ledger
 // is unchanged.
-func (l *Ledger) Record(cfg *aggregator.RoundConfig, p Policy) error {
+func (l *Ledger) Record(cfg *round.Config, p Policy) error {
 	if cfg.Series == "" {
 		return errors.New("policy ledger: round config has no series")
 	}

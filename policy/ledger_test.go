@@ -140,7 +140,7 @@ func TestLedgerIsSafeForConcurrentUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 8 {
-		cfg := round(2, day1.Add(-time.Hour), day1.Add(time.Hour))
+		cfg := testRound(2, day1.Add(-time.Hour), day1.Add(time.Hour))
 		cfg.Series = fmt.Sprintf("series-%d", i)
 		if err := p.Check(cfg, again, day1); err == nil {
 			t.Errorf("series-%d: the overlapping round was accepted; its first round was lost", i)

@@ -27,7 +27,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/stats"
 )
@@ -154,7 +154,7 @@ const sumSlack = 1e-9
 // the policy itself is invalid. led holds the history of the node's earlier
 // rounds for the delay rule; nil means none. now only makes messages more
 // useful ("in 13h0m0s"): every decision is made on the round's own times.
-func (p Policy) Check(cfg *aggregator.RoundConfig, led *Ledger, now time.Time) error {
+func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("policy: invalid local policy: %w", err)
 	}
@@ -236,7 +236,7 @@ const sigmaSlack = 1e-9
 // floor (min_sensitivity, else the catalogue's action bound; L0 at least
 // the catalogue's for these bins), and its σ at least what its (ε, δ) need
 // for that sensitivity, computed exactly as the planner does.
-func (p Policy) checkCalibration(s aggregator.StatisticSpec) string {
+func (p Policy) checkCalibration(s round.StatisticSpec) string {
 	floor, err := stats.Resolve(s.Name, s.Bins)
 	if err != nil {
 		return fmt.Sprintf("this node cannot check its noise: %v", err)
@@ -271,7 +271,7 @@ func (p Policy) checkCalibration(s aggregator.StatisticSpec) string {
 
 // checkHistory applies the rules that depend on the series' earlier rounds:
 // no overlap with the previous round, and the delay rule.
-func (p Policy) checkHistory(cfg *aggregator.RoundConfig, led *Ledger, now time.Time) []string {
+func (p Policy) checkHistory(cfg *round.Config, led *Ledger, now time.Time) []string {
 	st, ok := led.lookup(cfg.Series)
 	if !ok {
 		// A new series is held to the node's latest round of any series:
@@ -299,7 +299,7 @@ func (p Policy) checkHistory(cfg *aggregator.RoundConfig, led *Ledger, now time.
 
 // delayRule refuses a round that changes the statistic set or lowers a σ
 // relative to st's baseline less than delay_period after st's last round.
-func (p Policy) delayRule(cfg *aggregator.RoundConfig, st *seriesState, now time.Time, against string) []string {
+func (p Policy) delayRule(cfg *round.Config, st *seriesState, now time.Time, against string) []string {
 	changes := st.changes(cfg, p.SigmaTolerance)
 	if len(changes) == 0 {
 		return nil
@@ -318,7 +318,7 @@ func (p Policy) delayRule(cfg *aggregator.RoundConfig, st *seriesState, now time
 
 // changes describes how cfg departs from the series' baseline in ways the
 // delay rule cares about; empty means it does not.
-func (st *seriesState) changes(cfg *aggregator.RoundConfig, tolerance float64) []string {
+func (st *seriesState) changes(cfg *round.Config, tolerance float64) []string {
 	base := map[string]statBaseline{}
 	for _, b := range st.Baseline {
 		base[b.Name] = b
@@ -367,7 +367,7 @@ func (st *seriesState) changes(cfg *aggregator.RoundConfig, tolerance float64) [
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // noisy reports whether any statistic of the round carries noise.
-func noisy(cfg *aggregator.RoundConfig) bool {
+func noisy(cfg *round.Config) bool {
 	for _, s := range cfg.Statistics {
 		if s.Sigma > 0 {
 			return true

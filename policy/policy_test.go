@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/stats"
@@ -21,7 +21,7 @@ var day1 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 // stat is the catalogue's statistic with ε = 0.1, δ = 3·10⁻⁴ and the given
 // σ, which must be at least what that budget needs for its sensitivity.
-func stat(name string, sigma float64) aggregator.StatisticSpec {
+func stat(name string, sigma float64) round.StatisticSpec {
 	s, err := stats.Resolve(name, nil)
 	if err != nil {
 		panic(err)
@@ -30,18 +30,18 @@ func stat(name string, sigma float64) aggregator.StatisticSpec {
 	return s
 }
 
-// round is a round of the series "relays" within the default policy: three
+// testRound is a round of the series "relays" within the default policy: three
 // statistics, ε 0.3, δ 9e-4, 3 of 5 collectors, and the given window.
-func round(n uint64, start, end time.Time, stats ...aggregator.StatisticSpec) *aggregator.RoundConfig {
+func testRound(n uint64, start, end time.Time, stats ...round.StatisticSpec) *round.Config {
 	if stats == nil {
-		stats = []aggregator.StatisticSpec{
+		stats = []round.StatisticSpec{
 			stat("relay_bytes_read", 2.5e10),
 			stat("exit_streams", 4.0e5),
 			stat("or_connection_lifetime", 1e6),
 		}
 	}
-	cfg := &aggregator.RoundConfig{
-		Version:       aggregator.ConfigVersion,
+	cfg := &round.Config{
+		Version:       round.ConfigVersion,
 		Series:        "relays",
 		Round:         n,
 		Start:         start,
@@ -53,16 +53,16 @@ func round(n uint64, start, end time.Time, stats ...aggregator.StatisticSpec) *a
 		MinCollectors: 3,
 	}
 	for i := range 3 {
-		cfg.Keepers = append(cfg.Keepers, aggregator.KeeperSpec{Fingerprint: strings.Repeat(string(rune('a'+i)), 64), X: i + 1})
+		cfg.Keepers = append(cfg.Keepers, round.KeeperSpec{Fingerprint: strings.Repeat(string(rune('a'+i)), 64), X: i + 1})
 	}
 	for i := range 5 {
-		cfg.Collectors = append(cfg.Collectors, aggregator.CollectorSpec{Fingerprint: strings.Repeat(string(rune('0'+i)), 64), NoiseWeight: math.Sqrt(1.0 / 3)}) // any 3 carry σ²
+		cfg.Collectors = append(cfg.Collectors, round.CollectorSpec{Fingerprint: strings.Repeat(string(rune('0'+i)), 64), NoiseWeight: math.Sqrt(1.0 / 3)}) // any 3 carry σ²
 	}
 	return cfg
 }
 
 // firstRound is round 1 of the series: the 24 hours before day1.
-func firstRound() *aggregator.RoundConfig { return round(1, day1.Add(-24*time.Hour), day1) }
+func firstRound() *round.Config { return testRound(1, day1.Add(-24*time.Hour), day1) }
 
 func refusal(t *testing.T, err error) string {
 	t.Helper()
@@ -151,33 +151,33 @@ func TestEachLimitRefusesWithAClearReason(t *testing.T) {
 	tests := []struct {
 		name   string
 		policy policy.Policy
-		change func(*aggregator.RoundConfig)
+		change func(*round.Config)
 		want   string
 	}{
-		{"noise weights", policy.Defaults(), func(c *aggregator.RoundConfig) {
+		{"noise weights", policy.Defaults(), func(c *round.Config) {
 			for i := range c.Collectors {
 				c.Collectors[i].NoiseWeight = 0
 			}
 		}, "noise weights: noise: coverage"},
-		{"round epsilon", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Epsilon = 0.5 },
+		{"round epsilon", policy.Defaults(), func(c *round.Config) { c.Epsilon = 0.5 },
 			"round ε = 0.5 is more than this node's max_epsilon 0.3"},
-		{"statistics' epsilon", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[0].Epsilon = 0.2 },
+		{"statistics' epsilon", policy.Defaults(), func(c *round.Config) { c.Statistics[0].Epsilon = 0.2 },
 			"the statistics' ε add up to 0.4, more than this node's max_epsilon 0.3"},
-		{"round delta", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Delta = 0.01 },
+		{"round delta", policy.Defaults(), func(c *round.Config) { c.Delta = 0.01 },
 			"round δ = 0.01 is more than this node's max_delta 0.001"},
-		{"statistics' delta", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[2].Delta = 1e-3 },
+		{"statistics' delta", policy.Defaults(), func(c *round.Config) { c.Statistics[2].Delta = 1e-3 },
 			"the statistics' δ add up to 0.0016, more than this node's max_delta 0.001"},
-		{"min collectors", policy.Defaults(), func(c *aggregator.RoundConfig) { c.MinCollectors = 2 },
+		{"min collectors", policy.Defaults(), func(c *round.Config) { c.MinCollectors = 2 },
 			"round releases totals of as few as 2 collectors (min_collectors), this node requires at least 3"},
-		{"round length", policy.Defaults(), func(c *aggregator.RoundConfig) { c.End = c.Start.Add(30 * time.Minute) },
+		{"round length", policy.Defaults(), func(c *round.Config) { c.End = c.Start.Add(30 * time.Minute) },
 			"round lasts 30m0s, shorter than this node's min_round_length 1h0m0s"},
-		{"statistics count", strict, func(*aggregator.RoundConfig) {},
+		{"statistics count", strict, func(*round.Config) {},
 			"round has 3 statistics, more than this node's max_statistics 2"},
-		{"no noise", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Sigma = 0 },
+		{"no noise", policy.Defaults(), func(c *round.Config) { c.Statistics[1].Sigma = 0 },
 			"statistic exit_streams has σ = 0: its total would not carry finite, positive noise"},
-		{"NaN epsilon", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Epsilon = math.NaN() },
+		{"NaN epsilon", policy.Defaults(), func(c *round.Config) { c.Epsilon = math.NaN() },
 			"round ε = NaN is not a privacy budget"},
-		{"NaN statistic delta", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[0].Delta = math.NaN() },
+		{"NaN statistic delta", policy.Defaults(), func(c *round.Config) { c.Statistics[0].Delta = math.NaN() },
 			"statistic relay_bytes_read has ε = 0.1, δ = NaN"},
 	}
 	for _, tt := range tests {
@@ -205,35 +205,35 @@ func TestNoiseMustMatchTheClaimedBudget(t *testing.T) {
 	tests := []struct {
 		name   string
 		policy policy.Policy
-		change func(*aggregator.RoundConfig)
+		change func(*round.Config)
 		want   string // "" means accepted
 	}{
-		{"σ exactly what the budget needs", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Sigma = need }, ""},
-		{"σ below what the budget needs", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Sigma = need * 0.99 },
+		{"σ exactly what the budget needs", policy.Defaults(), func(c *round.Config) { c.Statistics[1].Sigma = need }, ""},
+		{"σ below what the budget needs", policy.Defaults(), func(c *round.Config) { c.Statistics[1].Sigma = need * 0.99 },
 			fmt.Sprintf("statistic exit_streams: σ = %v is less than the %.6g that ε = 0.1, δ = 0.0003 need for sensitivity 4320 over 1 bins", need*0.99, need)},
-		{"a smaller ε claimed for the same noise", policy.Defaults(), func(c *aggregator.RoundConfig) {
+		{"a smaller ε claimed for the same noise", policy.Defaults(), func(c *round.Config) {
 			c.Statistics[1].Sigma = need
 			c.Statistics[1].Epsilon = 0.05
 		}, fmt.Sprintf("statistic exit_streams: σ = %v is less than", need)},
-		{"sensitivity below the catalogue's", policy.Defaults(), func(c *aggregator.RoundConfig) {
+		{"sensitivity below the catalogue's", policy.Defaults(), func(c *round.Config) {
 			c.Statistics[1].Sensitivity = 10
 			c.Statistics[1].Sigma = 1000
 		}, "statistic exit_streams: its noise is calibrated for sensitivity 10, less than the catalogue's action bound 4320"},
-		{"sensitivity the node's min_sensitivity allows", lowered, func(c *aggregator.RoundConfig) {
+		{"sensitivity the node's min_sensitivity allows", lowered, func(c *round.Config) {
 			c.Statistics[1].Sensitivity = 10
 			c.Statistics[1].Sigma = 1000
 		}, ""},
-		{"sensitivity below the node's min_sensitivity", lowered, func(c *aggregator.RoundConfig) {
+		{"sensitivity below the node's min_sensitivity", lowered, func(c *round.Config) {
 			c.Statistics[1].Sensitivity = 5
 			c.Statistics[1].Sigma = 1000
 		}, "statistic exit_streams: its noise is calibrated for sensitivity 5, less than this node's min_sensitivity 10"},
-		{"sensitivity not declared", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Sensitivity = 0 },
+		{"sensitivity not declared", policy.Defaults(), func(c *round.Config) { c.Statistics[1].Sensitivity = 0 },
 			"its noise is calibrated for sensitivity 0"},
-		{"fewer bins touched than the catalogue's", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[2].BinsTouched = 3 },
+		{"fewer bins touched than the catalogue's", policy.Defaults(), func(c *round.Config) { c.Statistics[2].BinsTouched = 3 },
 			"statistic or_connection_lifetime: its noise is calibrated for changes to 3 bins, fewer than the 9 one user's activity can change"},
-		{"statistic outside the catalogue", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Name = "exit_streamz" },
+		{"statistic outside the catalogue", policy.Defaults(), func(c *round.Config) { c.Statistics[1].Name = "exit_streamz" },
 			`statistic exit_streamz: this node cannot check its noise: unknown statistic "exit_streamz"`},
-		{"zero ε cannot pay for noise", policy.Defaults(), func(c *aggregator.RoundConfig) { c.Statistics[1].Epsilon = 0 },
+		{"zero ε cannot pay for noise", policy.Defaults(), func(c *round.Config) { c.Statistics[1].Epsilon = 0 },
 			"statistic exit_streams: σ cannot be checked against ε = 0"},
 	}
 	for _, tt := range tests {
@@ -322,7 +322,7 @@ func TestStricterPolicyRefusesWhatALaxerOneAccepts(t *testing.T) {
 }
 
 // take checks cfg and, if it is accepted, records it the way a node does.
-func take(t *testing.T, p policy.Policy, led *policy.Ledger, cfg *aggregator.RoundConfig, now time.Time) error {
+func take(t *testing.T, p policy.Policy, led *policy.Ledger, cfg *round.Config, now time.Time) error {
 	t.Helper()
 	if err := p.Check(cfg, led, now); err != nil {
 		return err
@@ -349,25 +349,25 @@ func TestDelayRuleHoldsAcrossRestarts(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		change func(*aggregator.RoundConfig)
+		change func(*round.Config)
 		want   string
 	}{
-		{"statistic added", func(c *aggregator.RoundConfig) {
+		{"statistic added", func(c *round.Config) {
 			c.Statistics = append(c.Statistics, stat("exit_bytes", 2e9))
 			for i := range c.Statistics {
 				c.Statistics[i].Epsilon, c.Statistics[i].Delta = 0.075, 2.5e-4
 			}
 		}, "statistic set changed (added exit_bytes) less than 24h0m0s after the previous round ended at 2026-11-22T10:00:00Z; the next round may start at 2026-11-23T10:00:00Z"},
-		{"statistic replaced", func(c *aggregator.RoundConfig) {
+		{"statistic replaced", func(c *round.Config) {
 			c.Statistics[2] = stat("exit_bytes", 2e9)
 		}, "statistic set changed (added exit_bytes; removed or_connection_lifetime)"},
-		{"statistic removed", func(c *aggregator.RoundConfig) {
+		{"statistic removed", func(c *round.Config) {
 			c.Statistics = c.Statistics[:2]
 		}, "statistic set changed (removed or_connection_lifetime) less than 24h0m0s after"},
-		{"sigma lowered", func(c *aggregator.RoundConfig) {
+		{"sigma lowered", func(c *round.Config) {
 			c.Statistics[1].Sigma = 2e5
 		}, "σ fell more than 1% below the baseline of round 1 (exit_streams from 400000 to 200000) less than 24h0m0s after the previous round ended at 2026-11-22T10:00:00Z; the next round may start at 2026-11-23T10:00:00Z"},
-		{"bins changed", func(c *aggregator.RoundConfig) {
+		{"bins changed", func(c *round.Config) {
 			c.Statistics[2].Bins = []string{"[0,60)", "[60,inf)"}
 			c.Statistics[2].BinsTouched = 2
 		}, "bins changed (or_connection_lifetime)"},
@@ -384,7 +384,7 @@ func TestDelayRuleHoldsAcrossRestarts(t *testing.T) {
 			led = reopen(t, led)
 
 			// Announced just before round 1 ends, to start as it ends.
-			early := round(2, day1, day1.Add(24*time.Hour))
+			early := testRound(2, day1, day1.Add(24*time.Hour))
 			tt.change(early)
 			reason := refusal(t, take(t, p, led, early, day1.Add(-time.Minute)))
 			if !strings.Contains(reason, tt.want) {
@@ -395,7 +395,7 @@ func TestDelayRuleHoldsAcrossRestarts(t *testing.T) {
 			}
 
 			led = reopen(t, led)
-			late := round(2, next, next.Add(24*time.Hour))
+			late := testRound(2, next, next.Add(24*time.Hour))
 			tt.change(late)
 			if err := take(t, p, led, late, next.Add(-time.Minute)); err != nil {
 				t.Fatalf("changed round after the delay: %v", err)
@@ -404,7 +404,7 @@ func TestDelayRuleHoldsAcrossRestarts(t *testing.T) {
 			// The accepted change is the series' new baseline: the next
 			// round like it may follow at once, even after a restart.
 			led = reopen(t, led)
-			third := round(3, next.Add(24*time.Hour), next.Add(48*time.Hour))
+			third := testRound(3, next.Add(24*time.Hour), next.Add(48*time.Hour))
 			tt.change(third)
 			if err := take(t, p, led, third, next.Add(24*time.Hour)); err != nil {
 				t.Fatalf("round after the new baseline: %v", err)
@@ -424,7 +424,7 @@ func TestSigmaWithinToleranceOrHigherIsNoChange(t *testing.T) {
 	}
 	start := day1
 	for n, factor := range []float64{0.995, 1.5, 0.991, 0.9901} {
-		cfg := round(uint64(n+2), start, start.Add(time.Hour))
+		cfg := testRound(uint64(n+2), start, start.Add(time.Hour))
 		cfg.Statistics[0].Sigma *= factor
 		if err := take(t, p, led, cfg, start); err != nil {
 			t.Fatalf("σ × %v: %v", factor, err)
@@ -432,7 +432,7 @@ func TestSigmaWithinToleranceOrHigherIsNoChange(t *testing.T) {
 		start = start.Add(time.Hour)
 	}
 	// Small cuts do not add up unnoticed: the baseline stays round 1's.
-	cfg := round(6, start, start.Add(time.Hour))
+	cfg := testRound(6, start, start.Add(time.Hour))
 	cfg.Statistics[0].Sigma *= 0.985
 	reason := refusal(t, take(t, p, led, cfg, start))
 	if !strings.Contains(reason, "baseline of round 1 (relay_bytes_read from 2.5e+10 to 2.4625e+10)") {
@@ -449,14 +449,14 @@ func TestRoundsOfASeriesMustNotOverlap(t *testing.T) {
 	if err := take(t, p, led, firstRound(), day1); err != nil {
 		t.Fatal(err)
 	}
-	overlapping := round(2, day1.Add(-time.Hour), day1.Add(23*time.Hour))
+	overlapping := testRound(2, day1.Add(-time.Hour), day1.Add(23*time.Hour))
 	reason := refusal(t, p.Check(overlapping, reopen(t, led), day1))
 	want := `round 2 of series "relays" starts at 2026-11-22T09:00:00Z, before round 1 ended at 2026-11-22T10:00:00Z`
 	if !strings.Contains(reason, want) {
 		t.Errorf("reason %q\nwant it to contain %q", reason, want)
 	}
 
-	other := round(1, day1.Add(-time.Hour), day1.Add(23*time.Hour))
+	other := testRound(1, day1.Add(-time.Hour), day1.Add(23*time.Hour))
 	other.Series = "exits"
 	if err := p.Check(other, led, day1); err != nil {
 		t.Errorf("a round of another series: %v", err)
@@ -491,7 +491,7 @@ func TestRenamingTheSeriesDoesNotDodgeTheDelayRule(t *testing.T) {
 	if err := led.Record(firstRound(), p); err != nil {
 		t.Fatal(err)
 	}
-	lowered := round(1, day1, day1.Add(24*time.Hour),
+	lowered := testRound(1, day1, day1.Add(24*time.Hour),
 		stat("relay_bytes_read", 1e10), stat("exit_streams", 4.0e5), stat("or_connection_lifetime", 1e6))
 	lowered.Series = "renamed"
 	reason := refusal(t, p.Check(lowered, led, day1))
@@ -499,7 +499,7 @@ func TestRenamingTheSeriesDoesNotDodgeTheDelayRule(t *testing.T) {
 		t.Fatalf("refusal %q, want the σ decrease measured against series relays", reason)
 	}
 	// The same statistics under a new name change nothing.
-	same := round(1, day1, day1.Add(24*time.Hour))
+	same := testRound(1, day1, day1.Add(24*time.Hour))
 	same.Series = "renamed"
 	if err := p.Check(same, led, day1); err != nil {
 		t.Fatalf("renamed series with the same statistics: %v", err)

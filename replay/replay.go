@@ -17,7 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/source"
 	"github.com/privstats/privstats/stats"
 )
@@ -39,7 +39,7 @@ func Preview(ctx context.Context, tracePath string, statNames []string, w io.Wri
 			statNames = append(statNames, s.Name)
 		}
 	}
-	specs := make([]aggregator.StatisticSpec, len(statNames))
+	specs := make([]round.StatisticSpec, len(statNames))
 	for i, name := range statNames {
 		spec, err := stats.Resolve(name, nil)
 		if err != nil {

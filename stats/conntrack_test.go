@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 )
 
 // The connection table behaves like a map while it has room.
@@ -63,7 +63,7 @@ func TestConnTableEvictsOldest(t *testing.T) {
 
 func TestProgramCountsEvictions(t *testing.T) {
 	spec, _ := Resolve("or_connection_lifetime", nil)
-	p, err := Compile([]aggregator.StatisticSpec{spec})
+	p, err := Compile([]round.StatisticSpec{spec})
 	if err != nil {
 		t.Fatal(err)
 	}

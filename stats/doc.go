@@ -9,7 +9,7 @@
 // relay can add to one counter in a round.
 //
 // A round names statistics from the catalogue. [Resolve] turns a name (and an
-// optional bin override) into the round's [aggregator.StatisticSpec];
+// optional bin override) into the round's [round.StatisticSpec];
 // [Compile] turns a round's specs into a [Program], which reads tor event
 // lines one at a time and adds each event's increments to the collector's
 // [Counters]. Counter i of a round is the i-th (statistic, bin) pair: the

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/torctl"
 )
 
@@ -91,7 +91,7 @@ type Program struct {
 // have: none for a single counter, exactly its categories for a
 // categorical one, and contiguous range labels (as Resolve writes them)
 // for a numeric histogram.
-func Compile(specs []aggregator.StatisticSpec) (*Program, error) {
+func Compile(specs []round.StatisticSpec) (*Program, error) {
 	p := &Program{byMetric: map[string][]*compiled{}}
 	p.stats = make([]compiled, len(specs))
 	seen := map[string]bool{}

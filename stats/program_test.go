@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/source"
 	"github.com/privstats/privstats/stats"
 )
@@ -21,9 +21,9 @@ type counts []uint64
 func (c counts) Add(i int, n uint64) { c[i] += n }
 
 // allSpecs resolves every catalogue statistic with its own bins.
-func allSpecs(t testing.TB) []aggregator.StatisticSpec {
+func allSpecs(t testing.TB) []round.StatisticSpec {
 	t.Helper()
-	var specs []aggregator.StatisticSpec
+	var specs []round.StatisticSpec
 	for _, s := range stats.Catalogue() {
 		spec, err := stats.Resolve(s.Name, nil)
 		if err != nil {
@@ -36,7 +36,7 @@ func allSpecs(t testing.TB) []aggregator.StatisticSpec {
 
 // countTrace runs a program for specs over a trace and returns each
 // statistic's counters by name.
-func countTrace(t *testing.T, path string, specs []aggregator.StatisticSpec) (map[string][]uint64, *stats.Program) {
+func countTrace(t *testing.T, path string, specs []round.StatisticSpec) (map[string][]uint64, *stats.Program) {
 	t.Helper()
 	p, err := stats.Compile(specs)
 	if err != nil {
@@ -127,7 +127,7 @@ func TestSampleTrace(t *testing.T) {
 }
 
 func TestCompileCountsInRoundOrder(t *testing.T) {
-	specs := []aggregator.StatisticSpec{
+	specs := []round.StatisticSpec{
 		mustResolve(t, "exit_streams_by_port", nil),
 		mustResolve(t, "relay_bytes_written", nil),
 		mustResolve(t, "exit_stream_bytes_web", []string{"0", "1000"}),
@@ -168,7 +168,7 @@ func TestCompileCountsInRoundOrder(t *testing.T) {
 	}
 }
 
-func mustResolve(t *testing.T, name string, bins []string) aggregator.StatisticSpec {
+func mustResolve(t *testing.T, name string, bins []string) round.StatisticSpec {
 	t.Helper()
 	s, err := stats.Resolve(name, bins)
 	if err != nil {
@@ -179,17 +179,17 @@ func mustResolve(t *testing.T, name string, bins []string) aggregator.StatisticS
 
 func TestCompileRejects(t *testing.T) {
 	for _, tc := range []struct {
-		specs   []aggregator.StatisticSpec
+		specs   []round.StatisticSpec
 		wantErr string
 	}{
-		{[]aggregator.StatisticSpec{{Name: "exit_stream"}}, `unknown statistic "exit_stream"; closest: exit_streams`},
-		{[]aggregator.StatisticSpec{{Name: "relay_bytes_read"}, {Name: "relay_bytes_read"}}, "listed twice"},
-		{[]aggregator.StatisticSpec{{Name: "relay_bytes_read", Bins: []string{"a", "b"}}}, "single counter"},
-		{[]aggregator.StatisticSpec{{Name: "exit_streams_by_port", Bins: []string{"web", "other"}}}, "not its categories"},
-		{[]aggregator.StatisticSpec{{Name: "exit_streams_by_port"}}, "not its categories"},
-		{[]aggregator.StatisticSpec{{Name: "or_connection_lifetime"}}, "no bins"},
-		{[]aggregator.StatisticSpec{{Name: "or_connection_lifetime", Bins: []string{"0", "10"}}}, "not a range"},
-		{[]aggregator.StatisticSpec{{Name: "or_connection_lifetime", Bins: []string{"[0,10)", "[11,inf)"}}}, "contiguous"},
+		{[]round.StatisticSpec{{Name: "exit_stream"}}, `unknown statistic "exit_stream"; closest: exit_streams`},
+		{[]round.StatisticSpec{{Name: "relay_bytes_read"}, {Name: "relay_bytes_read"}}, "listed twice"},
+		{[]round.StatisticSpec{{Name: "relay_bytes_read", Bins: []string{"a", "b"}}}, "single counter"},
+		{[]round.StatisticSpec{{Name: "exit_streams_by_port", Bins: []string{"web", "other"}}}, "not its categories"},
+		{[]round.StatisticSpec{{Name: "exit_streams_by_port"}}, "not its categories"},
+		{[]round.StatisticSpec{{Name: "or_connection_lifetime"}}, "no bins"},
+		{[]round.StatisticSpec{{Name: "or_connection_lifetime", Bins: []string{"0", "10"}}}, "not a range"},
+		{[]round.StatisticSpec{{Name: "or_connection_lifetime", Bins: []string{"[0,10)", "[11,inf)"}}}, "contiguous"},
 	} {
 		_, err := stats.Compile(tc.specs)
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -200,7 +200,7 @@ func TestCompileRejects(t *testing.T) {
 
 // Lifetimes are measured on the times the source gives.
 func TestConnectionLifetimeUsesEventTimes(t *testing.T) {
-	p, err := stats.Compile([]aggregator.StatisticSpec{mustResolve(t, "or_connection_lifetime", []string{"0", "60", "3600"})})
+	p, err := stats.Compile([]round.StatisticSpec{mustResolve(t, "or_connection_lifetime", []string{"0", "60", "3600"})})
 	if err != nil {
 		t.Fatal(err)
 	}

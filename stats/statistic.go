@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/internal/suggest"
 	"github.com/privstats/privstats/torctl"
 )
@@ -241,12 +241,12 @@ func Lookup(name string) (Statistic, bool) {
 // [65536,inf)) or range labels (["[0,1024)","[1024,inf)"]), which must be
 // contiguous. Categorical statistics and single counters cannot be re-binned;
 // an override equal to a statistic's own categories is accepted.
-func Resolve(name string, binsOverride []string) (aggregator.StatisticSpec, error) {
+func Resolve(name string, binsOverride []string) (round.StatisticSpec, error) {
 	st, ok := Lookup(name)
 	if !ok {
-		return aggregator.StatisticSpec{}, unknownError(name)
+		return round.StatisticSpec{}, unknownError(name)
 	}
-	spec := aggregator.StatisticSpec{Name: st.Name, Bins: st.Bins.Labels(), MaxPerCollector: st.MaxPerCollector,
+	spec := round.StatisticSpec{Name: st.Name, Bins: st.Bins.Labels(), MaxPerCollector: st.MaxPerCollector,
 		Sensitivity: st.Sensitivity, BinsTouched: st.BinsTouched}
 	if len(binsOverride) == 0 {
 		return spec, nil
@@ -264,7 +264,7 @@ func Resolve(name string, binsOverride []string) (aggregator.StatisticSpec, erro
 }
 
 // rebin replaces spec's bins with binsOverride as Resolve describes.
-func rebin(st Statistic, spec aggregator.StatisticSpec, binsOverride []string) (aggregator.StatisticSpec, error) {
+func rebin(st Statistic, spec round.StatisticSpec, binsOverride []string) (round.StatisticSpec, error) {
 	name := st.Name
 	switch {
 	case st.Bins.IsScalar():

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/source"
 	"github.com/privstats/privstats/stats"
 )
@@ -15,7 +15,7 @@ import (
 // test drove 4 downloads of 1 MiB through it: real tor's lines, counted by
 // the catalogue, must show that traffic.
 func TestTornetExitTrace(t *testing.T) {
-	var specs []aggregator.StatisticSpec
+	var specs []round.StatisticSpec
 	for _, name := range []string{"exit_bytes", "exit_streams_by_type", "relay_bytes_read", "relay_bytes_written", "or_bytes"} {
 		spec, err := stats.Resolve(name, nil)
 		if err != nil {

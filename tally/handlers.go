@@ -13,7 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/transport"
 )
@@ -62,17 +63,17 @@ func refuse(code int, reason, format string, args ...any) *rejection {
 
 func (s *Server) apiHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+aggregator.PathRound, s.handleRound)
-	mux.HandleFunc("GET "+aggregator.PathBundles, s.handleGetBundles)
-	s.post(mux, aggregator.PathRoundKey, "keeper", s.acceptRoundKey)
-	s.post(mux, aggregator.PathAck, "keeper", s.acceptAck)
-	s.post(mux, aggregator.PathCommit, "keeper", s.acceptCommit)
-	s.post(mux, aggregator.PathShare, "keeper", s.acceptShare)
-	s.post(mux, aggregator.PathReport, "collector", s.acceptReport)
-	s.post(mux, aggregator.PathRefusal, "", s.acceptRefusal)
+	mux.HandleFunc("GET "+wire.PathRound, s.handleRound)
+	mux.HandleFunc("GET "+wire.PathBundles, s.handleGetBundles)
+	s.post(mux, wire.PathRoundKey, "keeper", s.acceptRoundKey)
+	s.post(mux, wire.PathAck, "keeper", s.acceptAck)
+	s.post(mux, wire.PathCommit, "keeper", s.acceptCommit)
+	s.post(mux, wire.PathShare, "keeper", s.acceptShare)
+	s.post(mux, wire.PathReport, "collector", s.acceptReport)
+	s.post(mux, wire.PathRefusal, "", s.acceptRefusal)
 	// accept functions return errStored when they wrote to the journal
 	// themselves and there is no small state to save.
-	mux.HandleFunc("POST "+aggregator.PathBundles, s.handleBundles)
+	mux.HandleFunc("POST "+wire.PathBundles, s.handleBundles)
 	return mux
 }
 
@@ -106,7 +107,7 @@ func (s *Server) answer(w http.ResponseWriter, peer string, rej *rejection) {
 
 // post registers a handler for one signed message from a node of the given
 // role ("" for any). The handler runs with the lock held on the current round.
-func (s *Server) post(mux *http.ServeMux, path, role string, accept func(r *round, peer string, m identity.Signed) *rejection) {
+func (s *Server) post(mux *http.ServeMux, path, role string, accept func(r *roundState, peer string, m identity.Signed) *rejection) {
 	mux.HandleFunc("POST "+path, func(w http.ResponseWriter, req *http.Request) {
 		peer := transport.PeerFingerprint(req)
 		if role != "" && s.allowed[peer] != role {
@@ -141,8 +142,8 @@ func (s *Server) post(mux *http.ServeMux, path, role string, accept func(r *roun
 }
 
 // open verifies a signed message from peer and checks its round.
-func open(r *round, peer string, m identity.Signed, kind string, body any, hash func() string) *rejection {
-	if _, err := aggregator.OpenBody(m, kind, peer, body); err != nil {
+func open(r *roundState, peer string, m identity.Signed, kind string, body any, hash func() string) *rejection {
+	if _, err := wire.OpenBody(m, kind, peer, body); err != nil {
 		var syntax *json.SyntaxError
 		if errors.As(err, &syntax) {
 			return refuse(http.StatusBadRequest, reasonMalformed, "%v", err)
@@ -155,19 +156,19 @@ func open(r *round, peer string, m identity.Signed, kind string, body any, hash 
 	return nil
 }
 
-func inPhase(r *round, phases ...string) *rejection {
+func inPhase(r *roundState, phases ...string) *rejection {
 	if slices.Contains(phases, r.Phase) {
 		return nil
 	}
 	return refuse(http.StatusConflict, reasonWrongPhase, "round is in phase %s", r.Phase)
 }
 
-func (s *Server) acceptRoundKey(r *round, peer string, m identity.Signed) *rejection {
+func (s *Server) acceptRoundKey(r *roundState, peer string, m identity.Signed) *rejection {
 	if _, ok := r.cfg.Keeper(peer); !ok {
 		return refuse(http.StatusForbidden, reasonWrongRole, "%s is not a keeper of this round", peer)
 	}
-	var k aggregator.RoundKey
-	if rej := open(r, peer, m, aggregator.KindRoundKey, &k, func() string { return k.ConfigHash }); rej != nil {
+	var k wire.RoundKey
+	if rej := open(r, peer, m, wire.KindRoundKey, &k, func() string { return k.ConfigHash }); rej != nil {
 		return rej
 	}
 	if prev, ok := r.RoundKeys[peer]; ok {
@@ -176,7 +177,7 @@ func (s *Server) acceptRoundKey(r *round, peer string, m identity.Signed) *rejec
 		}
 		return refuse(http.StatusConflict, reasonDuplicate, "keeper already published a round key")
 	}
-	if rej := inPhase(r, aggregator.PhaseAnnounced); rej != nil {
+	if rej := inPhase(r, round.PhaseAnnounced); rej != nil {
 		return rej
 	}
 	if k.Keeper != peer || len(k.PublicKey) != 32 {
@@ -186,10 +187,10 @@ func (s *Server) acceptRoundKey(r *round, peer string, m identity.Signed) *rejec
 	return nil
 }
 
-func (s *Server) acceptRefusal(r *round, peer string, m identity.Signed) *rejection {
+func (s *Server) acceptRefusal(r *roundState, peer string, m identity.Signed) *rejection {
 	role := s.allowed[peer]
-	var ref aggregator.Refusal
-	if rej := open(r, peer, m, aggregator.KindRefusal, &ref, func() string { return ref.ConfigHash }); rej != nil {
+	var ref wire.Refusal
+	if rej := open(r, peer, m, wire.KindRefusal, &ref, func() string { return ref.ConfigHash }); rej != nil {
 		return rej
 	}
 	_, isKeeper := r.cfg.Keeper(peer)
@@ -210,15 +211,15 @@ func (s *Server) acceptRefusal(r *round, peer string, m identity.Signed) *reject
 	return nil
 }
 
-func (s *Server) acceptAck(r *round, peer string, m identity.Signed) *rejection {
+func (s *Server) acceptAck(r *roundState, peer string, m identity.Signed) *rejection {
 	if _, ok := r.cfg.Keeper(peer); !ok {
 		return refuse(http.StatusForbidden, reasonWrongRole, "%s is not a keeper of this round", peer)
 	}
-	var a aggregator.Ack
-	if rej := open(r, peer, m, aggregator.KindAck, &a, func() string { return a.ConfigHash }); rej != nil {
+	var a wire.Ack
+	if rej := open(r, peer, m, wire.KindAck, &a, func() string { return a.ConfigHash }); rej != nil {
 		return rej
 	}
-	if rej := inPhase(r, aggregator.PhaseSetup, aggregator.PhaseCollecting, aggregator.PhaseReporting); rej != nil {
+	if rej := inPhase(r, round.PhaseSetup, round.PhaseCollecting, round.PhaseReporting); rej != nil {
 		return rej
 	}
 	if a.Keeper != peer {
@@ -233,9 +234,9 @@ func (s *Server) acceptAck(r *round, peer string, m identity.Signed) *rejection 
 	return nil
 }
 
-func (s *Server) acceptReport(r *round, peer string, m identity.Signed) *rejection {
-	var rep aggregator.Report
-	if rej := open(r, peer, m, aggregator.KindReport, &rep, func() string { return rep.ConfigHash }); rej != nil {
+func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) *rejection {
+	var rep wire.Report
+	if rej := open(r, peer, m, wire.KindReport, &rep, func() string { return rep.ConfigHash }); rej != nil {
 		return rej
 	}
 	if prev, ok := r.Reports[peer]; ok {
@@ -245,8 +246,8 @@ func (s *Server) acceptReport(r *round, peer string, m identity.Signed) *rejecti
 		return refuse(http.StatusConflict, reasonDuplicate, "collector already reported")
 	}
 	// The clock tick that ends the window may lag a prompt report.
-	windowOver := r.Phase == aggregator.PhaseCollecting && !time.Now().Before(r.cfg.End)
-	if rej := inPhase(r, aggregator.PhaseReporting); rej != nil && !windowOver {
+	windowOver := r.Phase == round.PhaseCollecting && !time.Now().Before(r.cfg.End)
+	if rej := inPhase(r, round.PhaseReporting); rej != nil && !windowOver {
 		return rej
 	}
 	if !r.Joined[peer] {
@@ -255,7 +256,7 @@ func (s *Server) acceptReport(r *round, peer string, m identity.Signed) *rejecti
 	if rep.Collector != peer {
 		return refuse(http.StatusBadRequest, reasonMalformed, "report names collector %s", rep.Collector)
 	}
-	if err := aggregator.CheckElements("report", rep.Values, r.cfg.NumCounters()); err != nil {
+	if err := wire.CheckElements("report", rep.Values, r.cfg.NumCounters()); err != nil {
 		return refuse(http.StatusBadRequest, reasonMalformed, "%v", err)
 	}
 	if len(rep.Gaps) > maxGaps {
@@ -275,15 +276,15 @@ func (s *Server) acceptReport(r *round, peer string, m identity.Signed) *rejecti
 	return errStored
 }
 
-func (s *Server) acceptCommit(r *round, peer string, m identity.Signed) *rejection {
+func (s *Server) acceptCommit(r *roundState, peer string, m identity.Signed) *rejection {
 	if _, ok := r.cfg.Keeper(peer); !ok {
 		return refuse(http.StatusForbidden, reasonWrongRole, "%s is not a keeper of this round", peer)
 	}
-	var c aggregator.Commit
-	if rej := open(r, peer, m, aggregator.KindCommit, &c, func() string { return c.ConfigHash }); rej != nil {
+	var c wire.Commit
+	if rej := open(r, peer, m, wire.KindCommit, &c, func() string { return c.ConfigHash }); rej != nil {
 		return rej
 	}
-	if rej := inPhase(r, aggregator.PhaseAgreeing, aggregator.PhaseReleasing); rej != nil {
+	if rej := inPhase(r, round.PhaseAgreeing, round.PhaseReleasing); rej != nil {
 		return rej
 	}
 	if c.Keeper != peer || c.Agreement != r.Digest {
@@ -293,15 +294,15 @@ func (s *Server) acceptCommit(r *round, peer string, m identity.Signed) *rejecti
 	return nil
 }
 
-func (s *Server) acceptShare(r *round, peer string, m identity.Signed) *rejection {
+func (s *Server) acceptShare(r *roundState, peer string, m identity.Signed) *rejection {
 	if _, ok := r.cfg.Keeper(peer); !ok {
 		return refuse(http.StatusForbidden, reasonWrongRole, "%s is not a keeper of this round", peer)
 	}
-	var a aggregator.AggregateShareMsg
-	if rej := open(r, peer, m, aggregator.KindAggregateShare, &a, func() string { return a.ConfigHash }); rej != nil {
+	var a wire.AggregateShareMsg
+	if rej := open(r, peer, m, wire.KindAggregateShare, &a, func() string { return a.ConfigHash }); rej != nil {
 		return rej
 	}
-	if rej := inPhase(r, aggregator.PhaseReleasing); rej != nil {
+	if rej := inPhase(r, round.PhaseReleasing); rej != nil {
 		return rej
 	}
 	k, _ := r.cfg.Keeper(peer)
@@ -313,7 +314,7 @@ func (s *Server) acceptShare(r *round, peer string, m identity.Signed) *rejectio
 	case r.Commits[peer].Body == nil:
 		return refuse(http.StatusConflict, reasonWrongPhase, "keeper has not committed")
 	}
-	if err := aggregator.CheckElements("aggregate share", a.Values, r.cfg.NumCounters()); err != nil {
+	if err := wire.CheckElements("aggregate share", a.Values, r.cfg.NumCounters()); err != nil {
 		return refuse(http.StatusBadRequest, reasonMalformed, "%v", err)
 	}
 	r.Shares[peer] = m
@@ -340,7 +341,7 @@ func (s *Server) handleBundles(w http.ResponseWriter, req *http.Request) {
 		if r == nil {
 			return refuse(http.StatusConflict, reasonWrongRound, "no round is running")
 		}
-		if rej := inPhase(r, aggregator.PhaseSetup, aggregator.PhaseCollecting); rej != nil {
+		if rej := inPhase(r, round.PhaseSetup, round.PhaseCollecting); rej != nil {
 			return rej
 		}
 		if _, ok := r.cfg.Collector(peer); !ok {
@@ -351,8 +352,8 @@ func (s *Server) handleBundles(w http.ResponseWriter, req *http.Request) {
 		}
 		byKeeper := map[string]identity.Signed{}
 		for _, m := range list {
-			var b aggregator.SealedBundle
-			if rej := open(r, peer, m, aggregator.KindShareBundle, &b, func() string { return b.ConfigHash }); rej != nil {
+			var b wire.SealedBundle
+			if rej := open(r, peer, m, wire.KindShareBundle, &b, func() string { return b.ConfigHash }); rej != nil {
 				return rej
 			}
 			if b.Collector != peer {
@@ -361,7 +362,7 @@ func (s *Server) handleBundles(w http.ResponseWriter, req *http.Request) {
 			if _, ok := r.RoundKeys[b.Keeper]; !ok {
 				return refuse(http.StatusBadRequest, reasonMalformed, "bundle for %s, which has no round key", b.Keeper)
 			}
-			if want := aggregator.SealedLen(r.cfg.NumCounters()); len(b.Ciphertext) != want {
+			if want := wire.SealedLen(r.cfg.NumCounters()); len(b.Ciphertext) != want {
 				return refuse(http.StatusBadRequest, reasonMalformed, "bundle for %s is %d bytes, the round's is %d", b.Keeper, len(b.Ciphertext), want)
 			}
 			byKeeper[b.Keeper] = m
@@ -423,7 +424,7 @@ func (s *Server) handleRound(w http.ResponseWriter, req *http.Request) {
 	peer := transport.PeerFingerprint(req)
 	since, _ := strconv.ParseUint(req.URL.Query().Get("since"), 10, 64)
 	collector := s.allowed[peer] == "collector"
-	timer := time.NewTimer(aggregator.MaxLongPollS * time.Second)
+	timer := time.NewTimer(wire.MaxLongPollS * time.Second)
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
@@ -453,8 +454,8 @@ func (s *Server) handleRound(w http.ResponseWriter, req *http.Request) {
 }
 
 // view is the round as one node sees it; called with s.mu held.
-func (s *Server) view(peer string) aggregator.RoundView {
-	v := aggregator.RoundView{Version: s.st.Version, Finished: s.finished()}
+func (s *Server) view(peer string) wire.RoundView {
+	v := wire.RoundView{Version: s.st.Version, Finished: s.finished()}
 	if s.allowed[peer] == "collector" {
 		v.Version = s.st.PhaseVersion
 	}
@@ -468,7 +469,7 @@ func (s *Server) view(peer string) aggregator.RoundView {
 		if m, ok := r.RoundKeys[k.Fingerprint]; ok {
 			v.RoundKeys = append(v.RoundKeys, m)
 		}
-		if m, ok := r.Commits[k.Fingerprint]; ok && r.Phase != aggregator.PhaseAgreeing {
+		if m, ok := r.Commits[k.Fingerprint]; ok && r.Phase != round.PhaseAgreeing {
 			v.Commits = append(v.Commits, m)
 		}
 	}

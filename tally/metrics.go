@@ -3,7 +3,7 @@ package tally
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/outcome"
 )
 
@@ -77,8 +77,8 @@ func newMetrics() *metrics {
 	return m
 }
 
-func (m *metrics) progress(r *round) {
-	for _, p := range aggregator.Phases {
+func (m *metrics) progress(r *roundState) {
+	for _, p := range round.Phases {
 		v := 0.0
 		if r != nil && r.Phase == p {
 			v = 1

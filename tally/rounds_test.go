@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
@@ -33,7 +33,7 @@ func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
 		Identity: ts, Listen: "127.0.0.1:0", DataDir: t.TempDir(),
 		Series: "repeat", Rounds: 2, RoundLength: 2 * time.Second, SetupTime: 2 * time.Second, Period: 4 * time.Second,
 		ReportGrace: 3 * time.Second, Keepers: fps(keepers), Threshold: 2, Collectors: fps(collectors), MinCollectors: 2,
-		Epsilon: 1, Delta: 1e-6, Statistics: []aggregator.StatisticSpec{spec}, Logger: discardLogger(),
+		Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}, Logger: discardLogger(),
 		Published: func(o *outcome.Outcome, _ string) {
 			mu.Lock()
 			published = append(published, o)
@@ -103,7 +103,7 @@ func TestKeeperDeadBeforeItAcknowledgesIsSkipped(t *testing.T) {
 		Identity: ts, Listen: "127.0.0.1:0", DataDir: t.TempDir(),
 		Series: "dead", Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 3 * time.Second, ReportGrace: 2 * time.Second,
 		Keepers: fps(keepers), Threshold: 2, Collectors: fps(collectors), MinCollectors: 2,
-		Epsilon: 1, Delta: 1e-6, Statistics: []aggregator.StatisticSpec{spec}, Logger: discardLogger(),
+		Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}, Logger: discardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)

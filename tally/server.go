@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/outcome"
@@ -61,13 +63,13 @@ type Options struct {
 	MinCollectors int
 	Epsilon       float64
 	Delta         float64
-	Statistics    []aggregator.StatisticSpec
+	Statistics    []round.StatisticSpec
 
 	// Policy is the tally server's own local policy check; nil accepts.
-	Policy func(cfg *aggregator.RoundConfig, now time.Time) error
+	Policy func(cfg *round.Config, now time.Time) error
 	// Record is told of every round as it is announced (the policy
 	// ledger); nil ignores.
-	Record func(cfg *aggregator.RoundConfig) error
+	Record func(cfg *round.Config) error
 	// Published is told of every outcome and where it was written.
 	Published func(o *outcome.Outcome, path string)
 
@@ -208,7 +210,7 @@ func (s *Server) Run(ctx context.Context, exitWhenDone bool) error {
 		Handler:           s.apiHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      (aggregator.MaxLongPollS + 30) * time.Second,
+		WriteTimeout:      (wire.MaxLongPollS + 30) * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		// Long polls end with the server.
@@ -280,7 +282,7 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 // finished reports whether no round is running and none will start.
 func (s *Server) finished() bool {
 	r := s.st.Current
-	ended := r == nil || r.Phase == aggregator.PhaseDone || r.Phase == aggregator.PhaseFailed
+	ended := r == nil || r.Phase == round.PhaseDone || r.Phase == round.PhaseFailed
 	return ended && s.opts.Rounds > 0 && s.st.Completed+s.st.Failed >= s.opts.Rounds
 }
 
@@ -310,7 +312,7 @@ func (s *Server) wake() {
 // step moves the current round along; it runs with s.mu held.
 func (s *Server) step(now time.Time) error {
 	r := s.st.Current
-	if r == nil || r.Phase == aggregator.PhaseDone || r.Phase == aggregator.PhaseFailed {
+	if r == nil || r.Phase == round.PhaseDone || r.Phase == round.PhaseFailed {
 		if s.opts.Rounds > 0 && s.st.Completed+s.st.Failed >= s.opts.Rounds {
 			return nil
 		}
@@ -318,40 +320,40 @@ func (s *Server) step(now time.Time) error {
 	}
 	cfg := r.cfg
 	switch r.Phase {
-	case aggregator.PhaseAnnounced:
+	case round.PhaseAnnounced:
 		live := len(cfg.Keepers) - s.refusedKeepers(r)
 		if live < cfg.Threshold {
 			return s.fail(r, fmt.Sprintf("only %d of %d keepers can take part (threshold %d); refusals: %v", live, len(cfg.Keepers), cfg.Threshold, r.Refusals))
 		}
 		halfway := cfg.Start.Add(-s.opts.SetupTime / 2)
 		if len(r.RoundKeys) == live || (now.After(halfway) && len(r.RoundKeys) >= cfg.Threshold) {
-			r.Phase = aggregator.PhaseSetup
+			r.Phase = round.PhaseSetup
 			s.log.Info("round keys in; collectors may set up", "round", cfg.Round, "keepers", len(r.RoundKeys))
 			return s.bump()
 		}
 		if !now.Before(cfg.Start) {
 			return s.fail(r, fmt.Sprintf("only %d keepers published round keys before the window opened, threshold %d", len(r.RoundKeys), cfg.Threshold))
 		}
-	case aggregator.PhaseSetup:
+	case round.PhaseSetup:
 		if !now.Before(cfg.Start) {
-			r.Phase = aggregator.PhaseCollecting
+			r.Phase = round.PhaseCollecting
 			s.log.Info("window open", "round", cfg.Round, "collectors_joined", len(r.Joined), "end", cfg.End)
 			return s.bump()
 		}
-	case aggregator.PhaseCollecting:
+	case round.PhaseCollecting:
 		if !now.Before(cfg.End) {
-			r.Phase = aggregator.PhaseReporting
+			r.Phase = round.PhaseReporting
 			r.Deadline = cfg.End.Add(s.opts.ReportGrace)
 			s.log.Info("window closed; waiting for reports", "round", cfg.Round, "until", r.Deadline)
 			return s.bump()
 		}
-	case aggregator.PhaseReporting:
+	case round.PhaseReporting:
 		if s.allReported(r) || now.After(r.Deadline) {
 			return s.propose(r, now)
 		}
-	case aggregator.PhaseAgreeing:
+	case round.PhaseAgreeing:
 		if len(r.Commits) >= cfg.Threshold {
-			r.Phase = aggregator.PhaseReleasing
+			r.Phase = round.PhaseReleasing
 			r.Deadline = now.Add(s.opts.PhaseTimeout)
 			s.log.Info("agreement committed; keepers may release", "round", cfg.Round, "commits", len(r.Commits))
 			return s.bump()
@@ -359,7 +361,7 @@ func (s *Server) step(now time.Time) error {
 		if now.After(r.Deadline) {
 			return s.fail(r, fmt.Sprintf("only %d keepers committed within %s, threshold %d", len(r.Commits), s.opts.PhaseTimeout, cfg.Threshold))
 		}
-	case aggregator.PhaseReleasing:
+	case round.PhaseReleasing:
 		// Wait for every committed keeper so the shares can be checked
 		// against each other, but not past a short grace once K are in.
 		all := len(r.Shares) == len(r.Commits)
@@ -374,7 +376,7 @@ func (s *Server) step(now time.Time) error {
 	return nil
 }
 
-func (s *Server) refusedKeepers(r *round) int {
+func (s *Server) refusedKeepers(r *roundState) int {
 	n := 0
 	for _, k := range r.cfg.Keepers {
 		if _, ok := r.Refusals[k.Fingerprint]; ok {
@@ -387,7 +389,7 @@ func (s *Server) refusedKeepers(r *round) int {
 // allReported is true when every collector that joined has reported and
 // every keeper with a round key has acknowledged all of them: nothing more
 // can arrive that would grow S.
-func (s *Server) allReported(r *round) bool {
+func (s *Server) allReported(r *roundState) bool {
 	for fp := range r.Joined {
 		if _, ok := r.Reports[fp]; !ok {
 			return false
@@ -414,17 +416,17 @@ func (s *Server) announce(now time.Time) error {
 		}
 		start = next
 	}
-	keepers := make([]aggregator.KeeperSpec, len(o.Keepers))
+	keepers := make([]round.KeeperSpec, len(o.Keepers))
 	for i, fp := range o.Keepers {
-		keepers[i] = aggregator.KeeperSpec{Fingerprint: fp, X: i + 1}
+		keepers[i] = round.KeeperSpec{Fingerprint: fp, X: i + 1}
 	}
 	weights := o.Weights.Resolve(o.Collectors)
-	collectors := make([]aggregator.CollectorSpec, len(o.Collectors))
+	collectors := make([]round.CollectorSpec, len(o.Collectors))
 	for i, fp := range o.Collectors {
-		collectors[i] = aggregator.CollectorSpec{Fingerprint: fp, NoiseWeight: weights[fp]}
+		collectors[i] = round.CollectorSpec{Fingerprint: fp, NoiseWeight: weights[fp]}
 	}
-	cfg := &aggregator.RoundConfig{
-		Version: aggregator.ConfigVersion, Series: o.Series, Round: s.st.NextRound,
+	cfg := &round.Config{
+		Version: round.ConfigVersion, Series: o.Series, Round: s.st.NextRound,
 		Start: start.UTC(), End: start.Add(o.RoundLength).UTC(), Epsilon: o.Epsilon, Delta: o.Delta,
 		Statistics: o.Statistics, Keepers: keepers, Threshold: o.Threshold,
 		Collectors: collectors, MinCollectors: o.MinCollectors,
@@ -468,7 +470,7 @@ func (s *Server) announce(now time.Time) error {
 		// reports are of no further use.
 		os.Remove(journalPath(s.opts.DataDir, prev.Hash))
 	}
-	s.st.Current = newRound(o.Identity.Sign(aggregator.KindAnnounce, body), cfg, hash)
+	s.st.Current = newRound(o.Identity.Sign(wire.KindAnnounce, body), cfg, hash)
 	s.st.NextRound++
 	s.st.LastStart = cfg.Start
 	s.st.LastRefuse = ""
@@ -476,7 +478,7 @@ func (s *Server) announce(now time.Time) error {
 	return s.bump()
 }
 
-func hasNoise(cfg *aggregator.RoundConfig) bool {
+func hasNoise(cfg *round.Config) bool {
 	for _, st := range cfg.Statistics {
 		if st.Sigma > 0 {
 			return true
@@ -485,8 +487,8 @@ func hasNoise(cfg *aggregator.RoundConfig) bool {
 	return false
 }
 
-func (s *Server) fail(r *round, reason string) error {
-	r.Phase = aggregator.PhaseFailed
+func (s *Server) fail(r *roundState, reason string) error {
+	r.Phase = round.PhaseFailed
 	r.Failure = reason
 	s.st.Failed++
 	s.metrics.failed.Inc()
@@ -495,7 +497,7 @@ func (s *Server) fail(r *round, reason string) error {
 }
 
 // propose picks S and posts the agreement (S, ΣV).
-func (s *Server) propose(r *round, now time.Time) error {
+func (s *Server) propose(r *roundState, now time.Time) error {
 	cfg := r.cfg
 	var ackers []string
 	for _, k := range cfg.Keepers {
@@ -515,10 +517,10 @@ func (s *Server) propose(r *round, now time.Time) error {
 		return s.fail(r, fmt.Sprintf("%d collectors reported with bundles acknowledged by every keeper, the round requires %d", len(S), cfg.MinCollectors))
 	}
 	values := map[string][]uint64{}
-	gaps := map[string][]aggregator.Gap{}
+	gaps := map[string][]wire.Gap{}
 	for _, fp := range S {
-		var rep aggregator.Report
-		if _, err := aggregator.OpenBody(r.Reports[fp], aggregator.KindReport, fp, &rep); err != nil {
+		var rep wire.Report
+		if _, err := wire.OpenBody(r.Reports[fp], wire.KindReport, fp, &rep); err != nil {
 			return fmt.Errorf("stored report from %s: %w", fp, err)
 		}
 		values[fp] = rep.Values
@@ -530,18 +532,18 @@ func (s *Server) propose(r *round, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	gapsDigest, err := aggregator.GapsDigest(gaps)
+	gapsDigest, err := wire.GapsDigest(gaps)
 	if err != nil {
 		return err
 	}
-	signed, err := aggregator.SignBody(s.opts.Identity, aggregator.KindAgreement, aggregator.AgreementMsg{
+	signed, err := wire.SignBody(s.opts.Identity, wire.KindAgreement, wire.AgreementMsg{
 		ConfigHash: r.Hash, Collectors: S, SumV: sum, GapsDigest: gapsDigest, Refusals: maps.Clone(r.Refusals)})
 	if err != nil {
 		return err
 	}
 	r.Agreement = &signed
-	r.Digest = aggregator.AgreementDigest(signed.Body)
-	r.Phase = aggregator.PhaseAgreeing
+	r.Digest = wire.AgreementDigest(signed.Body)
+	r.Phase = round.PhaseAgreeing
 	r.Deadline = now.Add(s.opts.PhaseTimeout)
 	s.log.Info("agreement proposed", "round", cfg.Round, "collectors", len(S), "reported", len(r.Reports), "joined", len(r.Joined))
 	return s.bump()
@@ -553,7 +555,7 @@ func (s *Server) propose(r *round, now time.Time) error {
 // acknowledgements and drops, one at a time, the keeper whose absence
 // admits the most more collectors: a keeper that died mid-setup, having
 // acknowledged only early bundles, would otherwise shrink S to those.
-func chooseS(r *round, keepers []string, k int) []string {
+func chooseS(r *roundState, keepers []string, k int) []string {
 	acked := map[string]map[string]bool{}
 	for _, kf := range keepers {
 		acked[kf] = map[string]bool{}
@@ -596,8 +598,8 @@ func chooseS(r *round, keepers []string, k int) []string {
 }
 
 // publish interpolates, writes the outcome and closes the round.
-func (s *Server) publish(r *round, now time.Time) error {
-	in := outcome.Inputs{Announce: r.Announce, Agreement: *r.Agreement, Now: now, Gaps: map[string][]aggregator.Gap{}}
+func (s *Server) publish(r *roundState, now time.Time) error {
+	in := outcome.Inputs{Announce: r.Announce, Agreement: *r.Agreement, Now: now, Gaps: map[string][]wire.Gap{}}
 	for _, k := range r.cfg.Keepers {
 		if c, ok := r.Commits[k.Fingerprint]; ok {
 			in.Commits = append(in.Commits, c)
@@ -606,13 +608,13 @@ func (s *Server) publish(r *round, now time.Time) error {
 			in.Shares = append(in.Shares, sh)
 		}
 	}
-	var ag aggregator.AgreementMsg
-	if _, err := aggregator.OpenBody(*r.Agreement, aggregator.KindAgreement, "", &ag); err != nil {
+	var ag wire.AgreementMsg
+	if _, err := wire.OpenBody(*r.Agreement, wire.KindAgreement, "", &ag); err != nil {
 		return err
 	}
 	for _, fp := range ag.Collectors {
-		var rep aggregator.Report
-		if _, err := aggregator.OpenBody(r.Reports[fp], aggregator.KindReport, fp, &rep); err == nil && len(rep.Gaps) > 0 {
+		var rep wire.Report
+		if _, err := wire.OpenBody(r.Reports[fp], wire.KindReport, fp, &rep); err == nil && len(rep.Gaps) > 0 {
 			in.Gaps[fp] = rep.Gaps
 		}
 	}
@@ -628,7 +630,7 @@ func (s *Server) publish(r *round, now time.Time) error {
 		return err
 	}
 	r.Outcome = path
-	r.Phase = aggregator.PhaseDone
+	r.Phase = round.PhaseDone
 	s.st.Completed++
 	s.metrics.completed.Inc()
 	s.metrics.publish(o)
@@ -646,7 +648,7 @@ func OutcomePath(dataDir, series string, round uint64) string {
 
 // Snapshot returns the current round's config hash and phase (for tests and
 // the demo's progress line).
-func (s *Server) Snapshot() (hash, phase string, round uint64) {
+func (s *Server) Snapshot() (hash, phase string, number uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r := s.st.Current; r != nil {

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/atomicfile"
 )
@@ -29,14 +29,14 @@ type state struct {
 	// Version counts every change keepers care about; PhaseVersion only
 	// the changes collectors care about (announcement, phase, failure), so
 	// thousands of polling collectors are not woken by every bundle.
-	Version      uint64 `json:"version"`
-	PhaseVersion uint64 `json:"phase_version"`
-	Current      *round `json:"current,omitempty"`
-	LastRefuse   string `json:"last_refusal,omitempty"`
+	Version      uint64      `json:"version"`
+	PhaseVersion uint64      `json:"phase_version"`
+	Current      *roundState `json:"current,omitempty"`
+	LastRefuse   string      `json:"last_refusal,omitempty"`
 }
 
 // round is one round's progress.
-type round struct {
+type roundState struct {
 	Announce  identity.Signed            `json:"announce"`
 	Hash      string                     `json:"config_hash"`
 	Phase     string                     `json:"phase"`
@@ -58,12 +58,12 @@ type round struct {
 	Joined  map[string]bool              `json:"-"`
 	Reports map[string]identity.Signed   `json:"-"`
 
-	cfg *aggregator.RoundConfig
+	cfg *round.Config
 }
 
-func newRound(announce identity.Signed, cfg *aggregator.RoundConfig, hash string) *round {
-	return &round{
-		Announce: announce, Hash: hash, Phase: aggregator.PhaseAnnounced, cfg: cfg,
+func newRound(announce identity.Signed, cfg *round.Config, hash string) *roundState {
+	return &roundState{
+		Announce: announce, Hash: hash, Phase: round.PhaseAnnounced, cfg: cfg,
 		RoundKeys: map[string]identity.Signed{}, Refusals: map[string]string{},
 		Bundles: map[string][]identity.Signed{}, Joined: map[string]bool{}, Acks: map[string][]string{},
 		Reports: map[string]identity.Signed{}, Commits: map[string]identity.Signed{}, Shares: map[string]identity.Signed{},
@@ -86,7 +86,7 @@ func loadState(dir string) (*state, error) {
 		return nil, fmt.Errorf("%s is damaged (%v); move it aside to start afresh, nothing in it is secret", path, err)
 	}
 	if r := st.Current; r != nil {
-		cfg, err := aggregator.DecodeRoundConfig(r.Announce.Body)
+		cfg, err := round.Decode(r.Announce.Body)
 		if err != nil {
 			return nil, fmt.Errorf("%s: current round: %w", path, err)
 		}
@@ -112,7 +112,7 @@ func journalPath(dir, hash string) string {
 }
 
 // apply adds a journal entry to the round.
-func (r *round) apply(e journalEntry) {
+func (r *roundState) apply(e journalEntry) {
 	if e.Bundles != nil {
 		for _, k := range r.cfg.Keepers {
 			if m, ok := e.Bundles[k.Fingerprint]; ok {
@@ -128,7 +128,7 @@ func (r *round) apply(e journalEntry) {
 
 // loadJournal replays a round's journal. A torn last line (a crash while
 // appending) is dropped: its sender never got an answer and will retry.
-func loadJournal(path string, r *round) error {
+func loadJournal(path string, r *roundState) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -154,7 +154,7 @@ func loadJournal(path string, r *round) error {
 }
 
 // appendJournal durably appends one entry to the round's journal.
-func appendJournal(dir string, r *round, e journalEntry) error {
+func appendJournal(dir string, r *roundState, e journalEntry) error {
 	path := journalPath(dir, r.Hash)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err

@@ -7,29 +7,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 )
 
-func journalRound(t *testing.T) (*round, *identity.Identity) {
+func journalRound(t *testing.T) (*roundState, *identity.Identity) {
 	t.Helper()
 	ids := newIDs(t, 3)
-	cfg := &aggregator.RoundConfig{Version: aggregator.ConfigVersion, Series: "j", Round: 1,
+	cfg := &round.Config{Version: round.ConfigVersion, Series: "j", Round: 1,
 		Start: time.Unix(0, 0).UTC(), End: time.Unix(60, 0).UTC(), Threshold: 1, MinCollectors: 1,
-		Statistics: []aggregator.StatisticSpec{{Name: "a"}},
-		Keepers:    []aggregator.KeeperSpec{{Fingerprint: ids[1].Fingerprint, X: 1}},
-		Collectors: []aggregator.CollectorSpec{{Fingerprint: ids[2].Fingerprint, NoiseWeight: 1}}}
+		Statistics: []round.StatisticSpec{{Name: "a"}},
+		Keepers:    []round.KeeperSpec{{Fingerprint: ids[1].Fingerprint, X: 1}},
+		Collectors: []round.CollectorSpec{{Fingerprint: ids[2].Fingerprint, NoiseWeight: 1}}}
 	body, _ := cfg.Canonical()
 	hash, _ := cfg.HashHex()
-	return newRound(ids[0].Sign(aggregator.KindAnnounce, body), cfg, hash), ids[2]
+	return newRound(ids[0].Sign(wire.KindAnnounce, body), cfg, hash), ids[2]
 }
 
 func TestJournalSurvivesATornLastLine(t *testing.T) {
 	dir := t.TempDir()
 	r, dc := journalRound(t)
 	keeper := r.cfg.Keepers[0].Fingerprint
-	bundle := dc.Sign(aggregator.KindShareBundle, []byte(`{}`))
-	report := dc.Sign(aggregator.KindReport, []byte(`{}`))
+	bundle := dc.Sign(wire.KindShareBundle, []byte(`{}`))
+	report := dc.Sign(wire.KindReport, []byte(`{}`))
 	if err := appendJournal(dir, r, journalEntry{Collector: dc.Fingerprint, Bundles: map[string]identity.Signed{keeper: bundle}}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/noise"
@@ -58,7 +59,7 @@ func startServer(t *testing.T, maxBody int64) *testNet {
 		Series: "test", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
 		Keepers: fps(n.keepers), Threshold: 2, Collectors: fps(n.collectors), MinCollectors: 1,
 		Epsilon: 1, Delta: 1e-6, MaxBodyBytes: maxBody,
-		Statistics: []aggregator.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}},
+		Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}},
 		Logger:     discardLogger(),
 	})
 	if err != nil {
@@ -88,12 +89,12 @@ func (n *testNet) client(t *testing.T, id *identity.Identity) *transport.Client 
 }
 
 // currentRound waits for the announcement and returns the view.
-func (n *testNet) currentRound(t *testing.T, c *transport.Client) aggregator.RoundView {
+func (n *testNet) currentRound(t *testing.T, c *transport.Client) wire.RoundView {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		var v aggregator.RoundView
-		if _, err := c.Do(context.Background(), http.MethodGet, aggregator.PathRound+"?since=0", nil, &v); err != nil {
+		var v wire.RoundView
+		if _, err := c.Do(context.Background(), http.MethodGet, wire.PathRound+"?since=0", nil, &v); err != nil {
 			t.Fatal(err)
 		}
 		if v.Announce != nil {
@@ -102,7 +103,7 @@ func (n *testNet) currentRound(t *testing.T, c *transport.Client) aggregator.Rou
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("no round announced")
-	return aggregator.RoundView{}
+	return wire.RoundView{}
 }
 
 // rejected reads privstats_rejected_requests_total{reason} from /metrics.
@@ -137,7 +138,7 @@ func wantStatus(t *testing.T, err error, code int) {
 func TestUnknownKeyIsRefusedAndCounted(t *testing.T) {
 	n := startServer(t, 0)
 	stranger := newIDs(t, 1)[0]
-	_, err := n.client(t, stranger).Do(context.Background(), http.MethodGet, aggregator.PathRound, nil, nil)
+	_, err := n.client(t, stranger).Do(context.Background(), http.MethodGet, wire.PathRound, nil, nil)
 	if err == nil {
 		t.Fatal("a client with an unlisted key was served")
 	}
@@ -154,8 +155,8 @@ func TestReportReplayedFromAnotherRoundIsRefused(t *testing.T) {
 	if other == v.ConfigHash {
 		t.Fatal("test hash collides")
 	}
-	msg, _ := aggregator.SignBody(n.collectors[0], aggregator.KindReport, aggregator.Report{ConfigHash: other, Collector: n.collectors[0].Fingerprint, Values: []uint64{1}})
-	_, err := c.Do(context.Background(), http.MethodPost, aggregator.PathReport, msg, nil)
+	msg, _ := wire.SignBody(n.collectors[0], wire.KindReport, wire.Report{ConfigHash: other, Collector: n.collectors[0].Fingerprint, Values: []uint64{1}})
+	_, err := c.Do(context.Background(), http.MethodPost, wire.PathReport, msg, nil)
 	wantStatus(t, err, http.StatusConflict)
 	if got := n.rejected(t, reasonWrongRound); got != 1 {
 		t.Fatalf("wrong_round rejections = %d, want 1", got)
@@ -166,8 +167,8 @@ func TestOversizeBodyIsRefused(t *testing.T) {
 	n := startServer(t, 4096)
 	c := n.client(t, n.collectors[0])
 	n.currentRound(t, c)
-	big := n.collectors[0].Sign(aggregator.KindReport, make([]byte, 10000))
-	_, err := c.Do(context.Background(), http.MethodPost, aggregator.PathReport, big, nil)
+	big := n.collectors[0].Sign(wire.KindReport, make([]byte, 10000))
+	_, err := c.Do(context.Background(), http.MethodPost, wire.PathReport, big, nil)
 	wantStatus(t, err, http.StatusRequestEntityTooLarge)
 	if got := n.rejected(t, reasonTooLarge); got != 1 {
 		t.Fatalf("body_too_large rejections = %d, want 1", got)
@@ -178,33 +179,33 @@ func TestMalformedAndForgedMessagesAreRefused(t *testing.T) {
 	n := startServer(t, 0)
 	c := n.client(t, n.keepers[0])
 	v := n.currentRound(t, c)
-	_, err := c.Do(context.Background(), http.MethodPost, aggregator.PathRoundKey, json.RawMessage(`{"surprise": 1}`), nil)
+	_, err := c.Do(context.Background(), http.MethodPost, wire.PathRoundKey, json.RawMessage(`{"surprise": 1}`), nil)
 	wantStatus(t, err, http.StatusBadRequest)
 	if got := n.rejected(t, reasonMalformed); got != 1 {
 		t.Fatalf("malformed rejections = %d, want 1", got)
 	}
 	// A round key signed by another keeper, sent over keeper 0's connection.
-	forged, _ := aggregator.SignBody(n.keepers[1], aggregator.KindRoundKey, aggregator.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[1].Fingerprint, PublicKey: make([]byte, 32)})
-	_, err = c.Do(context.Background(), http.MethodPost, aggregator.PathRoundKey, forged, nil)
+	forged, _ := wire.SignBody(n.keepers[1], wire.KindRoundKey, wire.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[1].Fingerprint, PublicKey: make([]byte, 32)})
+	_, err = c.Do(context.Background(), http.MethodPost, wire.PathRoundKey, forged, nil)
 	wantStatus(t, err, http.StatusBadRequest)
 	if got := n.rejected(t, reasonBadSignature); got != 1 {
 		t.Fatalf("bad_signature rejections = %d, want 1", got)
 	}
 	// A collector may not post keeper messages.
-	_, err = n.client(t, n.collectors[1]).Do(context.Background(), http.MethodPost, aggregator.PathRoundKey, forged, nil)
+	_, err = n.client(t, n.collectors[1]).Do(context.Background(), http.MethodPost, wire.PathRoundKey, forged, nil)
 	wantStatus(t, err, http.StatusForbidden)
 	if got := n.rejected(t, reasonWrongRole); got != 1 {
 		t.Fatalf("wrong_role rejections = %d, want 1", got)
 	}
 	// The genuine key is accepted; a second, different one is a duplicate.
-	_, pub, _ := aggregator.NewRoundKey()
-	good, _ := aggregator.SignBody(n.keepers[0], aggregator.KindRoundKey, aggregator.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[0].Fingerprint, PublicKey: pub})
-	if _, err := c.Do(context.Background(), http.MethodPost, aggregator.PathRoundKey, good, nil); err != nil {
+	_, pub, _ := wire.NewRoundKey()
+	good, _ := wire.SignBody(n.keepers[0], wire.KindRoundKey, wire.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[0].Fingerprint, PublicKey: pub})
+	if _, err := c.Do(context.Background(), http.MethodPost, wire.PathRoundKey, good, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, pub2, _ := aggregator.NewRoundKey()
-	again, _ := aggregator.SignBody(n.keepers[0], aggregator.KindRoundKey, aggregator.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[0].Fingerprint, PublicKey: pub2})
-	_, err = c.Do(context.Background(), http.MethodPost, aggregator.PathRoundKey, again, nil)
+	_, pub2, _ := wire.NewRoundKey()
+	again, _ := wire.SignBody(n.keepers[0], wire.KindRoundKey, wire.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[0].Fingerprint, PublicKey: pub2})
+	_, err = c.Do(context.Background(), http.MethodPost, wire.PathRoundKey, again, nil)
 	wantStatus(t, err, http.StatusConflict)
 }
 
@@ -215,7 +216,7 @@ func TestServerPinIsChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Do(context.Background(), http.MethodGet, aggregator.PathRound, nil, nil); err == nil || !strings.Contains(err.Error(), "pinned") {
+	if _, err := c.Do(context.Background(), http.MethodGet, wire.PathRound, nil, nil); err == nil || !strings.Contains(err.Error(), "pinned") {
 		t.Fatalf("client accepted a server whose key is not the pinned one: %v", err)
 	}
 }
@@ -229,7 +230,7 @@ func TestUnderNoisedWeightsAreRefused(t *testing.T) {
 		Series: "test", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
 		Keepers: fps(keepers), Threshold: 2, Collectors: fps(collectors), MinCollectors: 1,
 		Weights: noise.Weights{Default: 0.5}, Epsilon: 1, Delta: 1e-6,
-		Statistics: []aggregator.StatisticSpec{{Name: "relay_bytes_read", Sigma: 100, Epsilon: 1, Delta: 1e-6, MaxPerCollector: 1 << 40}},
+		Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", Sigma: 100, Epsilon: 1, Delta: 1e-6, MaxPerCollector: 1 << 40}},
 		Logger:     discardLogger(),
 	})
 	if err != nil {
@@ -281,7 +282,7 @@ func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	strict := func(cfg *aggregator.RoundConfig, now time.Time) error { return pol.Check(cfg, led, now) }
+	strict := func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) }
 	k, err := keeper.New(keeper.Options{Identity: n.keepers[0], Tally: n.server.Addr(), TallyFingerprint: n.ts.Fingerprint,
 		Keepers: fps(n.keepers), Policy: strict, Logger: discardLogger()})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/config"
 	"github.com/privstats/privstats/identity"
@@ -71,7 +71,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 // policyHooks opens a node's ledger and returns its check and record hooks.
-func policyHooks(dataDir string, pol policy.Policy) (func(*aggregator.RoundConfig, time.Time) error, func(*aggregator.RoundConfig) error, error) {
+func policyHooks(dataDir string, pol policy.Policy) (func(*round.Config, time.Time) error, func(*round.Config) error, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -79,8 +79,8 @@ func policyHooks(dataDir string, pol policy.Policy) (func(*aggregator.RoundConfi
 	if err != nil {
 		return nil, nil, err
 	}
-	check := func(cfg *aggregator.RoundConfig, now time.Time) error { return pol.Check(cfg, led, now) }
-	record := func(cfg *aggregator.RoundConfig) error { return led.Record(cfg, pol) }
+	check := func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) }
+	record := func(cfg *round.Config) error { return led.Record(cfg, pol) }
 	return check, record, nil
 }
 

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/round"
 )
 
 // Status is a node's health gauges.
@@ -44,7 +44,7 @@ func (s *Status) Set(connected bool, phase string) {
 	} else {
 		s.connected.Set(0)
 	}
-	for _, p := range aggregator.Phases {
+	for _, p := range round.Phases {
 		v := 0.0
 		if p == phase {
 			v = 1

@@ -7,18 +7,15 @@ package node
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"strconv"
 	"time"
 
-	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
-	"github.com/privstats/privstats/transport"
 )
 
 // Poller long-polls the tally server for the round's state.
 type Poller struct {
-	Client *transport.Client
+	Client *wire.Client
 	Log    *slog.Logger
 	// Health, when set, is told whether the last poll worked and the phase.
 	Health func(connected bool, phase string)
@@ -34,7 +31,7 @@ const maxBackoff = 30 * time.Second
 // Run polls until ctx ends, calling handle with every new view. When handle
 // fails, the same view is asked for again a second later, so the step is
 // retried.
-func (p Poller) Run(ctx context.Context, handle func(context.Context, *aggregator.RoundView) error) error {
+func (p Poller) Run(ctx context.Context, handle func(context.Context, *wire.RoundView) error) error {
 	var since uint64
 	backoff := time.Second
 	for ctx.Err() == nil {
@@ -43,8 +40,7 @@ func (p Poller) Run(ctx context.Context, handle func(context.Context, *aggregato
 				return err
 			}
 		}
-		var v aggregator.RoundView
-		_, err := p.Client.Do(ctx, http.MethodGet, aggregator.PathRound+"?since="+strconv.FormatUint(since, 10), nil, &v)
+		v, err := p.Client.PollRound(ctx, since)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -57,7 +53,7 @@ func (p Poller) Run(ctx context.Context, handle func(context.Context, *aggregato
 		}
 		backoff = time.Second
 		p.health(true, v.Phase)
-		if err := handle(ctx, &v); err != nil {
+		if err := handle(ctx, v); err != nil {
 			p.Log.Error("round", "err", err)
 			Sleep(ctx, time.Second)
 			continue
@@ -88,11 +84,11 @@ func Sleep(ctx context.Context, d time.Duration) {
 
 // Refuse tells the tally server, signed, why this node sits the round with
 // the given config hash out, and logs it.
-func Refuse(ctx context.Context, c *transport.Client, id *identity.Identity, log *slog.Logger, hash, reason string) {
+func Refuse(ctx context.Context, c *wire.Client, id *identity.Identity, log *slog.Logger, hash, reason string) {
 	log.Warn("refusing round", "config_hash", hash, "reason", reason)
-	msg, err := aggregator.SignBody(id, aggregator.KindRefusal, aggregator.Refusal{ConfigHash: hash, Node: id.Fingerprint, Reason: reason})
+	msg, err := wire.SignBody(id, wire.KindRefusal, wire.Refusal{ConfigHash: hash, Node: id.Fingerprint, Reason: reason})
 	if err == nil {
-		_, err = c.Do(ctx, http.MethodPost, aggregator.PathRefusal, msg, nil)
+		err = c.PostRefusal(ctx, msg)
 	}
 	if err != nil {
 		log.Warn("could not send refusal", "err", err)

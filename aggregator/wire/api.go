@@ -1,4 +1,4 @@
-package aggregator
+package wire
 
 import "github.com/privstats/privstats/identity"
 
@@ -17,21 +17,6 @@ const (
 	MaxLongPollS  = 25              // seconds a GET PathRound may wait
 	HeaderVersion = "Privstats-Version"
 )
-
-// Round phases, in order. A round ends in PhaseDone or PhaseFailed.
-const (
-	PhaseAnnounced  = "announced"  // config published; keepers post round keys
-	PhaseSetup      = "setup"      // keys published; collectors post sealed bundles
-	PhaseCollecting = "collecting" // inside [start, end)
-	PhaseReporting  = "reporting"  // after end; collectors report
-	PhaseAgreeing   = "agreeing"   // (S, ΣV) posted; keepers commit
-	PhaseReleasing  = "releasing"  // K matching commits; keepers release shares
-	PhaseDone       = "done"
-	PhaseFailed     = "failed"
-)
-
-// Phases lists every phase in order (for metrics).
-var Phases = []string{PhaseAnnounced, PhaseSetup, PhaseCollecting, PhaseReporting, PhaseAgreeing, PhaseReleasing, PhaseDone, PhaseFailed}
 
 // RoundView is what the tally server tells a polling node about the current
 // round. It holds only public or signed data.

@@ -1,4 +1,9 @@
-package aggregator
+// Package wire is what privstats nodes say to each other: the signed message
+// kinds and their bodies, the HPKE sealing of share bundles, the tally
+// server's HTTP paths and round view, and a typed client for them. It does
+// no protocol arithmetic (package aggregator) and defines no round
+// (package round); see docs/protocol.md.
+package wire
 
 import (
 	"bytes"
@@ -182,7 +187,7 @@ func CheckElements(what string, vs []field.Element, n int) error {
 	return nil
 }
 
-// The HPKE suite of DESIGN.md §6.
+// The HPKE suite of docs/protocol.md ("Sealed bundles").
 var (
 	bundleKEM  = hpke.DHKEM(ecdh.X25519())
 	bundleKDF  = hpke.HKDFSHA256()

@@ -6,13 +6,14 @@ import (
 	"slices"
 
 	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
 )
 
 // LocalRound describes a complete round run inside one process: every role's
 // arithmetic exactly as the networked roles perform it, without the network.
 // Tests and benchmarks use it to check the protocol end to end.
 type LocalRound struct {
-	Config *RoundConfig
+	Config *round.Config
 	// Counts are the true counts each collector sees, by fingerprint, one
 	// entry per counter. A permitted collector with no entry counts nothing.
 	Counts map[string][]uint64

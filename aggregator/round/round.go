@@ -1,15 +1,10 @@
-// Package aggregator holds the PrivCount round protocol that every privstats
-// role shares: the round configuration and its hash, and the arithmetic each
-// role performs on blinded counters and Shamir shares. The networked roles
-// only move the values this package computes.
-//
-// The flow of one round (DESIGN.md §2):
-//
-//	collector: SetupCollector → ShareBundles to keepers, BlindedCounters counting → Report V
-//	tally:     SumReports over S → (S, ΣV) to keepers
-//	keeper:    Accept bundles → Commit(S, ΣV) once → AggregateShare
-//	tally:     Combine K aggregate shares → signed totals
-package aggregator
+// Package round defines what a privstats round is: its configuration
+// (statistics and bins, σ per counter, keepers, permitted collectors and
+// their noise weights, the window), the one canonical encoding that is
+// hashed to name the round, its validation, and the phases a round passes
+// through. It holds no arithmetic, no cryptography beyond the hash, and no
+// networking; see docs/protocol.md.
+package round
 
 import (
 	"crypto/sha256"
@@ -29,10 +24,10 @@ import (
 // changes every hash.
 const ConfigVersion = 1
 
-// RoundConfig is everything a round is: what is counted, how much noise each
+// Config is everything a round is: what is counted, how much noise each
 // counter gets, who holds the shares, and when. Its Hash names the round in
 // every signature and HPKE AAD.
-type RoundConfig struct {
+type Config struct {
 	Version int `json:"version"`
 	// Series names a sequence of rounds measuring the same thing; the delay
 	// rule of the local privacy policy is applied per series.
@@ -102,7 +97,7 @@ type CollectorSpec struct {
 
 // Canonical returns the one encoding of the config that is hashed: JSON with
 // fields in declaration order and times in UTC.
-func (c *RoundConfig) Canonical() ([]byte, error) {
+func (c *Config) Canonical() ([]byte, error) {
 	cc := *c
 	cc.Start = c.Start.UTC()
 	cc.End = c.End.UTC()
@@ -110,7 +105,7 @@ func (c *RoundConfig) Canonical() ([]byte, error) {
 }
 
 // Hash is the SHA-256 of the canonical encoding.
-func (c *RoundConfig) Hash() ([32]byte, error) {
+func (c *Config) Hash() ([32]byte, error) {
 	b, err := c.Canonical()
 	if err != nil {
 		return [32]byte{}, err
@@ -119,16 +114,16 @@ func (c *RoundConfig) Hash() ([32]byte, error) {
 }
 
 // HashHex is Hash in lower-case hex, as logs and file names show it.
-func (c *RoundConfig) HashHex() (string, error) {
+func (c *Config) HashHex() (string, error) {
 	h, err := c.Hash()
 	return hex.EncodeToString(h[:]), err
 }
 
-// DecodeRoundConfig parses a canonical encoding and checks that it is one:
+// Decode parses a canonical encoding and checks that it is one:
 // re-encoding must give the same bytes, so the hash a node computes is the
 // hash of exactly what it was sent.
-func DecodeRoundConfig(b []byte) (*RoundConfig, error) {
-	var c RoundConfig
+func Decode(b []byte) (*Config, error) {
+	var c Config
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("round config: %w", err)
 	}
@@ -146,7 +141,7 @@ func DecodeRoundConfig(b []byte) (*RoundConfig, error) {
 }
 
 // NumCounters is the total number of counters across all statistics.
-func (c *RoundConfig) NumCounters() int {
+func (c *Config) NumCounters() int {
 	n := 0
 	for _, s := range c.Statistics {
 		n += s.Counters()
@@ -155,7 +150,7 @@ func (c *RoundConfig) NumCounters() int {
 }
 
 // Offsets returns, for each statistic, the index of its first counter.
-func (c *RoundConfig) Offsets() []int {
+func (c *Config) Offsets() []int {
 	off := make([]int, len(c.Statistics))
 	n := 0
 	for i, s := range c.Statistics {
@@ -166,7 +161,7 @@ func (c *RoundConfig) Offsets() []int {
 }
 
 // CounterSigmas returns σ for every counter, in counter order.
-func (c *RoundConfig) CounterSigmas() []float64 {
+func (c *Config) CounterSigmas() []float64 {
 	out := make([]float64, 0, c.NumCounters())
 	for _, s := range c.Statistics {
 		for range s.Counters() {
@@ -177,7 +172,7 @@ func (c *RoundConfig) CounterSigmas() []float64 {
 }
 
 // Keeper returns the keeper with the given fingerprint.
-func (c *RoundConfig) Keeper(fingerprint string) (KeeperSpec, bool) {
+func (c *Config) Keeper(fingerprint string) (KeeperSpec, bool) {
 	for _, k := range c.Keepers {
 		if k.Fingerprint == fingerprint {
 			return k, true
@@ -187,7 +182,7 @@ func (c *RoundConfig) Keeper(fingerprint string) (KeeperSpec, bool) {
 }
 
 // Collector returns the permitted collector with the given fingerprint.
-func (c *RoundConfig) Collector(fingerprint string) (CollectorSpec, bool) {
+func (c *Config) Collector(fingerprint string) (CollectorSpec, bool) {
 	for _, k := range c.Collectors {
 		if k.Fingerprint == fingerprint {
 			return k, true
@@ -205,8 +200,8 @@ const MaxCounters = 100000
 const noiseTailSigmas = 12
 
 // Validate checks that the config is internally consistent and that no total
-// can leave ±2^62 (DESIGN.md §3).
-func (c *RoundConfig) Validate() error {
+// can leave ±2^62 (docs/arithmetic.md).
+func (c *Config) Validate() error {
 	if c.Version != ConfigVersion {
 		return fmt.Errorf("round config: version %d, this privstats speaks %d", c.Version, ConfigVersion)
 	}
@@ -285,7 +280,7 @@ func (c *RoundConfig) Validate() error {
 
 // checkOverflow refuses a round in which collectors × max_per_collector plus a
 // 12σ noise tail could reach 2^62 in some counter.
-func (c *RoundConfig) checkOverflow() error {
+func (c *Config) checkOverflow() error {
 	var w2 float64
 	for _, dc := range c.Collectors {
 		w2 += dc.NoiseWeight * dc.NoiseWeight

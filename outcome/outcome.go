@@ -22,6 +22,7 @@ import (
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/atomicfile"
+	"github.com/privstats/privstats/internal/strictjson"
 	"github.com/privstats/privstats/noise"
 )
 
@@ -457,7 +458,7 @@ func Read(path string) (*Outcome, error) {
 		return nil, err
 	}
 	var o Outcome
-	if err := json.Unmarshal(b, &o); err != nil {
+	if err := strictjson.Unmarshal(b, &o); err != nil {
 		return nil, fmt.Errorf("%s: not an outcome file: %w", path, err)
 	}
 	return &o, nil

@@ -6,7 +6,6 @@
 package wire
 
 import (
-	"bytes"
 	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/sha256"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/strictjson"
 )
 
 // Message kinds. The kind is bound into every signature, so a message of one
@@ -153,7 +153,8 @@ func SignBody(id *identity.Identity, kind string, body any) (identity.Signed, er
 }
 
 // OpenBody verifies s as a message of the given kind and decodes its body
-// strictly (unknown fields refused). When signer is not empty the message
+// strictly (package strictjson: unknown fields, duplicate or case-variant
+// keys and trailing data refused). When signer is not empty the message
 // must be signed by that fingerprint. It returns the signer's fingerprint.
 func OpenBody(s identity.Signed, kind, signer string, into any) (string, error) {
 	fp, err := s.VerifyAny(kind)
@@ -163,13 +164,8 @@ func OpenBody(s identity.Signed, kind, signer string, into any) (string, error) 
 	if signer != "" && fp != signer {
 		return "", fmt.Errorf("%s signed by %s, want %s", kind, fp, signer)
 	}
-	dec := json.NewDecoder(bytes.NewReader(s.Body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
+	if err := strictjson.Unmarshal(s.Body, into); err != nil {
 		return "", fmt.Errorf("%s body: %w", kind, err)
-	}
-	if dec.More() {
-		return "", fmt.Errorf("%s body: trailing data", kind)
 	}
 	return fp, nil
 }

@@ -113,6 +113,7 @@ func TestKeeperExample(t *testing.T) {
 			"e5a01533a2311f8a2b90441f084c9f7923f526070790fbd7f8f10f4dfb2710ea",
 			"2c58fafcc90f148fbbccffc0634278c0914697aeb908f142665fba21a357c80b",
 		},
+		CollectorsFile: testdata(t, "roster.yaml"),
 		DataDir: testdata(t, "privstats-keeper1"),
 		Policy: policy.Policy{
 			MaxEpsilon: 0.3, MaxDelta: 1e-3, MinCollectors: 3,
@@ -397,7 +398,7 @@ func TestProblems(t *testing.T) {
 		name, content, want string
 	}{
 		{"no close key", keeper + "colour: red\n",
-			`:4: unknown key "colour" (valid keys here: data_dir, health_listen, identity_key, keepers, policy, tally)`},
+			`:4: unknown key "colour" (valid keys here: collectors, collectors_file, data_dir, health_listen, identity_key, keepers, policy, tally)`},
 		{"key without value", keeper + "health_listen:\n",
 			`:4: health_listen has no value (give one, or leave the key out for the default; write "" for an empty string)`},
 		{"syntax", keeper + "policy:\n  max_epsilon: 0.3\n max_delta: 1e-3\n",
@@ -414,6 +415,13 @@ func TestProblems(t *testing.T) {
 			`:2: tally.address: "https://t:8443" is a URL; write host:port`},
 		{"repeated keeper", "identity_key: k\ntally: {address: \"t:8443\", fingerprint: " + fp1 + "}\nkeepers:\n  - " + fp1 + "\n  - " + fp1 + "\n",
 			`:5: keepers[1]: ` + fp1 + ` is listed twice (also keepers[0])`},
+		{"roster missing", keeper, `:1: collectors: required: every collector this keeper admits`},
+		{"roster twice", keeper + "collectors: [{fingerprint: " + fp1 + "}]\ncollectors_file: r.yaml\n",
+			`:5: collectors_file: give the roster inline (collectors) or as a file (collectors_file), not both`},
+		{"roster fingerprint", keeper + "collectors:\n  - {fingerprint: ABC, name: relay1}\n",
+			`:5: collectors[0]: fingerprint "ABC" is not 64 hex digits`},
+		{"roster file missing", keeper + "collectors_file: no-such-roster.yaml\n",
+			`:4: collectors_file: config: open `},
 		{"policy range", keeper + "policy:\n  sigma_tolerance: 1.5\n",
 			`:5: policy.sigma_tolerance: 1.5 must be at least 0 and below 1`},
 		{"alias and merge", keeper + "base: &b\n  max_epsilon: 0.2\npolicy:\n  <<: *b\n  max_epsilson: 0.1\n",
@@ -427,6 +435,23 @@ func TestProblems(t *testing.T) {
 				t.Errorf("got  %v\nwant %s%s", err, path, tt.want)
 			}
 		})
+	}
+}
+
+// A roster file is read with the same strictness as the role files, and
+// its problems name the roster file and line.
+func TestRosterFile(t *testing.T) {
+	roster := write(t, "collectors:\n  - fingerprint: "+fp1+"\n    name: relay1\n  - fingerprint: "+fp1+"\n")
+	_, err := config.LoadRoster(roster)
+	if err == nil || !strings.Contains(err.Error(), roster+":4: collectors[1]: "+fp1+" is listed twice") {
+		t.Fatalf("duplicate roster entry: got %v", err)
+	}
+	if _, err := config.LoadRoster(write(t, "collectors:\n  - fingerprnt: "+fp1+"\n")); err == nil || !strings.Contains(err.Error(), `did you mean "fingerprint"`) {
+		t.Fatalf("misspelt key: got %v", err)
+	}
+	good, err := config.LoadRoster(testdata(t, "roster.yaml"))
+	if err != nil || len(good) != 5 {
+		t.Fatalf("testdata/roster.yaml: %d entries, %v", len(good), err)
 	}
 }
 
@@ -518,5 +543,32 @@ func TestLoadNeedsAStructPointer(t *testing.T) {
 	}
 	if err := config.Load(testdata(t, "does-not-exist.yaml"), &p); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// The keeper reads its roster file anew at every round, so an operator can
+// admit or remove a collector without a restart.
+func TestRosterFileIsReadEachRound(t *testing.T) {
+	dir := t.TempDir()
+	roster := filepath.Join(dir, "roster.yaml")
+	if err := os.WriteFile(roster, []byte("collectors:\n  - {fingerprint: "+fp1+", name: a}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := config.Keeper{CollectorsFile: roster}
+	get := k.RosterFunc()
+	first, err := get()
+	if err != nil || len(first) != 1 || first[fp1] != "a" {
+		t.Fatalf("first read: %v %v", first, err)
+	}
+	if err := os.WriteFile(roster, []byte("collectors:\n  - {fingerprint: "+fp1+", name: b}\n  - {fingerprint: "+dc4+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second, err := get()
+	if err != nil || len(second) != 2 || second[fp1] != "b" {
+		t.Fatalf("second read: %v %v", second, err)
+	}
+	os.Remove(roster)
+	if _, err := get(); err == nil {
+		t.Fatal("a removed roster file gave no error; the keeper must refuse rather than admit nobody silently")
 	}
 }

@@ -12,6 +12,12 @@ type Keeper struct {
 	// keeper expects every round to name; a round with other keepers is
 	// refused, so the tally server cannot swap keepers in.
 	Keepers []string `yaml:"keepers"`
+	// Collectors is the roster of collectors this keeper admits, inline;
+	// CollectorsFile names a roster file instead, read anew every round.
+	// Exactly one is required. A round that lists any other collector is
+	// refused, so the tally server cannot add collectors of its own.
+	Collectors     []RosterEntry `yaml:"collectors"`
+	CollectorsFile string        `yaml:"collectors_file"`
 	// DataDir holds the policy ledger; default ./privstats-keeper.
 	DataDir string `yaml:"data_dir"`
 	// Policy is the keeper's local privacy policy; default
@@ -45,6 +51,17 @@ func (k *Keeper) complete(c *checker, dir string) {
 		c.errorf("keepers", "required (every share keeper's fingerprint, in x-coordinate order, this one included)")
 	}
 	c.fingerprintList("keepers", k.Keepers)
+	switch {
+	case len(k.Collectors) > 0 && k.CollectorsFile != "":
+		c.errorf("collectors_file", "give the roster inline (collectors) or as a file (collectors_file), not both")
+	case k.CollectorsFile != "":
+		k.CollectorsFile = resolve(dir, k.CollectorsFile)
+		if _, err := LoadRoster(k.CollectorsFile); err != nil {
+			c.errorf("collectors_file", "%v", err)
+		}
+	default:
+		c.roster("collectors", k.Collectors)
+	}
 	c.required("data_dir", k.DataDir, "a directory for the policy ledger")
 	c.policy("policy", k.Policy)
 	if k.HealthListen != "" {

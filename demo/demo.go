@@ -230,7 +230,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		kctx, kcancel := context.WithCancel(ctx)
 		keeperCtx[i] = kcancel
 		k, err := keeper.New(keeper.Options{Identity: id, Tally: server.Addr(), TallyFingerprint: ts.Fingerprint,
-			Keepers: keeperFPs, ExitWhenFinished: true, Logger: logger.With("role", "keeper", "x", i+1)})
+			Keepers: keeperFPs, Roster: keeper.FixedRoster(dcFPs), ExitWhenFinished: true, Logger: logger.With("role", "keeper", "x", i+1)})
 		if err != nil {
 			return nil, err
 		}

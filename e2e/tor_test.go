@@ -171,7 +171,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 	wg.Go(func() { server.Run(ctx, true) })
 	for i, id := range keeperIDs {
 		k, err := keeper.New(keeper.Options{Identity: id, Tally: server.Addr(), TallyFingerprint: ts.Fingerprint,
-			Keepers: keeperFPs, Policy: check, ExitWhenFinished: true, Logger: logger(fmt.Sprintf("keeper%d", i+1))})
+			Keepers: keeperFPs, Roster: keeper.FixedRoster(collectorFPs), Policy: check, ExitWhenFinished: true, Logger: logger(fmt.Sprintf("keeper%d", i+1))})
 		if err != nil {
 			t.Fatal(err)
 		}

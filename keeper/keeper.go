@@ -32,6 +32,11 @@ type Options struct {
 	// Keepers is the keeper list this keeper expects in every round, in
 	// order; a round naming other keepers is refused.
 	Keepers []string
+	// Roster returns the collectors this keeper admits (fingerprint →
+	// name); it is called at every round, so a roster file can change
+	// between rounds. A round listing any other collector is refused:
+	// keepers, not the tally server, decide who is a collector.
+	Roster func() (map[string]string, error)
 	// Policy is the keeper's local policy check; nil accepts.
 	Policy func(cfg *round.Config, now time.Time) error
 	// Record is told of every round the keeper takes part in (the policy ledger).
@@ -73,6 +78,9 @@ func New(opts Options) (*Keeper, error) {
 	}
 	if !slices.Contains(opts.Keepers, opts.Identity.Fingerprint) {
 		return nil, fmt.Errorf("keeper: own fingerprint %s is not in the configured keeper list", opts.Identity.Fingerprint)
+	}
+	if opts.Roster == nil {
+		return nil, errors.New("keeper: no collector roster (keepers decide which collectors a round may list)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -242,7 +250,39 @@ func (k *Keeper) checkAnnounce(v *wire.RoundView) (*round.Config, error) {
 	if !slices.Equal(fps, k.opts.Keepers) {
 		return nil, fmt.Errorf("round %d names keepers %v, this keeper is configured for %v", cfg.Round, short(fps), short(k.opts.Keepers))
 	}
+	if err := k.checkRoster(cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
+}
+
+// checkRoster refuses a round that lists a collector this keeper's operator
+// did not admit. Every check that counts collectors (min_collectors, the
+// noise coverage of S) then counts only admitted ones.
+func (k *Keeper) checkRoster(cfg *round.Config) error {
+	roster, err := k.opts.Roster()
+	if err != nil {
+		return fmt.Errorf("reading the collector roster: %w", err)
+	}
+	var outside []string
+	for _, c := range cfg.Collectors {
+		if _, ok := roster[c.Fingerprint]; !ok {
+			outside = append(outside, c.Fingerprint)
+		}
+	}
+	if len(outside) > 0 {
+		return fmt.Errorf("round %d lists %d collector(s) not on this keeper's roster: %v", cfg.Round, len(outside), short(outside[:min(len(outside), 5)]))
+	}
+	return nil
+}
+
+// FixedRoster is a Roster that admits exactly the given collectors.
+func FixedRoster(fingerprints []string) func() (map[string]string, error) {
+	m := make(map[string]string, len(fingerprints))
+	for _, fp := range fingerprints {
+		m[fp] = ""
+	}
+	return func() (map[string]string, error) { return m, nil }
 }
 
 func short(fps []string) []string {

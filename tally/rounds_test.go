@@ -48,7 +48,7 @@ func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Run(ctx, true) })
 	for _, id := range keepers {
-		k, err := keeper.New(keeper.Options{Identity: id, Tally: srv.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: fps(keepers), ExitWhenFinished: true, Logger: discardLogger()})
+		k, err := keeper.New(keeper.Options{Identity: id, Tally: srv.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: fps(keepers), Roster: keeper.FixedRoster(fps(collectors)), ExitWhenFinished: true, Logger: discardLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func TestKeeperDeadBeforeItAcknowledgesIsSkipped(t *testing.T) {
 				}
 			}()
 		}
-		k, _ := keeper.New(keeper.Options{Identity: id, Tally: srv.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: fps(keepers), ExitWhenFinished: true, Logger: discardLogger()})
+		k, _ := keeper.New(keeper.Options{Identity: id, Tally: srv.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: fps(keepers), Roster: keeper.FixedRoster(fps(collectors)), ExitWhenFinished: true, Logger: discardLogger()})
 		wg.Go(func() { k.Run(kctx) })
 	}
 	for i, id := range collectors {

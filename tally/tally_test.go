@@ -284,7 +284,7 @@ func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
 	}
 	strict := func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) }
 	k, err := keeper.New(keeper.Options{Identity: n.keepers[0], Tally: n.server.Addr(), TallyFingerprint: n.ts.Fingerprint,
-		Keepers: fps(n.keepers), Policy: strict, Logger: discardLogger()})
+		Keepers: fps(n.keepers), Roster: keeper.FixedRoster(fps(n.collectors)), Policy: strict, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,9 +189,11 @@ statistics:
   - {name: exit_streams_by_port, sigma: 0, epsilon: 0.1, delta: 0.0001}
   - {name: hsdir_v3_stores, sigma: 0, epsilon: 0.1, delta: 0.0001}
 %s`, listen, httpAddr, keeperList, keys["dc1"], keys["dc2"], keys["dc3"], testPolicy))
+	// The keepers' operators admit the three collectors in a roster file.
+	d.write("roster.yaml", fmt.Sprintf("collectors:\n  - {fingerprint: %s, name: dc1}\n  - {fingerprint: %s, name: dc2}\n  - {fingerprint: %s, name: dc3}\n", keys["dc1"], keys["dc2"], keys["dc3"]))
 	tallyPeer := fmt.Sprintf("tally:\n  address: %s\n  fingerprint: %s\n", listen, keys["tally"])
 	for i := 1; i <= 3; i++ {
-		d.write(fmt.Sprintf("keeper%d.yaml", i), fmt.Sprintf("identity_key: keeper%d.key\n%s%sdata_dir: keeper%d\n%s", i, tallyPeer, keeperList, i, testPolicy))
+		d.write(fmt.Sprintf("keeper%d.yaml", i), fmt.Sprintf("identity_key: keeper%d.key\n%s%sdata_dir: keeper%d\ncollectors_file: roster.yaml\n%s", i, tallyPeer, keeperList, i, testPolicy))
 		d.write(fmt.Sprintf("dc%d.yaml", i), fmt.Sprintf("identity_key: dc%d.key\n%s%sdata_dir: dc%d\nsource:\n  synthetic:\n    rate: 400\n    seed: %d\n%s",
 			i, tallyPeer, keeperList, i, i, testPolicy))
 	}

@@ -156,7 +156,7 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, rf.verbose).With("role", "keeper")
 	k, err := keeper.New(keeper.Options{Identity: id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
-		Keepers: cfg.Keepers, Policy: check, Record: record, ExitWhenFinished: rf.once, Health: status.Set, Logger: log})
+		Keepers: cfg.Keepers, Roster: cfg.RosterFunc(), Policy: check, Record: record, ExitWhenFinished: rf.once, Health: status.Set, Logger: log})
 	if err != nil {
 		return err
 	}

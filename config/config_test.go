@@ -114,7 +114,7 @@ func TestKeeperExample(t *testing.T) {
 			"2c58fafcc90f148fbbccffc0634278c0914697aeb908f142665fba21a357c80b",
 		},
 		CollectorsFile: testdata(t, "roster.yaml"),
-		DataDir: testdata(t, "privstats-keeper1"),
+		DataDir:        testdata(t, "privstats-keeper1"),
 		Policy: policy.Policy{
 			MaxEpsilon: 0.3, MaxDelta: 1e-3, MinCollectors: 3,
 			MinRoundLength: policy.Duration(12 * time.Hour), MaxStatistics: 20,

@@ -57,7 +57,9 @@ func (c *Client) PostRoundKey(ctx context.Context, m identity.Signed) error {
 }
 
 // PostAck sends a keeper's signed Ack.
-func (c *Client) PostAck(ctx context.Context, m identity.Signed) error { return c.post(ctx, PathAck, m) }
+func (c *Client) PostAck(ctx context.Context, m identity.Signed) error {
+	return c.post(ctx, PathAck, m)
+}
 
 // PostReport sends a collector's signed Report.
 func (c *Client) PostReport(ctx context.Context, m identity.Signed) error {

@@ -55,6 +55,8 @@ type Outcome struct {
 	// policy, with their reasons.
 	Refusals    map[string]string `json:"refusals,omitempty"`
 	PublishedAt time.Time         `json:"published_at"`
+	// Publication is the tally server's signature on PublishedAt.
+	Publication identity.Signed `json:"publication"`
 }
 
 // Window is the round's counting window [start, end).
@@ -108,6 +110,9 @@ type Inputs struct {
 	// by digest; refusals come from the agreement itself.
 	Gaps map[string][]wire.Gap
 	Now  time.Time
+	// Tally signs the publication time; it must be the identity that
+	// signed the announcement.
+	Tally *identity.Identity
 }
 
 // Build checks the artefacts exactly as Verify will, interpolates the
@@ -136,6 +141,12 @@ func Build(in Inputs) (*Outcome, error) {
 	if _, err := checkCommits(cfg, hash, digest, in.Commits); err != nil {
 		return nil, err
 	}
+	if in.Tally == nil || in.Tally.Fingerprint != tally {
+		return nil, errors.New("outcome: the publication must be signed by the tally server that announced the round")
+	}
+	if o.Publication, err = wire.SignBody(in.Tally, wire.KindPublication, wire.Publication{ConfigHash: hash, Agreement: digest, PublishedAt: o.PublishedAt}); err != nil {
+		return nil, err
+	}
 	shares := slices.Clone(in.Shares)
 	for {
 		totals, err := combine(cfg, hash, digest, in.Commits, shares)
@@ -144,7 +155,7 @@ func Build(in Inputs) (*Outcome, error) {
 			kept := shares[:0:0]
 			for _, s := range shares {
 				if fp := signerOf(s); slices.Contains(ie.bad, fp) {
-					o.RejectedShares = append(o.RejectedShares, RejectedShare{Keeper: fp, Share: s, Reason: "does not lie on the polynomial the other keepers' shares agree on"})
+					o.RejectedShares = append(o.RejectedShares, RejectedShare{Keeper: fp, Share: s, Reason: offPolynomial})
 					continue
 				}
 				kept = append(kept, s)
@@ -160,6 +171,10 @@ func Build(in Inputs) (*Outcome, error) {
 		return o, nil
 	}
 }
+
+// offPolynomial is the one reason a share is rejected for; Verify re-derives
+// it rather than trusting the text.
+const offPolynomial = "does not lie on the polynomial the other keepers' shares agree on"
 
 // Verify re-checks a published outcome from its signed artefacts alone and
 // names the first problem it finds.
@@ -207,6 +222,12 @@ func Verify(o *Outcome) error {
 	if err != nil {
 		return err
 	}
+	if err := checkPublication(o, hash, digest); err != nil {
+		return err
+	}
+	if err := checkRejected(o, cfg, hash, digest); err != nil {
+		return err
+	}
 	want := statistics(cfg, ag.Collectors, totals)
 	if len(want) != len(o.Statistics) {
 		return fmt.Errorf("outcome lists %d statistics, the config has %d", len(o.Statistics), len(want))
@@ -233,6 +254,49 @@ func Verify(o *Outcome) error {
 			if !close(gb.CI95Low, wb.CI95Low) || !close(gb.CI95High, wb.CI95High) {
 				return fmt.Errorf("statistic %s bin %s: interval [%v, %v], want [%v, %v]", w.Name, wb.Label, gb.CI95Low, gb.CI95High, wb.CI95Low, wb.CI95High)
 			}
+		}
+	}
+	return nil
+}
+
+// checkPublication checks the tally server's signature on the publication time.
+func checkPublication(o *Outcome, hash, digest string) error {
+	var p wire.Publication
+	if _, err := wire.OpenBody(o.Publication, wire.KindPublication, o.Tally, &p); err != nil {
+		return fmt.Errorf("publication: %w", err)
+	}
+	if p.ConfigHash != hash || p.Agreement != digest {
+		return errors.New("publication belongs to another round or agreement")
+	}
+	if !p.PublishedAt.Equal(o.PublishedAt) {
+		return fmt.Errorf("published_at %s differs from the signed %s", o.PublishedAt.UTC().Format(time.RFC3339Nano), p.PublishedAt.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// checkRejected re-derives every rejected share: a share signed by the
+// keeper it names, for this round and agreement, that the accepted shares
+// show to be off their polynomial. Otherwise an outcome could accuse an
+// honest keeper.
+func checkRejected(o *Outcome, cfg *round.Config, hash, digest string) error {
+	seen := map[string]bool{}
+	for _, rej := range o.RejectedShares {
+		if rej.Reason != offPolynomial {
+			return fmt.Errorf("rejected share of keeper %s: reason %q is not one this privstats gives", rej.Keeper, rej.Reason)
+		}
+		if seen[rej.Keeper] {
+			return fmt.Errorf("keeper %s's share is rejected twice", rej.Keeper)
+		}
+		seen[rej.Keeper] = true
+		for _, s := range o.Shares {
+			if signerOf(s) == rej.Keeper {
+				return fmt.Errorf("keeper %s's share is both used and rejected", rej.Keeper)
+			}
+		}
+		_, err := combine(cfg, hash, digest, o.Commits, append(slices.Clone(o.Shares), rej.Share))
+		var ie *shamirInconsistent
+		if !errors.As(err, &ie) || !slices.Equal(ie.bad, []string{rej.Keeper}) {
+			return fmt.Errorf("rejected share of keeper %s: not shown to be off the polynomial (%v)", rej.Keeper, err)
 		}
 	}
 	return nil
@@ -457,9 +521,20 @@ func Read(path string) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	o, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return o, nil
+}
+
+// Parse decodes an outcome strictly (package strictjson): unknown fields,
+// duplicate or case-variant keys and trailing data are refused, so that
+// verify and every other reader of the file see the same values.
+func Parse(b []byte) (*Outcome, error) {
 	var o Outcome
 	if err := strictjson.Unmarshal(b, &o); err != nil {
-		return nil, fmt.Errorf("%s: not an outcome file: %w", path, err)
+		return nil, fmt.Errorf("not an outcome file: %w", err)
 	}
 	return &o, nil
 }

@@ -68,7 +68,7 @@ func testRound(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 	agreement, _ := wire.SignBody(ts, wire.KindAgreement, wire.AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum,
 		GapsDigest: gapsDigest, Refusals: map[string]string{fmt.Sprintf("%064x", 99): "policy: round ε = 1 is more than this node's max_epsilon 0.3"}})
 	digest := wire.AgreementDigest(agreement.Body)
-	in := Inputs{Announce: ts.Sign(wire.KindAnnounce, body), Agreement: agreement, Now: cfg.End, Gaps: gaps}
+	in := Inputs{Announce: ts.Sign(wire.KindAnnounce, body), Agreement: agreement, Now: cfg.End, Gaps: gaps, Tally: ts}
 	for j, st := range states {
 		if err := st.Commit(aggregator.Agreement{Collectors: S, SumV: sum}); err != nil {
 			t.Fatal(err)
@@ -113,13 +113,25 @@ func TestBuildRefusesGapsTheAgreementDidNotSign(t *testing.T) {
 	}
 }
 
+// offByOne is share re-signed by keeper with its first value off by one.
+func offByOne(t *testing.T, share identity.Signed, keeper *identity.Identity) identity.Signed {
+	t.Helper()
+	var m wire.AggregateShareMsg
+	if _, err := wire.OpenBody(share, wire.KindAggregateShare, keeper.Fingerprint, &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Values[0] = field.Add(m.Values[0], 1)
+	s, err := wire.SignBody(keeper, wire.KindAggregateShare, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestInconsistentKeeperShareIsRejectedAndNamed(t *testing.T) {
 	in, keepers := testRound(t, 5, 3)
 	// Keeper 2 signs a share with one value off by one.
-	var m wire.AggregateShareMsg
-	wire.OpenBody(in.Shares[1], wire.KindAggregateShare, "", &m)
-	m.Values[0] = field.Add(m.Values[0], 1)
-	in.Shares[1], _ = wire.SignBody(keepers[1], wire.KindAggregateShare, m)
+	in.Shares[1] = offByOne(t, in.Shares[1], keepers[1])
 	o, err := Build(in)
 	if err != nil {
 		t.Fatal(err)

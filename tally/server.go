@@ -599,7 +599,7 @@ func chooseS(r *roundState, keepers []string, k int) []string {
 
 // publish interpolates, writes the outcome and closes the round.
 func (s *Server) publish(r *roundState, now time.Time) error {
-	in := outcome.Inputs{Announce: r.Announce, Agreement: *r.Agreement, Now: now, Gaps: map[string][]wire.Gap{}}
+	in := outcome.Inputs{Announce: r.Announce, Agreement: *r.Agreement, Now: now, Gaps: map[string][]wire.Gap{}, Tally: s.opts.Identity}
 	for _, k := range r.cfg.Keepers {
 		if c, ok := r.Commits[k.Fingerprint]; ok {
 			in.Commits = append(in.Commits, c)

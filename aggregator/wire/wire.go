@@ -32,6 +32,7 @@ const (
 	KindCommit         = "commit"
 	KindAggregateShare = "aggregate_share"
 	KindRefusal        = "refusal"
+	KindPublication    = "publication"
 )
 
 // Every body below carries the config hash of its round: a signed message
@@ -141,6 +142,15 @@ type Refusal struct {
 	ConfigHash string `json:"config_hash"`
 	Node       string `json:"node"`
 	Reason     string `json:"reason"`
+}
+
+// Publication is the tally server's signature on when it published a
+// round's outcome, so that no field of an outcome file is left unsigned
+// and unchecked.
+type Publication struct {
+	ConfigHash  string    `json:"config_hash"`
+	Agreement   string    `json:"agreement"`
+	PublishedAt time.Time `json:"published_at"`
 }
 
 // SignBody encodes body as JSON and signs it as a message of the given kind.

@@ -71,6 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &ec) {
 			return int(ec)
 		}
+		var es exitStatus
+		if errors.As(err, &es) {
+			return es.code
+		}
 		return 1
 	}
 	return 0
@@ -80,6 +84,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// exitStatus is an error with the exit status it calls for.
+type exitStatus struct {
+	code int
+	err  error
+}
+
+func (e exitStatus) Error() string { return e.err.Error() }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "privstats measures how Tor is used without exposing any relay or user (PrivCount design).")

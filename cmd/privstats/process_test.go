@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -241,9 +242,15 @@ statistics:
 	}
 
 	path := filepath.Join(d.dir, "data", "outcomes", "proc-000001.json")
-	out := d.privstats("verify", path)
-	if !strings.Contains(out, "valid") {
-		t.Fatalf("verify: %s", out)
+	// The test round adds no noise: verify finds it valid, and says loudly,
+	// with its own exit status, that it is not private.
+	cmd := exec.Command(os.Args[0], "verify", path)
+	cmd.Env = append(os.Environ(), asMain+"=1")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitNotPrivate || !strings.Contains(string(out), ": valid: ") ||
+		!strings.Contains(string(out), "NOT PRIVATE: relay_bytes_read: no noise was added") {
+		t.Fatalf("verify of a zero-noise round: %v\n%s", err, out)
 	}
 	o, err := outcome.Read(path)
 	if err != nil {

@@ -44,6 +44,7 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: valid: round %s/%d, %d collectors, %d keeper shares, %d statistics; signatures and interpolation check out\n",
 		fs.Arg(0), o.Series, o.Round, o.Collectors.Count, len(o.Shares), len(o.Statistics))
+	priv := outcome.CheckPrivacy(o)
 	fmt.Fprintf(stdout, "tally server: %s\n", o.Tally)
 	for i, k := range keepers {
 		fmt.Fprintf(stdout, "keeper %d:     %s\n", i+1, k)
@@ -51,7 +52,40 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	if *tallyFP == "" || *keepersFP == "" {
 		fmt.Fprintln(stdout, "(check these fingerprints against the ones you trust, or pass -tally and -keepers)")
 	}
+	printPrivacy(stdout, priv)
+	if !priv.Private {
+		return exitStatus{code: exitNotPrivate, err: fmt.Errorf("%s: NOT PRIVATE: %s", fs.Arg(0), strings.Join(priv.Why, "; "))}
+	}
 	return nil
+}
+
+// exitNotPrivate is verify's status for an outcome that is valid (every
+// signature and the interpolation check out) but whose totals do not carry
+// the privacy the round claims, such as a zero-noise test round.
+const exitNotPrivate = 3
+
+// printPrivacy shows, per statistic, the σ the claim needs (recomputed
+// from ε, δ and the declared sensitivity) against the σ the released
+// collector set carried.
+func printPrivacy(w io.Writer, p outcome.Privacy) {
+	fmt.Fprintf(w, "privacy: the statistics spend ε = %.6g of %.6g and δ = %.6g of %.6g\n", p.SpentEpsilon, p.Epsilon, p.SpentDelta, p.Delta)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "STATISTIC\tε\tδ\tSENSITIVITY\tBINS TOUCHED\tσ NEEDED\tσ CARRIED\tPRIVATE\t")
+	for _, s := range p.Statistics {
+		verdict := "yes"
+		if !s.Private {
+			verdict = "NO"
+		}
+		fmt.Fprintf(tw, "%s\t%.6g\t%.3g\t%.6g\t%d\t%.6g\t%.6g\t%s\t\n", s.Name, s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched, s.Needed, s.Carried, verdict)
+	}
+	tw.Flush()
+	if p.Private {
+		fmt.Fprintln(w, "private: every statistic carries the noise its (ε, δ) needs")
+		return
+	}
+	for _, why := range p.Why {
+		fmt.Fprintf(w, "NOT PRIVATE: %s\n", why)
+	}
 }
 
 func runResults(args []string, stdout, stderr io.Writer) error {

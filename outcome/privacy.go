@@ -1,0 +1,115 @@
+package outcome
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/noise"
+)
+
+// StatisticPrivacy is what a reader of an outcome can rely on for one
+// statistic: the (ε, δ) the round claims for it, the σ its noise must have
+// for that claim (recomputed here from ε, δ and the declared sensitivity,
+// never taken from the file), the σ the released collector set S really
+// carried, and whether the claim holds.
+type StatisticPrivacy struct {
+	Name           string
+	Epsilon, Delta float64
+	// Sensitivity (L∞) and BinsTouched (L0) are what the round declared.
+	Sensitivity float64
+	BinsTouched int64
+	// Needed is the σ that (ε, δ) need for that sensitivity; Carried is
+	// the σ of the noise S's collectors added (their weights, not the
+	// requested σ).
+	Needed, Carried float64
+	Private         bool
+	// Why says what is missing when Private is false.
+	Why string
+}
+
+// Privacy is verify's account of a round's privacy: each statistic's, and
+// the budget its statistics spend against the round's (ε, δ).
+type Privacy struct {
+	Statistics []StatisticPrivacy
+	// Epsilon and Delta are the round's budget; SpentEpsilon and
+	// SpentDelta what its statistics add up to.
+	Epsilon, Delta           float64
+	SpentEpsilon, SpentDelta float64
+	// Private is true only when every statistic's claim holds and the
+	// statistics stay within the round's budget.
+	Private bool
+	// Why lists every reason the round is not private.
+	Why []string
+}
+
+// budgetSlack absorbs float rounding when ε_i and δ_i are summed
+// (0.1 + 0.1 + 0.1 must not exceed 0.3), and sigmaSlack the decimal
+// rounding of a σ written out in JSON; both as policy/policy.go uses them.
+const (
+	budgetSlack = 1e-9
+	sigmaSlack  = 1e-9
+)
+
+// CheckPrivacy recomputes, from the signed round config and the signed S
+// alone, whether the outcome's totals are as private as the round claims.
+// It does not check signatures: run Verify first.
+func CheckPrivacy(o *Outcome) Privacy {
+	cfg := o.Config
+	p := Privacy{Epsilon: cfg.Epsilon, Delta: cfg.Delta, Private: true}
+	weights := weightsOf(cfg, o.Collectors.Fingerprints)
+	for _, s := range cfg.Statistics {
+		sp := statisticPrivacy(s, weights)
+		p.SpentEpsilon += s.Epsilon
+		p.SpentDelta += s.Delta
+		if !sp.Private {
+			p.Private = false
+			p.Why = append(p.Why, fmt.Sprintf("%s: %s", s.Name, sp.Why))
+		}
+		p.Statistics = append(p.Statistics, sp)
+	}
+	if p.SpentEpsilon > cfg.Epsilon*(1+budgetSlack) {
+		p.Private = false
+		p.Why = append(p.Why, fmt.Sprintf("the statistics' ε add up to %.10g, more than the round's ε = %v", p.SpentEpsilon, cfg.Epsilon))
+	}
+	if p.SpentDelta > cfg.Delta*(1+budgetSlack) {
+		p.Private = false
+		p.Why = append(p.Why, fmt.Sprintf("the statistics' δ add up to %.10g, more than the round's δ = %v", p.SpentDelta, cfg.Delta))
+	}
+	return p
+}
+
+func weightsOf(cfg *round.Config, S []string) []float64 {
+	weights := make([]float64, 0, len(S))
+	for _, fp := range S {
+		dc, _ := cfg.Collector(fp)
+		weights = append(weights, dc.NoiseWeight)
+	}
+	return weights
+}
+
+func statisticPrivacy(s round.StatisticSpec, weights []float64) StatisticPrivacy {
+	sp := StatisticPrivacy{Name: s.Name, Epsilon: s.Epsilon, Delta: s.Delta, Sensitivity: s.Sensitivity, BinsTouched: s.BinsTouched,
+		Carried: noise.TotalSigma(s.Sigma, weights)}
+	switch {
+	case s.Sigma == 0:
+		sp.Why = "no noise was added (σ = 0): the totals are exact"
+		return sp
+	case s.Sensitivity <= 0 || s.BinsTouched <= 0:
+		sp.Why = fmt.Sprintf("no sensitivity declared (sensitivity %v, bins_touched %d), so no (ε, δ) can be claimed", s.Sensitivity, s.BinsTouched)
+		return sp
+	}
+	need, err := noise.Sigma(s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity)
+	if err != nil {
+		sp.Why = err.Error()
+		return sp
+	}
+	sp.Needed = need
+	if !(sp.Carried >= need*(1-sigmaSlack)) || math.IsNaN(sp.Carried) {
+		sp.Why = fmt.Sprintf("its total carries noise σ = %.6g, less than the %.6g that ε = %v, δ = %v need for sensitivity %v over %d bins",
+			sp.Carried, need, s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched)
+		return sp
+	}
+	sp.Private = true
+	return sp
+}

@@ -1,0 +1,65 @@
+package outcome
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/privstats/privstats/aggregator/round/roundtest"
+	"github.com/privstats/privstats/noise"
+)
+
+// calibrated is a round whose two statistics get exactly the σ their
+// (ε, δ) need, spread over collectors with the given weight.
+func calibrated(t *testing.T, collectors int, w float64) *Outcome {
+	t.Helper()
+	cfg := roundtest.Config(3, 2, collectors, 0, w)
+	cfg.Epsilon, cfg.Delta = 0.3, 1e-6
+	for i := range cfg.Statistics {
+		s := &cfg.Statistics[i]
+		s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched = 0.15, 5e-7, 10, 1
+		need, err := noise.Sigma(s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Sigma = need
+	}
+	o := &Outcome{Config: cfg}
+	for _, c := range cfg.Collectors {
+		o.Collectors.Fingerprints = append(o.Collectors.Fingerprints, c.Fingerprint)
+	}
+	return o
+}
+
+func TestCheckPrivacy(t *testing.T) {
+	// Four collectors of weight ½ carry exactly σ² between them.
+	if p := CheckPrivacy(calibrated(t, 4, 0.5)); !p.Private {
+		t.Fatalf("a calibrated round is not private: %v", p.Why)
+	}
+	for name, tc := range map[string]struct {
+		edit func(o *Outcome)
+		want string
+	}{
+		"no noise": {func(o *Outcome) {
+			for i := range o.Config.Statistics {
+				o.Config.Statistics[i].Sigma = 0
+			}
+		}, "no noise was added"},
+		"σ short of what ε buys": {func(o *Outcome) { o.Config.Statistics[0].Sigma *= 0.99 }, "less than the"},
+		"a smaller ε claimed":    {func(o *Outcome) { o.Config.Statistics[1].Epsilon /= 2 }, "less than the"},
+		"S carries too little noise": {func(o *Outcome) {
+			o.Collectors.Fingerprints = o.Collectors.Fingerprints[:3]
+		}, "carries noise σ"},
+		"no sensitivity":       {func(o *Outcome) { o.Config.Statistics[0].Sensitivity = 0 }, "no sensitivity declared"},
+		"budget overspent (ε)": {func(o *Outcome) { o.Config.Epsilon = 0.2 }, "ε add up to 0.3"},
+		"budget overspent (δ)": {func(o *Outcome) { o.Config.Delta = 5e-7 }, "δ add up to"},
+		"ε is not a number":    {func(o *Outcome) { o.Config.Statistics[0].Epsilon = math.NaN() }, "ε"},
+	} {
+		o := calibrated(t, 4, 0.5)
+		tc.edit(o)
+		p := CheckPrivacy(o)
+		if p.Private || !strings.Contains(strings.Join(p.Why, "; "), tc.want) {
+			t.Errorf("%s: private=%v why=%q, want not private because %q", name, p.Private, p.Why, tc.want)
+		}
+	}
+}

@@ -140,7 +140,6 @@ func TestVerifyRejectsEverySingleFieldChange(t *testing.T) {
 	}
 }
 
-
 func TestParseRefusesAmbiguousFiles(t *testing.T) {
 	in, _ := testRound(t, 3, 2)
 	o, err := Build(in)

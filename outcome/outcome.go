@@ -1,9 +1,9 @@
-// Package outcome is what a privstats round publishes (DESIGN.md §7): the
-// noisy totals with their σ, privacy budget and 95% intervals, together with
-// everything anyone needs to re-check them: the signed round config, the
-// tally server's signed agreement (S, ΣV), the keepers' commits and their
-// signed aggregate shares. Verify re-runs every signature check and the
-// interpolation.
+// Package outcome is what a privstats round publishes: the noisy totals
+// with their σ, privacy budget and 95% intervals, together with everything
+// anyone needs to re-check them: the signed round config, the tally
+// server's signed agreement (S, ΣV), the keepers' commits and their signed
+// aggregate shares. Verify re-runs every signature check and the
+// interpolation. See docs/protocol.md ("Outcome" and "privstats verify").
 package outcome
 
 import (

@@ -1,6 +1,6 @@
 // Package policy is the local privacy policy every privstats node enforces
 // before it takes part in a round, and the ledger that makes the delay rule
-// work across restarts (DESIGN.md §5).
+// work across restarts (docs/noise.md, "Node policy").
 //
 // A round config comes from the tally server, which is trusted to publish
 // honestly but not to choose the privacy parameters of every node. So each
@@ -39,9 +39,9 @@ type Policy struct {
 	// MaxEpsilon bounds the round's ε, and the sum of its statistics' ε.
 	MaxEpsilon float64 `yaml:"max_epsilon"`
 	// MaxDelta bounds δ from above. δ is the probability that the ε
-	// guarantee fails, so a smaller δ is more protection: this is the
-	// "minimum δ" of DESIGN.md §5 in the sense of the least protection a
-	// node accepts. It bounds the round's δ and the sum of its statistics'.
+	// guarantee fails, so a smaller δ is more protection: this is a
+	// "minimum δ" in the sense of the least protection a node accepts
+	// (docs/noise.md). It bounds the round's δ and the sum of its statistics'.
 	MaxDelta float64 `yaml:"max_delta"`
 	// MinCollectors is the smallest min_collectors a round may declare: the
 	// fewest collectors whose counts may be summed and released.
@@ -121,7 +121,7 @@ func (p Policy) Validate() error {
 		bad("max_statistics", "%d is negative (0 means no limit)", p.MaxStatistics)
 	}
 	if p.DelayPeriod <= 0 {
-		bad("delay_period", "%s must be positive (DESIGN.md suggests 24h)", p.DelayPeriod)
+		bad("delay_period", "%s must be positive (a day, 24h, is usual; see docs/noise.md)", p.DelayPeriod)
 	}
 	if !(p.SigmaTolerance >= 0 && p.SigmaTolerance < 1) {
 		bad("sigma_tolerance", "%v must be at least 0 and below 1 (a fraction: 0.01 is 1%%)", p.SigmaTolerance)

@@ -20,8 +20,9 @@ func TestCatalogueDeclaresEveryStatisticCompletely(t *testing.T) {
 	if !slices.IsSortedFunc(cat, func(a, b stats.Statistic) int { return strings.Compare(a.Name, b.Name) }) {
 		t.Error("catalogue is not sorted by name")
 	}
-	// 7,000 collectors, the largest deployment DESIGN.md plans for, must not
-	// overflow ±2^62 even before noise.
+	// 7,000 collectors, about one per Tor relay and the largest deployment
+	// privstats plans for, must not overflow ±2^62 even before noise
+	// (docs/arithmetic.md, "Overflow bound").
 	const collectors = 7000
 	for _, s := range cat {
 		t.Run(s.Name, func(t *testing.T) {

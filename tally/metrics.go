@@ -8,8 +8,9 @@ import (
 )
 
 // metrics are what the tally server shows Prometheus: the published totals
-// with their intervals, round progress, and every rejected request by
-// reason. Nothing here is per collector.
+// with their intervals, round progress, every rejected request by reason and
+// every failure of the server itself by operation. Nothing here is per
+// collector, and every label set is bounded.
 type metrics struct {
 	reg        *prometheus.Registry
 	value      *prometheus.GaugeVec
@@ -24,6 +25,7 @@ type metrics struct {
 	committed  prometheus.Gauge
 	shared     prometheus.Gauge
 	rejected   *prometheus.CounterVec
+	internal   *prometheus.CounterVec
 	refusals   *prometheus.CounterVec
 	completed  prometheus.Counter
 	failed     prometheus.Counter
@@ -56,7 +58,9 @@ func newMetrics() *metrics {
 		shared: prometheus.NewGauge(prometheus.GaugeOpts{Name: "privstats_round_keepers_released",
 			Help: "Share keepers whose aggregate share the current round accepted."}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "privstats_rejected_requests_total",
-			Help: "Requests and handshakes the tally server refused, by reason."}, []string{"reason"}),
+			Help: "Requests and handshakes the tally server refused, by reason (the sender's fault or the round's state; the server's own failures are privstats_tally_internal_errors_total)."}, []string{"reason"}),
+		internal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "privstats_tally_internal_errors_total",
+			Help: "Failures of the tally server itself, by operation; each is logged at ERROR and a request it hit is answered 500."}, []string{"op"}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "privstats_round_refusals_total",
 			Help: "Rounds a node refused to take part in under its local policy, by the refusing node's role."}, []string{"role"}),
 		completed: prometheus.NewCounter(prometheus.CounterOpts{Name: "privstats_rounds_completed_total",
@@ -67,9 +71,12 @@ func newMetrics() *metrics {
 			Help: "When the latest outcome was published (Unix time)."}),
 	}
 	m.reg.MustRegister(m.value, m.ciLow, m.ciHigh, m.sigma, m.phase, m.round, m.joined, m.reported,
-		m.keyed, m.committed, m.shared, m.rejected, m.refusals, m.completed, m.failed, m.lastResult)
-	for _, r := range rejectReasons {
-		m.rejected.WithLabelValues(r)
+		m.keyed, m.committed, m.shared, m.rejected, m.internal, m.refusals, m.completed, m.failed, m.lastResult)
+	for _, r := range reasons {
+		m.rejected.WithLabelValues(string(r))
+	}
+	for _, o := range ops {
+		m.internal.WithLabelValues(string(o))
 	}
 	for _, r := range []string{"keeper", "collector", "tally"} {
 		m.refusals.WithLabelValues(r)

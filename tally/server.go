@@ -114,6 +114,9 @@ type Server struct {
 	// changed is closed (and replaced) on every change keepers care
 	// about; phaseChanged on every change collectors care about.
 	changed, phaseChanged chan struct{}
+	// unsaved is set while the small state holds a change that saving to
+	// state.json failed to make durable (see held).
+	unsaved bool
 
 	httpsLn, httpLn net.Listener
 }
@@ -169,7 +172,7 @@ func New(opts Options) (*Server, error) {
 
 	tlsConf, err := transport.ServerConfig(opts.Identity, func(fp string) bool { return s.allowed[fp] != "" },
 		func(fp string, err error) {
-			s.reject(reasonUnknownKey)
+			s.metrics.rejected.WithLabelValues(string(reasonUnknownKey)).Inc()
 			s.log.Warn("refused TLS handshake", "peer", fp, "err", err)
 		})
 	if err != nil {
@@ -264,7 +267,7 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 			finished := s.finished()
 			s.mu.Unlock()
 			if err != nil {
-				s.log.Error("tally state", "err", err)
+				s.internalFailure(err)
 			}
 			if finished && exitWhenDone {
 				if doneAt.IsZero() {
@@ -298,7 +301,18 @@ func (s *Server) bump() error {
 // a commit): it persists the small state and wakes the keepers' polls.
 func (s *Server) touch() error {
 	s.wake()
-	return saveState(s.opts.DataDir, s.st)
+	return s.save()
+}
+
+// save writes state.json. A failure leaves the change in memory only until
+// the next save: the round's next change, or the sender's retry (held).
+func (s *Server) save() error {
+	if err := saveState(s.opts.DataDir, s.st); err != nil {
+		s.unsaved = true
+		return failed(opStateWrite, err)
+	}
+	s.unsaved = false
+	return nil
 }
 
 // wake tells keepers' long polls that something changed.
@@ -462,7 +476,7 @@ func (s *Server) announce(now time.Time) error {
 		// Recorded on announcement, not on completion: the next round's
 		// delay rule must compare against this one even while it runs.
 		if err := o.Record(cfg); err != nil {
-			return fmt.Errorf("policy ledger: %w", err)
+			return failed(opLedgerWrite, fmt.Errorf("policy ledger: %w", err))
 		}
 	}
 	if prev := s.st.Current; prev != nil {
@@ -627,7 +641,7 @@ func (s *Server) publish(r *roundState, now time.Time) error {
 	}
 	path := OutcomePath(s.opts.DataDir, r.cfg.Series, r.cfg.Round)
 	if err := outcome.Write(path, o); err != nil {
-		return err
+		return failed(opOutcomeWrite, err)
 	}
 	r.Outcome = path
 	r.Phase = round.PhaseDone

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -153,7 +154,10 @@ func loadJournal(path string, r *roundState) error {
 	return nil
 }
 
-// appendJournal durably appends one entry to the round's journal.
+// appendJournal durably appends one entry to the round's journal. If the
+// write fails part way, the journal is cut back to where it was: the caller
+// does not apply the entry and the sender retries it, and a torn line left
+// in the middle would make the whole journal unreadable on restart.
 func appendJournal(dir string, r *roundState, e journalEntry) error {
 	path := journalPath(dir, r.Hash)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -161,18 +165,25 @@ func appendJournal(dir string, r *roundState, e journalEntry) error {
 	}
 	line, err := json.Marshal(e)
 	if err != nil {
-		return err
+		return fmt.Errorf("journal entry of %s: %w", e.Collector, err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
+	defer f.Close()
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	_, err = f.Write(append(line, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		if terr := f.Truncate(end); terr != nil {
+			return fmt.Errorf("%w; cutting %s back to %d bytes: %v", err, path, end, terr)
+		}
 		return err
 	}
 	return f.Close()

@@ -1,0 +1,53 @@
+package tally
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/privstats/privstats/outcome"
+)
+
+// TestMetricsPassLint: every family the tally server exports passes
+// Prometheus's own lint (base units, _total on counters and only on them,
+// help text, no reserved suffixes).
+func TestMetricsPassLint(t *testing.T) {
+	m := newMetrics()
+	m.progress(nil)
+	// A vector shows no family until it has a series; publishing gives the
+	// statistic vectors theirs.
+	m.publish(&outcome.Outcome{PublishedAt: time.Unix(1700000000, 0), Statistics: []outcome.Statistic{{
+		Name: "relay_bytes_read", TotalSigma: 3, Bins: []outcome.Bin{{Label: "all", NoisyTotal: 5, CI95Low: -1, CI95High: 11}}}}})
+
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing escapes the lint by having no series yet.
+	if want := countCollectors(m); len(families) != want {
+		t.Fatalf("gathered %d families, the registry has %d collectors", len(families), want)
+	}
+	problems, err := testutil.GatherAndLint(m.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
+
+// countCollectors counts the fields of m that are Prometheus collectors
+// (the registry, itself a collector, aside).
+func countCollectors(m *metrics) int {
+	collector := reflect.TypeFor[prometheus.Collector]()
+	n := 0
+	for f := range reflect.TypeOf(*m).Fields() {
+		if f.Type.Implements(collector) && f.Type != reflect.TypeFor[*prometheus.Registry]() {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,421 @@
+package tally
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/transport"
+)
+
+// verdictNet is a real tally server on loopback TLS with three keepers, two
+// collectors and an observer. Its round waits an hour in each of its first
+// phases, so a test moves it along by posting messages itself.
+type verdictNet struct {
+	ts, observer        *identity.Identity
+	keepers, collectors []*identity.Identity
+	opts                Options
+	server              *Server
+	stop                func()
+	// roundKeys are the public round keys the keepers posted, by keeper.
+	roundKeys map[string][]byte
+}
+
+func startVerdictNet(t *testing.T, maxBody int64) *verdictNet {
+	t.Helper()
+	ids := newIDs(t, 7)
+	n := &verdictNet{ts: ids[0], keepers: ids[1:4], collectors: ids[4:6], observer: ids[6], roundKeys: map[string][]byte{}}
+	n.opts = Options{
+		Identity: n.ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
+		Series: "verdicts", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
+		Keepers: fps(n.keepers), Threshold: 2, Collectors: fps(n.collectors), MinCollectors: 1,
+		Allow: []string{n.observer.Fingerprint}, Epsilon: 1, Delta: 1e-6, MaxBodyBytes: maxBody,
+		Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}},
+		Logger:     discardLogger(),
+	}
+	n.start(t)
+	return n
+}
+
+// start runs a server on the net's data directory.
+func (n *verdictNet) start(t *testing.T) {
+	t.Helper()
+	srv, err := New(n.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		srv.Run(ctx, false)
+		close(done)
+	}()
+	n.server = srv
+	n.stop = sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
+	t.Cleanup(n.stop)
+}
+
+// restart stops the server and starts another on the same data directory,
+// as after a crash or an upgrade.
+func (n *verdictNet) restart(t *testing.T) {
+	t.Helper()
+	n.stop()
+	n.start(t)
+}
+
+// send posts body to path as id over pinned TLS and returns the result the
+// server answered, or its refusal (a *transport.StatusError for an HTTP
+// answer, another error for a refused handshake).
+func (n *verdictNet) send(t *testing.T, id *identity.Identity, path string, body any) (string, error) {
+	t.Helper()
+	c, err := transport.NewClient(id, n.server.Addr(), n.ts.Fingerprint, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdle()
+	var a acceptance
+	_, err = c.Do(context.Background(), http.MethodPost, path, body, &a)
+	return a.Result, err
+}
+
+// mustStore posts a message that the server must store.
+func (n *verdictNet) mustStore(t *testing.T, id *identity.Identity, path string, body any) {
+	t.Helper()
+	if got, err := n.send(t, id, path, body); err != nil || got != stored.String() {
+		t.Fatalf("%s from %.8s: %q, %v; want it stored", path, id.Fingerprint, got, err)
+	}
+}
+
+// sign signs a message body or fails the test.
+func sign(t *testing.T, id *identity.Identity, kind string, body any) identity.Signed {
+	t.Helper()
+	m, err := wire.SignBody(id, kind, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// waitPhase waits until the current round is in the phase and returns it.
+func (n *verdictNet) waitPhase(t *testing.T, phase string) (hash string, cfg *round.Config) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n.server.mu.Lock()
+		r := n.server.st.Current
+		if r != nil && r.Phase == phase {
+			hash, cfg = r.Hash, r.cfg
+		}
+		n.server.mu.Unlock()
+		if cfg != nil {
+			return hash, cfg
+		}
+	}
+	t.Fatalf("the round did not reach phase %s: %+v", phase, n.server.Status())
+	return "", nil
+}
+
+// roundKey is a keeper's signed round key with a fresh public key, which it
+// remembers for sealing bundles.
+func (n *verdictNet) roundKey(t *testing.T, keeper *identity.Identity, hash string) identity.Signed {
+	t.Helper()
+	_, pub, err := wire.NewRoundKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.roundKeys[keeper.Fingerprint] = pub
+	return sign(t, keeper, wire.KindRoundKey, wire.RoundKey{ConfigHash: hash, Keeper: keeper.Fingerprint, PublicKey: pub})
+}
+
+// keyRound has every keeper publish a round key and waits for setup.
+func (n *verdictNet) keyRound(t *testing.T) (hash string, cfg *round.Config) {
+	t.Helper()
+	hash, _ = n.waitPhase(t, round.PhaseAnnounced)
+	for _, k := range n.keepers {
+		n.mustStore(t, k, wire.PathRoundKey, n.roundKey(t, k, hash))
+	}
+	return n.waitPhase(t, round.PhaseSetup)
+}
+
+// bundles are a collector's signed bundles, really sealed to each keeper's
+// round key.
+func (n *verdictNet) bundles(t *testing.T, c *identity.Identity, hash string, cfg *round.Config) []identity.Signed {
+	t.Helper()
+	var out []identity.Signed
+	for _, k := range n.keepers {
+		sealed, err := wire.SealShares(n.roundKeys[k.Fingerprint], hash, c.Fingerprint, k.Fingerprint, make([]uint64, cfg.NumCounters()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, sign(t, c, wire.KindShareBundle, wire.SealedBundle{ConfigHash: hash, Collector: c.Fingerprint, Keeper: k.Fingerprint, Ciphertext: sealed}))
+	}
+	return out
+}
+
+// counts scrapes the public /metrics and returns the samples of one
+// single-label counter family by label value.
+func (n *verdictNet) counts(t *testing.T, family string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + n.server.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, ok := families[family]
+	if !ok {
+		t.Fatalf("/metrics has no %s", family)
+	}
+	out := map[string]float64{}
+	for _, m := range mf.GetMetric() {
+		if len(m.GetLabel()) != 1 {
+			t.Fatalf("%s has labels %v, want one", family, m.GetLabel())
+		}
+		out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+	}
+	return out
+}
+
+// wantInternal checks that a request hit the server's own failure in op:
+// answered 500 naming op, counted once as an internal error of op, and
+// not counted as any rejection.
+func (n *verdictNet) wantInternal(t *testing.T, err error, o op) {
+	t.Helper()
+	if se, ok := errors.AsType[*transport.StatusError](err); !ok || se.Code != http.StatusInternalServerError || !strings.Contains(se.Message, string(o)) {
+		t.Fatalf("%v, want HTTP 500 naming %s", err, o)
+	}
+	if got := n.counts(t, "privstats_tally_internal_errors_total"); got[string(o)] != 1 || total(got) != 1 {
+		t.Errorf("internal errors %v, want one %s", got, o)
+	}
+	if got := n.counts(t, "privstats_rejected_requests_total"); total(got) != 0 {
+		t.Errorf("the server's failure was counted as a rejection: %v", got)
+	}
+}
+
+func total(counts map[string]float64) float64 {
+	var sum float64
+	for _, v := range counts {
+		sum += v
+	}
+	return sum
+}
+
+// TestEveryRejectionReasonIsAnsweredAndCounted reaches each reason for
+// refusing a message with a real request over TLS: the sender hears the
+// reason with its HTTP status, /metrics counts it under its label, and
+// nothing is counted as an internal error. Accepted messages say whether
+// they were stored or already held.
+func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
+	n := startVerdictNet(t, 16<<10)
+	k0, k1, c0 := n.keepers[0], n.keepers[1], n.collectors[0]
+	hash, _ := n.waitPhase(t, round.PhaseAnnounced)
+	key0 := n.roundKey(t, k0, hash)
+
+	// Each step is refused for its reason with its status, in an order
+	// that moves the round along as the later reasons need.
+	steps := []struct {
+		reason reason
+		status int // 0: the TLS handshake itself is refused
+		send   func() (string, error)
+	}{
+		{reasonUnknownKey, 0, func() (string, error) {
+			return n.send(t, newIDs(t, 1)[0], wire.PathRefusal, json.RawMessage(`{}`))
+		}},
+		{reasonTooLarge, http.StatusRequestEntityTooLarge, func() (string, error) {
+			return n.send(t, k0, wire.PathRoundKey, k0.Sign(wire.KindRoundKey, make([]byte, 20<<10)))
+		}},
+		{reasonMalformed, http.StatusBadRequest, func() (string, error) {
+			return n.send(t, k0, wire.PathRoundKey, json.RawMessage(`{"surprise": 1}`))
+		}},
+		{reasonBadSignature, http.StatusBadRequest, func() (string, error) {
+			// Keeper 1's round key sent over keeper 0's connection.
+			return n.send(t, k0, wire.PathRoundKey, sign(t, k1, wire.KindRoundKey, wire.RoundKey{ConfigHash: hash, Keeper: k1.Fingerprint, PublicKey: make([]byte, 32)}))
+		}},
+		{reasonWrongRole, http.StatusForbidden, func() (string, error) {
+			return n.send(t, c0, wire.PathRoundKey, key0)
+		}},
+		{reasonNotInRound, http.StatusForbidden, func() (string, error) {
+			// The observer may read the round but takes no part in it.
+			return n.send(t, n.observer, wire.PathRefusal, sign(t, n.observer, wire.KindRefusal, wire.Refusal{ConfigHash: hash, Node: n.observer.Fingerprint, Reason: "policy"}))
+		}},
+		{reasonWrongRound, http.StatusConflict, func() (string, error) {
+			return n.send(t, c0, wire.PathReport, sign(t, c0, wire.KindReport, wire.Report{ConfigHash: strings.Repeat("ab", 32), Collector: c0.Fingerprint, Values: []uint64{1}}))
+		}},
+		{reasonWrongPhase, http.StatusConflict, func() (string, error) {
+			return n.send(t, c0, wire.PathReport, sign(t, c0, wire.KindReport, wire.Report{ConfigHash: hash, Collector: c0.Fingerprint, Values: []uint64{1}}))
+		}},
+		{reasonDuplicate, http.StatusConflict, func() (string, error) {
+			for _, want := range []result{stored, alreadyHeld} {
+				if got, err := n.send(t, k0, wire.PathRoundKey, key0); err != nil || got != want.String() {
+					t.Fatalf("round key: %q, %v; want %q", got, err, want)
+				}
+			}
+			return n.send(t, k0, wire.PathRoundKey, n.roundKey(t, k0, hash))
+		}},
+		{reasonNotJoined, http.StatusConflict, func() (string, error) {
+			for _, k := range n.keepers[1:] {
+				n.mustStore(t, k, wire.PathRoundKey, n.roundKey(t, k, hash))
+			}
+			n.waitPhase(t, round.PhaseSetup)
+			return n.send(t, k0, wire.PathAck, sign(t, k0, wire.KindAck, wire.Ack{ConfigHash: hash, Keeper: k0.Fingerprint, Collectors: []string{c0.Fingerprint}}))
+		}},
+	}
+	reached := map[reason]bool{}
+	for _, st := range steps {
+		got, err := st.send()
+		se, isStatus := errors.AsType[*transport.StatusError](err)
+		switch {
+		case err == nil:
+			t.Fatalf("%s: the server answered %q, want a refusal", st.reason, got)
+		case st.status == 0 && isStatus:
+			t.Fatalf("%s: answered %v, want the handshake refused", st.reason, err)
+		case st.status != 0 && (!isStatus || se.Code != st.status):
+			t.Fatalf("%s: %v, want HTTP %d", st.reason, err, st.status)
+		case st.status != 0 && !strings.HasPrefix(se.Message, string(st.reason)+": "):
+			t.Fatalf("%s: the answer %q does not name the reason", st.reason, se.Message)
+		}
+		reached[st.reason] = true
+	}
+	for _, r := range reasons {
+		if !reached[r] {
+			t.Errorf("no step reaches reason %s", r)
+		}
+	}
+
+	rejected := n.counts(t, "privstats_rejected_requests_total")
+	if len(rejected) != len(reasons) {
+		t.Errorf("/metrics has %d rejection reasons, want the %d of the closed set: %v", len(rejected), len(reasons), rejected)
+	}
+	for _, r := range reasons {
+		if rejected[string(r)] != 1 {
+			t.Errorf(`privstats_rejected_requests_total{reason=%q} = %v, want 1`, r, rejected[string(r)])
+		}
+	}
+	if internal := n.counts(t, "privstats_tally_internal_errors_total"); total(internal) != 0 {
+		t.Errorf("internal errors counted for client mistakes: %v", internal)
+	}
+
+	// The refusals changed nothing; the accepted messages are all there.
+	hash, cfg := n.waitPhase(t, round.PhaseSetup)
+	b := n.bundles(t, c0, hash, cfg)
+	n.mustStore(t, c0, wire.PathBundles, b)
+	if got, err := n.send(t, c0, wire.PathBundles, b); err != nil || got != alreadyHeld.String() {
+		t.Fatalf("identical bundles again: %q, %v; want them already held", got, err)
+	}
+	if st := n.server.Status(); st.KeepersKeyed != 3 || st.CollectorsJoined != 1 {
+		t.Fatalf("status %+v: want 3 keepers keyed and 1 collector joined", st)
+	}
+}
+
+// TestJournalWriteFailureIsInternal: when the round's journal cannot be
+// written, a collector's bundles are answered 500 and counted as an internal
+// error, not as its mistake; nothing already stored is lost, and its retry
+// is stored once the disk is back.
+func TestJournalWriteFailureIsInternal(t *testing.T) {
+	n := startVerdictNet(t, 0)
+	hash, cfg := n.keyRound(t)
+	c0, c1 := n.collectors[0], n.collectors[1]
+	b0, b1 := n.bundles(t, c0, hash, cfg), n.bundles(t, c1, hash, cfg)
+	n.mustStore(t, c0, wire.PathBundles, b0)
+
+	// A file where the journal directory should be.
+	rounds := filepath.Join(n.opts.DataDir, "rounds")
+	if err := os.Rename(rounds, rounds+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rounds, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := n.send(t, c1, wire.PathBundles, b1)
+	n.wantInternal(t, err, opJournalWrite)
+	if st := n.server.Status(); st.CollectorsJoined != 1 {
+		t.Fatalf("%d collectors joined, want 1: unstored bundles must not count", st.CollectorsJoined)
+	}
+
+	if err := os.Remove(rounds); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(rounds+".aside", rounds); err != nil {
+		t.Fatal(err)
+	}
+	n.mustStore(t, c1, wire.PathBundles, b1)
+
+	// Both collectors' bundles survive a restart, and the keepers get them.
+	n.restart(t)
+	if st := n.server.Status(); st.CollectorsJoined != 2 {
+		t.Fatalf("after restart %d collectors joined, want 2", st.CollectorsJoined)
+	}
+	for i, k := range n.keepers {
+		c, err := wire.NewClient(k, n.server.Addr(), n.ts.Fingerprint, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.GetBundles(context.Background(), 0)
+		c.CloseIdle()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || !bytes.Equal(got[0].Body, b0[i].Body) || !bytes.Equal(got[1].Body, b1[i].Body) {
+			t.Fatalf("keeper %d gets %d bundles after restart, want both collectors' as sent", i, len(got))
+		}
+	}
+}
+
+// TestStateWriteFailureIsInternal: when state.json cannot be written, a
+// keeper's round key is answered 500 and counted as an internal error; the
+// keeper's retry makes it durable and is answered stored, and the key
+// survives a restart.
+func TestStateWriteFailureIsInternal(t *testing.T) {
+	n := startVerdictNet(t, 0)
+	hash, _ := n.waitPhase(t, round.PhaseAnnounced)
+	k0 := n.keepers[0]
+	key := n.roundKey(t, k0, hash)
+
+	// A directory where state.json should be: the atomic rename fails.
+	path := filepath.Join(n.opts.DataDir, stateFile)
+	if err := os.Rename(path, path+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := n.send(t, k0, wire.PathRoundKey, key)
+	n.wantInternal(t, err, opStateWrite)
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".aside", path); err != nil {
+		t.Fatal(err)
+	}
+	// The keeper retries: the server held the key in memory only, so the
+	// retry saves it and the keeper hears "stored", not "already held".
+	n.mustStore(t, k0, wire.PathRoundKey, key)
+	if got, err := n.send(t, k0, wire.PathRoundKey, key); err != nil || got != alreadyHeld.String() {
+		t.Fatalf("the same key once more: %q, %v; want it already held", got, err)
+	}
+	n.restart(t)
+	if st := n.server.Status(); st.KeepersKeyed != 1 {
+		t.Fatalf("after restart %d keepers keyed, want 1", st.KeepersKeyed)
+	}
+}

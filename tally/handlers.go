@@ -16,6 +16,7 @@ import (
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/strictjson"
 	"github.com/privstats/privstats/transport"
 )
 
@@ -48,9 +49,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) *rej
 	if err != nil {
 		return refuse(reasonMalformed, "reading body: %v", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(into); err != nil {
+	// Strictly: trailing data, unknown fields or keys that differ only in
+	// case could make this server and a later reader see different messages.
+	if err := strictjson.Unmarshal(data, into); err != nil {
 		return refuse(reasonMalformed, "body is not a signed message: %v", err)
 	}
 	return nil

@@ -1,0 +1,550 @@
+package commit
+
+import (
+	"crypto"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cloudflare/circl/expander"
+	"github.com/gtank/ristretto255"
+
+	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
+)
+
+// report is one collector's values and blinding as the tests hold them.
+type report struct {
+	v   []uint64
+	rho Scalar
+	c   Commitment
+}
+
+func testRand(seed uint64) *rand.ChaCha8 {
+	var s [32]byte
+	binary.LittleEndian.PutUint64(s[:], seed)
+	return rand.NewChaCha8(s)
+}
+
+func newReport(t testing.TB, r *rand.ChaCha8, n int) report {
+	t.Helper()
+	v := make([]uint64, n)
+	if err := field.Random(r, v); err != nil {
+		t.Fatal(err)
+	}
+	rho, err := NewBlinding(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Commit(v, rho)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return report{v, rho, c}
+}
+
+func newReports(t testing.TB, seed uint64, m, n int) []report {
+	r := testRand(seed)
+	out := make([]report, m)
+	for i := range out {
+		out[i] = newReport(t, r, n)
+	}
+	return out
+}
+
+// sums returns what an honest tally server puts in the agreement.
+func sums(t testing.TB, n int, reports []report) ([]Commitment, IntSum, Scalar) {
+	t.Helper()
+	cs := make([]Commitment, len(reports))
+	rhos := make([]Scalar, len(reports))
+	sumV := NewIntSum(n)
+	for i, rep := range reports {
+		cs[i], rhos[i] = rep.c, rep.rho
+		if err := sumV.Add(rep.v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sumRho, err := SumScalars(rhos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, sumV, sumRho
+}
+
+func TestHonestReportsVerifyAndOpen(t *testing.T) {
+	for _, n := range []int{0, 1, 37, chunk, chunk + 3} {
+		reports := newReports(t, uint64(n), 5, n)
+		cs, sumV, sumRho := sums(t, n, reports)
+		if err := Verify(cs, sumV, sumRho); err != nil {
+			t.Errorf("n=%d: honest reports: %v", n, err)
+		}
+		for i, rep := range reports {
+			if err := Open(rep.c, rep.v, rep.rho); err != nil {
+				t.Errorf("n=%d: opening report %d: %v", n, i, err)
+			}
+		}
+	}
+}
+
+// TestCommitIsLinearCombination recomputes C = Σ v_k·G_k + ρ·H one scalar
+// multiplication at a time, so the chunked multi-scalar multiplication is
+// checked against the definition, across chunk boundaries.
+func TestCommitIsLinearCombination(t *testing.T) {
+	r := testRand(7)
+	for _, n := range []int{1, 2, chunk - 1, chunk, chunk + 1, 2*chunk + 5} {
+		rep := newReport(t, r, n)
+		g, h := generators(n)
+		want := ristretto255.NewIdentityElement().ScalarMult(mustScalar(t, rep.rho), h)
+		for k, v := range rep.v {
+			var buf [32]byte
+			binary.LittleEndian.PutUint64(buf[:], v)
+			s, err := ristretto255.NewScalar().SetCanonicalBytes(buf[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want.Add(want, ristretto255.NewIdentityElement().ScalarMult(s, g[k]))
+		}
+		if got := rep.c; !slices.Equal(got[:], want.Bytes()) {
+			t.Errorf("n=%d: Commit = %x, Σ v_k·G_k + ρ·H = %x", n, got, want.Bytes())
+		}
+	}
+}
+
+func mustScalar(t testing.TB, s Scalar) *ristretto255.Scalar {
+	t.Helper()
+	x, err := s.decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// addInt returns u + d for a small signed d.
+func addInt(u Uint128, d int64) Uint128 {
+	b := u.big()
+	b.Add(b, big.NewInt(d))
+	var out Uint128
+	if err := out.UnmarshalText([]byte(b.String())); err != nil {
+		panic(err)
+	}
+	return out
+}
+
+func TestVerifyRejectsTampering(t *testing.T) {
+	const n, m = 40, 6
+	reports := newReports(t, 1, m, n)
+	cs, sumV, sumRho := sums(t, n, reports)
+	extra := newReports(t, 2, 1, n)[0]
+
+	type agreement struct {
+		cs     []Commitment
+		sumV   IntSum
+		sumRho Scalar
+	}
+	cases := map[string]func(a *agreement){
+		"ΣV_0 + 1":    func(a *agreement) { a.sumV[0] = addInt(a.sumV[0], 1) },
+		"ΣV_0 − 1":    func(a *agreement) { a.sumV[0] = addInt(a.sumV[0], -1) },
+		"ΣV_17 + 1":   func(a *agreement) { a.sumV[17] = addInt(a.sumV[17], 1) },
+		"ΣV_last − 1": func(a *agreement) { a.sumV[n-1] = addInt(a.sumV[n-1], -1) },
+		"ΣV_0 + p": func(a *agreement) {
+			a.sumV[0] = addInt(a.sumV[0], int64(field.P>>1))
+			a.sumV[0] = addInt(a.sumV[0], int64(field.P-field.P>>1))
+		},
+		"Σρ + 1":         func(a *agreement) { a.sumRho = mustSum(t, a.sumRho, one()) },
+		"drop first":     func(a *agreement) { a.cs = a.cs[1:] },
+		"drop last":      func(a *agreement) { a.cs = a.cs[:m-1] },
+		"add duplicate":  func(a *agreement) { a.cs = append(a.cs, a.cs[2]) },
+		"add foreign":    func(a *agreement) { a.cs = append(a.cs, extra.c) },
+		"replace report": func(a *agreement) { a.cs[3] = extra.c },
+		"counters of one report swapped": func(a *agreement) {
+			v := slices.Clone(reports[2].v)
+			v[4], v[5] = v[5], v[4]
+			a.sumV = resum(t, n, reports, 2, v)
+		},
+		"one collector's values replaced by another's": func(a *agreement) {
+			a.sumV = resum(t, n, reports, 2, reports[3].v)
+		},
+		"one collector's value changed, ΣV recomputed": func(a *agreement) {
+			v := slices.Clone(reports[0].v)
+			v[9] = field.Add(v[9], 1000)
+			a.sumV = resum(t, n, reports, 0, v)
+		},
+	}
+	for name, tamper := range cases {
+		t.Run(name, func(t *testing.T) {
+			a := agreement{slices.Clone(cs), slices.Clone(sumV), sumRho}
+			tamper(&a)
+			err := Verify(a.cs, a.sumV, a.sumRho)
+			if !errors.Is(err, ErrMismatch) {
+				t.Fatalf("Verify after tampering = %v, want ErrMismatch", err)
+			}
+		})
+	}
+}
+
+// resum recomputes ΣV with report i's values replaced by v.
+func resum(t *testing.T, n int, reports []report, i int, v []uint64) IntSum {
+	s := NewIntSum(n)
+	for j, rep := range reports {
+		add := rep.v
+		if j == i {
+			add = v
+		}
+		if err := s.Add(add); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func one() Scalar {
+	var s Scalar
+	s[0] = 1
+	return s
+}
+
+func mustSum(t *testing.T, ss ...Scalar) Scalar {
+	t.Helper()
+	s, err := SumScalars(ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestOpenRejectsWrongOpening(t *testing.T) {
+	reports := newReports(t, 3, 2, 12)
+	a, b := reports[0], reports[1]
+	v := slices.Clone(a.v)
+	v[11] = field.Sub(v[11], 1)
+	for name, err := range map[string]error{
+		"other values":        Open(a.c, b.v, a.rho),
+		"other blinding":      Open(a.c, a.v, b.rho),
+		"one value off by 1":  Open(a.c, v, a.rho),
+		"one counter dropped": Open(a.c, a.v[:11], a.rho),
+	} {
+		if !errors.Is(err, ErrMismatch) {
+			t.Errorf("%s: Open = %v, want ErrMismatch", name, err)
+		}
+	}
+}
+
+func TestCommitDependsOnBlinding(t *testing.T) {
+	r := testRand(4)
+	v := make([]uint64, 8)
+	rho1, _ := NewBlinding(r)
+	rho2, _ := NewBlinding(r)
+	c1, err1 := Commit(v, rho1)
+	c1again, err2 := Commit(v, rho1)
+	c2, err3 := Commit(v, rho2)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	if c1 != c1again {
+		t.Error("Commit is not deterministic in its inputs")
+	}
+	if c1 == c2 {
+		t.Error("two blindings gave one commitment to the same values")
+	}
+	if rho1 == rho2 {
+		t.Error("NewBlinding drew the same blinding twice")
+	}
+	if _, err := NewBlinding(strings.NewReader("short")); err == nil {
+		t.Error("NewBlinding from a 5-byte reader succeeded")
+	}
+}
+
+// TestHomomorphism: commitments add as their openings add, in any order.
+func TestHomomorphism(t *testing.T) {
+	r := testRand(5)
+	for trial := range 20 {
+		n := 1 + r.Uint64()%50
+		a, b := newReport(t, r, int(n)), newReport(t, r, int(n))
+		sumC, err := Sum([]Commitment{a.c, b.c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if swapped, _ := Sum([]Commitment{b.c, a.c}); swapped != sumC {
+			t.Errorf("trial %d: Sum depends on order", trial)
+		}
+		sumRho := mustSum(t, a.rho, b.rho)
+		// The integer sums may exceed p: the commitment sum opens to them,
+		// not to their residues.
+		sumV := NewIntSum(int(n))
+		if err := errors.Join(sumV.Add(a.v), sumV.Add(b.v)); err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify([]Commitment{sumC}, sumV, sumRho); err != nil {
+			t.Errorf("trial %d: C_a + C_b does not open to V_a + V_b, ρ_a + ρ_b: %v", trial, err)
+		}
+		// Where no sum reaches p, it is byte for byte the commitment to the sums.
+		x, y := divide(a.v), divide(b.v)
+		xy := make([]uint64, n)
+		for k := range xy {
+			xy[k] = x[k] + y[k]
+		}
+		ch, err1 := Commit(x, a.rho)
+		cb, err2 := Commit(y, b.rho)
+		direct, err3 := Commit(xy, sumRho)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := Sum([]Commitment{ch, cb}); s != direct {
+			t.Errorf("trial %d: Commit(x, r) + Commit(y, s) ≠ Commit(x+y, r+s)", trial)
+		}
+	}
+}
+
+func divide(v []uint64) []uint64 {
+	out := make([]uint64, len(v))
+	for k := range v {
+		out[k] = v[k] / 2
+	}
+	return out
+}
+
+// RFC 9496, Appendix A.2: encodings every ristretto255 decoder must refuse.
+var badEncodings = []string{
+	"00ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", // s ≥ p
+	"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // s = p
+	"0100000000000000000000000000000000000000000000000000000000000000", // negative s
+	"26948d35ca62e643e26a83177332e6b6afeb9d08e4268b650f1f5bbd8d81d371", // nonsquare x²
+	"3eb858e78f5a7254d8c9731174a94f76755fd3941c0ac93735c07ba14579630e", // negative xy
+	"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // s = −1
+}
+
+var badScalars = []string{
+	"edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010", // ℓ
+	"eed3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010", // ℓ + 1
+	"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff1f", // > ℓ
+	"0000000000000000000000000000000000000000000000000000000000000080", // 2^255
+}
+
+func TestNonCanonicalEncodingsRefused(t *testing.T) {
+	reports := newReports(t, 6, 4, 3)
+	cs, sumV, sumRho := sums(t, 3, reports)
+	for _, bad := range badEncodings {
+		var c Commitment
+		hex.Decode(c[:], []byte(bad))
+		withBad := slices.Clone(cs)
+		withBad[2] = c
+		if _, err := Sum(withBad); err == nil || !strings.Contains(err.Error(), "commitment 2:") {
+			t.Errorf("Sum with %s at index 2: %v, want an error naming commitment 2", bad, err)
+		}
+		if err := Verify(withBad, sumV, sumRho); err == nil || errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "commitment 2:") {
+			t.Errorf("Verify with %s at index 2: %v, want a malformed-input error naming commitment 2", bad, err)
+		}
+		if err := Open(c, reports[0].v, reports[0].rho); err == nil || errors.Is(err, ErrMismatch) {
+			t.Errorf("Open of %s: %v, want a malformed-input error", bad, err)
+		}
+		if err := new(Commitment).UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("UnmarshalText accepted %s", bad)
+		}
+	}
+	for _, bad := range badScalars {
+		var s Scalar
+		hex.Decode(s[:], []byte(bad))
+		if _, err := SumScalars([]Scalar{one(), s}); err == nil || !strings.Contains(err.Error(), "blinding 1:") {
+			t.Errorf("SumScalars with %s at index 1: %v, want an error naming blinding 1", bad, err)
+		}
+		if _, err := Commit(reports[0].v, s); err == nil {
+			t.Errorf("Commit with blinding %s succeeded", bad)
+		}
+		if err := Open(reports[0].c, reports[0].v, s); err == nil || errors.Is(err, ErrMismatch) {
+			t.Errorf("Open with blinding %s: %v, want a malformed-input error", bad, err)
+		}
+		if err := Verify(cs, sumV, s); err == nil || errors.Is(err, ErrMismatch) {
+			t.Errorf("Verify with Σρ %s: %v, want a malformed-input error", bad, err)
+		}
+		if err := new(Scalar).UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("Scalar.UnmarshalText accepted %s", bad)
+		}
+	}
+}
+
+func TestValuesMustBeFieldElements(t *testing.T) {
+	rho := one()
+	v := []uint64{1, 2, field.P, 4}
+	if _, err := Commit(v, rho); err == nil || !strings.Contains(err.Error(), "value 2") {
+		t.Errorf("Commit with p at index 2: %v, want an error naming value 2", err)
+	}
+	if err := Open(Commitment{}, v, rho); err == nil || !strings.Contains(err.Error(), "value 2") {
+		t.Errorf("Open with p at index 2: %v, want an error naming value 2", err)
+	}
+	s := NewIntSum(4)
+	if err := s.Add(v); err == nil || !strings.Contains(err.Error(), "value 2") {
+		t.Errorf("IntSum.Add with p at index 2: %v, want an error naming value 2", err)
+	}
+	if s.Field()[0] != 0 {
+		t.Error("a refused Add changed the sums")
+	}
+	if err := s.Add(v[:3]); err == nil {
+		t.Error("IntSum.Add of 3 values to 4 sums succeeded")
+	}
+	if _, err := Commit(make([]uint64, MaxValues+1), rho); err == nil {
+		t.Errorf("Commit of %d values succeeded", MaxValues+1)
+	}
+	if err := Verify(nil, NewIntSum(MaxValues+1), rho); err == nil {
+		t.Errorf("Verify over %d sums succeeded", MaxValues+1)
+	}
+}
+
+func TestMaxValuesIsRoundMaxCounters(t *testing.T) {
+	if MaxValues != round.MaxCounters {
+		t.Errorf("MaxValues = %d, round.MaxCounters = %d", MaxValues, round.MaxCounters)
+	}
+}
+
+// TestGenerators pins the generators: a change of domain string, suite or
+// library shows here as a changed golden value.
+func TestGenerators(t *testing.T) {
+	g, h := generators(1000)
+	golden := map[string]string{
+		"G_0":   "a2995c1b6408041dc1eb14fc38e640790d1b82d698b7cb8475b6b31eb8abe055",
+		"G_1":   "8c801fbcbe33b3cb21260434b7ad27e464bd97e3200bd539c3d4255950339309",
+		"G_999": "a6013aa57f51c5eb4aca396aa3371f7bc531a9b614615fddf262a6464bf42c2a",
+		"H":     "f0c2f923255768d6ac653c88e0c475a233764c43c34e5771977fbdc5d723490a",
+	}
+	got := map[string]string{
+		"G_0":   hex.EncodeToString(g[0].Bytes()),
+		"G_1":   hex.EncodeToString(g[1].Bytes()),
+		"G_999": hex.EncodeToString(g[999].Bytes()),
+		"H":     hex.EncodeToString(h.Bytes()),
+	}
+	for name, want := range golden {
+		if got[name] != want {
+			t.Errorf("%s = %s, golden %s", name, got[name], want)
+		}
+	}
+
+	// Independently of circl's HashToElement: RFC 9380 Appendix B is
+	// expand_message_xmd(SHA-512) to 64 bytes, then the RFC 9496 one-way map.
+	xmd := expander.NewExpanderMD(crypto.SHA512, []byte(generatorDST))
+	for _, k := range []int{0, 1, 500, 999} {
+		msg := binary.BigEndian.AppendUint32([]byte(msgG), uint32(k))
+		e, err := ristretto255.NewIdentityElement().SetUniformBytes(xmd.Expand(msg, 64))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Equal(g[k]) != 1 {
+			t.Errorf("G_%d is not hash_to_ristretto255 of its message", k)
+		}
+	}
+
+	seen := map[string]int{hex.EncodeToString(ristretto255.NewIdentityElement().Bytes()): -2, got["H"]: -1}
+	for k, e := range g {
+		enc := hex.EncodeToString(e.Bytes())
+		if j, dup := seen[enc]; dup {
+			t.Fatalf("G_%d equals generator %d (−1 is H, −2 the identity)", k, j)
+		}
+		seen[enc] = k
+	}
+}
+
+func TestIntSum(t *testing.T) {
+	const n, m = 5, 300
+	r := testRand(8)
+	s := NewIntSum(n)
+	want := make([]*big.Int, n)
+	modP := make([]field.Element, n)
+	for k := range want {
+		want[k] = new(big.Int)
+	}
+	for i := range m {
+		v := make([]uint64, n)
+		if err := field.Random(r, v); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			v[0] = field.P - 1 // the largest value, to carry often
+		}
+		if err := s.Add(v); err != nil {
+			t.Fatal(err)
+		}
+		for k, x := range v {
+			want[k].Add(want[k], new(big.Int).SetUint64(x))
+			modP[k] = field.Add(modP[k], x)
+		}
+	}
+	for k := range s {
+		if s[k].String() != want[k].String() {
+			t.Errorf("sum %d = %s, want %s", k, s[k], want[k])
+		}
+		if s[k].Hi == 0 {
+			t.Errorf("sum %d of %d field elements did not carry past 2^64", k, m)
+		}
+	}
+	if got := s.Field(); !slices.Equal(got, modP) {
+		t.Errorf("Field() = %v, Σ mod p = %v", got, modP)
+	}
+
+	js, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back IntSum
+	if err := json.Unmarshal(js, &back); err != nil || !slices.Equal(back, s) {
+		t.Errorf("JSON round trip of %s: %v, %v", js, back, err)
+	}
+	if !strings.HasPrefix(string(js), `["`+want[0].String()+`"`) {
+		t.Errorf("JSON %s does not start with the decimal %s", js, want[0])
+	}
+}
+
+func TestUint128Text(t *testing.T) {
+	max128 := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(1))
+	for _, ok := range []string{"0", "1", "18446744073709551616", max128.String()} {
+		var u Uint128
+		if err := u.UnmarshalText([]byte(ok)); err != nil {
+			t.Errorf("UnmarshalText(%s): %v", ok, err)
+			continue
+		}
+		if text, _ := u.MarshalText(); string(text) != ok {
+			t.Errorf("%s round-trips to %s", ok, text)
+		}
+	}
+	tooBig := new(big.Int).Add(max128, big.NewInt(1)).String()
+	for _, bad := range []string{"", "01", "00", "-1", "+1", "1e3", " 1", "0x10", "1_000", tooBig} {
+		if err := new(Uint128).UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("UnmarshalText accepted %q", bad)
+		}
+	}
+}
+
+func TestEncodingText(t *testing.T) {
+	rep := newReports(t, 9, 1, 3)[0]
+	js, err := json.Marshal(struct {
+		C   Commitment
+		Rho Scalar
+	}{rep.c, rep.rho})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"C":"` + hex.EncodeToString(rep.c[:]) + `","Rho":"` + hex.EncodeToString(rep.rho[:]) + `"}`
+	if string(js) != want {
+		t.Errorf("JSON = %s, want %s", js, want)
+	}
+	var back struct {
+		C   Commitment
+		Rho Scalar
+	}
+	if err := json.Unmarshal(js, &back); err != nil || back.C != rep.c || back.Rho != rep.rho {
+		t.Errorf("JSON round trip: %v, %v", back, err)
+	}
+	upper := strings.ToUpper(hex.EncodeToString(rep.c[:]))
+	if err := new(Commitment).UnmarshalText([]byte(upper)); err == nil {
+		t.Error("Commitment.UnmarshalText accepted upper-case hex")
+	}
+	if err := new(Commitment).UnmarshalText([]byte(hex.EncodeToString(rep.c[:31]))); err == nil {
+		t.Error("Commitment.UnmarshalText accepted 31 bytes")
+	}
+	if err := new(Scalar).UnmarshalText([]byte("zz" + hex.EncodeToString(rep.rho[1:]))); err == nil {
+		t.Error("Scalar.UnmarshalText accepted non-hex")
+	}
+}

@@ -1,9 +1,11 @@
 package aggregator
 
 import (
+	"crypto/rand"
 	"fmt"
 	"testing"
 
+	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/round"
 )
@@ -57,7 +59,24 @@ func BenchmarkKeeperAggregate1000Collectors1000Counters(b *testing.B) {
 		}
 		S = append(S, dc.Fingerprint)
 	}
-	if err := k.Commit(Agreement{Collectors: S, SumV: make([]field.Element, 1000)}); err != nil {
+	// Every collector reports zeros under one blinding ρ: the commitments
+	// are all Commit(0, ρ) and the agreement is honest, at the cost of one
+	// commitment rather than a thousand.
+	rho, _ := commit.NewBlinding(rand.Reader)
+	c, err := commit.Commit(make([]field.Element, 1000), rho)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ag := Agreement{Collectors: S, SumV: commit.NewIntSum(1000)}
+	rhos := make([]commit.Scalar, len(S))
+	for i := range S {
+		ag.Commitments = append(ag.Commitments, c)
+		rhos[i] = rho
+	}
+	if ag.SumBlinding, err = commit.SumScalars(rhos); err != nil {
+		b.Fatal(err)
+	}
+	if err := k.Commit(ag); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {

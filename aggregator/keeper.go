@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/round"
 )
@@ -16,14 +17,42 @@ type KeeperRound struct {
 	x        int
 	counters int
 	bundles  map[string][]field.Element
-	commit   *Agreement
+	// committed is S and ΣV mod p of the one agreement committed to.
+	committed *committed
+}
+
+type committed struct {
+	collectors []string
+	sumV       commit.IntSum
+	field      []field.Element
 }
 
 // Agreement is what the tally server asks keepers to commit to: the
-// collector set S and the sum of their reports over S.
+// collector set S, the exact integer sum ΣV of their reports, and what
+// shows that sum honest: S's commitments (in S's order, their signatures
+// already checked by the caller) and the sum of their blindings.
 type Agreement struct {
-	Collectors []string
-	SumV       []field.Element
+	Collectors  []string
+	SumV        commit.IntSum
+	SumBlinding commit.Scalar
+	Commitments []commit.Commitment
+}
+
+// CheckSum checks that ΣV, with its blinding, opens the sum of S's
+// commitments for a round of n counters: the check that stops a tally
+// server from committing keepers to, and publishing, a sum other than the
+// one S's collectors reported.
+func CheckSum(a Agreement, n int) error {
+	if len(a.SumV) != n {
+		return fmt.Errorf("ΣV has %d values, the round has %d counters", len(a.SumV), n)
+	}
+	if len(a.Commitments) != len(a.Collectors) {
+		return fmt.Errorf("%d commitments for the %d collectors of S", len(a.Commitments), len(a.Collectors))
+	}
+	if err := commit.Verify(a.Commitments, a.SumV, a.SumBlinding); err != nil {
+		return fmt.Errorf("ΣV is not the sum S's collectors committed to: %w", err)
+	}
+	return nil
 }
 
 // NewKeeperRound starts the keeper with x-coordinate x on a round.
@@ -78,11 +107,12 @@ func (k *KeeperRound) Collectors() []string {
 var ErrAlreadyCommitted = errors.New("keeper: already committed to a different collector set in this round")
 
 // Commit checks an agreement (|S| ≥ min_collectors, a bundle for every
-// member, sums of the right length) and records it. Committing again to the
-// same agreement is allowed (a retry); to a different one is refused.
+// member, S's noise, and that ΣV opens S's commitments) and records it.
+// Committing again to the same agreement is allowed (a retry); to a
+// different one is refused.
 func (k *KeeperRound) Commit(a Agreement) error {
-	if k.commit != nil {
-		if sameAgreement(*k.commit, a) {
+	if c := k.committed; c != nil {
+		if slices.Equal(c.collectors, a.Collectors) && slices.Equal(c.sumV, a.SumV) {
 			return nil
 		}
 		return ErrAlreadyCommitted
@@ -103,15 +133,10 @@ func (k *KeeperRound) Commit(a Agreement) error {
 	if err := k.checkNoise(a.Collectors); err != nil {
 		return err
 	}
-	if len(a.SumV) != k.counters {
-		return fmt.Errorf("keeper: ΣV has %d values, the round has %d counters", len(a.SumV), k.counters)
+	if err := CheckSum(a, k.counters); err != nil {
+		return fmt.Errorf("keeper: %w", err)
 	}
-	for c, v := range a.SumV {
-		if err := field.Canonical(v); err != nil {
-			return fmt.Errorf("keeper: ΣV counter %d: %w", c, err)
-		}
-	}
-	k.commit = &Agreement{Collectors: slices.Clone(a.Collectors), SumV: slices.Clone(a.SumV)}
+	k.committed = &committed{collectors: slices.Clone(a.Collectors), sumV: slices.Clone(a.SumV), field: a.SumV.Field()}
 	return nil
 }
 
@@ -140,16 +165,12 @@ func (k *KeeperRound) checkNoise(S []string) error {
 	return nil
 }
 
-// Committed returns the agreement the keeper committed to, if any.
-func (k *KeeperRound) Committed() (Agreement, bool) {
-	if k.commit == nil {
-		return Agreement{}, false
+// Committed returns the collector set S the keeper committed to, if any.
+func (k *KeeperRound) Committed() ([]string, bool) {
+	if k.committed == nil {
+		return nil, false
 	}
-	return *k.commit, true
-}
-
-func sameAgreement(a, b Agreement) bool {
-	return slices.Equal(a.Collectors, b.Collectors) && slices.Equal(a.SumV, b.SumV)
+	return slices.Clone(k.committed.collectors), true
 }
 
 // AggregateShare returns a_c = Σ_{i∈S} f_i,c(x) + ΣV_c for the committed
@@ -157,11 +178,11 @@ func sameAgreement(a, b Agreement) bool {
 // at 0 by ΣV (Lagrange coefficients sum to 1), so the tally recovers
 // Σ(z_i − r_i) + Σ(r_i + count_i) = Σ(count_i + z_i).
 func (k *KeeperRound) AggregateShare() ([]field.Element, error) {
-	if k.commit == nil {
+	if k.committed == nil {
 		return nil, errors.New("keeper: no commit yet; aggregate shares are released only for a committed set")
 	}
-	out := slices.Clone(k.commit.SumV)
-	for _, fp := range k.commit.Collectors {
+	out := slices.Clone(k.committed.field)
+	for _, fp := range k.committed.collectors {
 		for c, s := range k.bundles[fp] {
 			out[c] = field.Add(out[c], s)
 		}

@@ -84,11 +84,10 @@ func (lr LocalRound) Run() (*LocalOutcome, error) {
 		S = append(S, fp)
 	}
 	slices.Sort(S)
-	sumV, err := SumReports(n, reports)
+	agreement, err := honestAgreement(n, reports)
 	if err != nil {
 		return nil, err
 	}
-	agreement := Agreement{Collectors: S, SumV: sumV}
 	shares := map[int][]field.Element{}
 	for j, k := range keepers {
 		x := cfg.Keepers[j].X

@@ -159,18 +159,10 @@ func aggregateShares(t testing.TB, cfg *round.Config, counts map[string][]uint64
 		}
 		reports[dc.Fingerprint] = ctr.Report()
 	}
-	sum, err := SumReports(cfg.NumCounters(), reports)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var S []string
-	for fp := range reports {
-		S = append(S, fp)
-	}
-	slices.Sort(S)
+	ag := agree(t, cfg.NumCounters(), reports)
 	out := map[int][]field.Element{}
 	for j, k := range keepers {
-		if err := k.Commit(Agreement{Collectors: S, SumV: sum}); err != nil {
+		if err := k.Commit(ag); err != nil {
 			t.Fatal(err)
 		}
 		out[j+1], _ = k.AggregateShare()
@@ -194,14 +186,14 @@ func TestKeeperCommitsOnce(t *testing.T) {
 		t.Fatal("aggregate share released before any commit")
 	}
 	n := cfg.NumCounters()
-	all := Agreement{Collectors: []string{cfg.Collectors[0].Fingerprint, cfg.Collectors[1].Fingerprint, cfg.Collectors[2].Fingerprint}, SumV: make([]field.Element, n)}
+	all := agree(t, n, zeros(n, cfg.Collectors[0].Fingerprint, cfg.Collectors[1].Fingerprint, cfg.Collectors[2].Fingerprint))
 	if err := k.Commit(all); err != nil {
 		t.Fatal(err)
 	}
 	if err := k.Commit(all); err != nil {
 		t.Fatalf("retrying the same commit: %v", err)
 	}
-	fewer := Agreement{Collectors: all.Collectors[:2], SumV: make([]field.Element, n)}
+	fewer := agree(t, n, zeros(n, all.Collectors[:2]...))
 	if err := k.Commit(fewer); err != ErrAlreadyCommitted {
 		t.Fatalf("second, different commit: %v, want ErrAlreadyCommitted", err)
 	}
@@ -221,11 +213,9 @@ func TestKeeperRefusesBadAgreements(t *testing.T) {
 		ag   Agreement
 		want string
 	}{
-		"too few":        {Agreement{[]string{a}, make([]field.Element, n)}, "at least 2"},
-		"missing bundle": {Agreement{[]string{a, b}, make([]field.Element, n)}, "no bundle from collector " + b},
-		"duplicate":      {Agreement{[]string{a, a}, make([]field.Element, n)}, "twice"},
-		"short sum":      {Agreement{[]string{a, a}[:1], nil}, "at least 2"},
-		"non-canonical":  {Agreement{[]string{a, b}, append(make([]field.Element, n-1), field.P)}, "no bundle"},
+		"too few":        {agree(t, n, zeros(n, a)), "at least 2"},
+		"missing bundle": {agree(t, n, zeros(n, a, b)), "no bundle from collector " + b},
+		"duplicate":      {Agreement{Collectors: []string{a, a}}, "twice"},
 	} {
 		if err := k.Commit(tc.ag); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Commit = %v, want error containing %q", name, err, tc.want)
@@ -235,11 +225,10 @@ func TestKeeperRefusesBadAgreements(t *testing.T) {
 	if err := k.Accept(b, other[1].Shares); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.Commit(Agreement{[]string{a, b}, make([]field.Element, n-1)}); err == nil || !strings.Contains(err.Error(), "ΣV has") {
+	short := agree(t, n, zeros(n, a, b))
+	short.SumV = short.SumV[:n-1]
+	if err := k.Commit(short); err == nil || !strings.Contains(err.Error(), "ΣV has") {
 		t.Errorf("short ΣV: Commit = %v", err)
-	}
-	if err := k.Commit(Agreement{[]string{a, b}, append(make([]field.Element, n-1), field.P)}); err == nil || !strings.Contains(err.Error(), "not below p") {
-		t.Errorf("non-canonical ΣV: Commit = %v", err)
 	}
 	if err := k.Accept(a, bundles[1].Shares); err == nil {
 		t.Error("second bundle from the same collector accepted")
@@ -307,7 +296,7 @@ func TestKeeperRefusesAnUndernoisedSet(t *testing.T) {
 		}
 		S = append(S, dc.Fingerprint)
 	}
-	err := k.Commit(Agreement{Collectors: S, SumV: make([]field.Element, cfg.NumCounters())})
+	err := k.Commit(agree(t, cfg.NumCounters(), zeros(cfg.NumCounters(), S...)))
 	if err == nil || !strings.Contains(err.Error(), "carry only 0.75") {
 		t.Fatalf("Commit = %v, want a refusal naming the noise shortfall", err)
 	}

@@ -3,27 +3,39 @@ package aggregator
 import (
 	"fmt"
 
+	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/shamir"
 )
 
-// SumReports returns ΣV over the given reports, counter by counter. Every
-// report must have n canonical values.
-func SumReports(n int, reports map[string][]field.Element) ([]field.Element, error) {
-	sum := make([]field.Element, n)
+// SumReports returns ΣV over the given reports, counter by counter, as
+// exact integers (never reduced mod p: the keepers check the integer sum
+// against the collectors' commitments). Every report must have n
+// canonical values.
+func SumReports(n int, reports map[string][]field.Element) (commit.IntSum, error) {
+	sum := commit.NewIntSum(n)
 	for fp, v := range reports {
-		if len(v) != n {
-			return nil, fmt.Errorf("report from collector %s has %d counters, want %d", fp, len(v), n)
+		if err := checkReport(fp, v, n); err != nil {
+			return nil, err
 		}
-		for c, x := range v {
-			if err := field.Canonical(x); err != nil {
-				return nil, fmt.Errorf("report from collector %s, counter %d: %w", fp, c, err)
-			}
-			sum[c] = field.Add(sum[c], x)
+		if err := sum.Add(v); err != nil {
+			return nil, fmt.Errorf("report from collector %s: %w", fp, err)
 		}
 	}
 	return sum, nil
+}
+
+func checkReport(fp string, v []field.Element, n int) error {
+	if len(v) != n {
+		return fmt.Errorf("report from collector %s has %d counters, want %d", fp, len(v), n)
+	}
+	for c, x := range v {
+		if err := field.Canonical(x); err != nil {
+			return fmt.Errorf("report from collector %s, counter %d: %w", fp, c, err)
+		}
+	}
+	return nil
 }
 
 // Combine interpolates the keepers' aggregate shares (x-coordinate → share)

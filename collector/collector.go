@@ -10,6 +10,7 @@ package collector
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
@@ -84,6 +86,9 @@ type activeRound struct {
 	// rather than new noise.
 	sealed []identity.Signed
 	joined bool
+	// reportMsg is the signed report, made once after the window so that a
+	// lost answer is retried with the same values and commitment.
+	reportMsg *identity.Signed
 }
 
 // New prepares a collector.
@@ -370,19 +375,42 @@ func (c *Collector) roundKeys(cfg *round.Config, hash string, v *wire.RoundView)
 	return keys, nil
 }
 
+// signReport makes the signed report: the blinded counters V, a Pedersen
+// commitment to V signed on its own (which the keepers check ΣV against
+// and the outcome publishes), and the blinding that opens it, which only
+// the tally server sees, as it sees V.
+func (c *Collector) signReport(a *activeRound) (identity.Signed, error) {
+	c.mu.Lock()
+	rep := wire.Report{ConfigHash: a.hash, Collector: c.opts.Identity.Fingerprint, Values: a.counters.Report(), Gaps: slices.Clone(a.gaps)}
+	c.mu.Unlock()
+	rho, err := commit.NewBlinding(rand.Reader)
+	if err != nil {
+		return identity.Signed{}, err
+	}
+	cm, err := commit.Commit(rep.Values, rho)
+	if err != nil {
+		return identity.Signed{}, err
+	}
+	rep.Blinding = rho
+	if rep.Commitment, err = wire.SignBody(c.opts.Identity, wire.KindCommitment, wire.ReportCommitment{ConfigHash: a.hash, Collector: rep.Collector, Commitment: cm}); err != nil {
+		return identity.Signed{}, err
+	}
+	return wire.SignBody(c.opts.Identity, wire.KindReport, rep)
+}
+
 // report sends the blinded counters and forgets them.
 func (c *Collector) report(ctx context.Context, a *activeRound) error {
 	if time.Now().Before(a.cfg.End) {
 		return nil
 	}
-	c.mu.Lock()
-	rep := wire.Report{ConfigHash: a.hash, Collector: c.opts.Identity.Fingerprint, Values: a.counters.Report(), Gaps: slices.Clone(a.gaps)}
-	c.mu.Unlock()
-	msg, err := wire.SignBody(c.opts.Identity, wire.KindReport, rep)
-	if err != nil {
-		return err
+	if a.reportMsg == nil {
+		msg, err := c.signReport(a)
+		if err != nil {
+			return err
+		}
+		a.reportMsg = &msg
 	}
-	if err := c.client.PostReport(ctx, msg); err != nil {
+	if err := c.client.PostReport(ctx, *a.reportMsg); err != nil {
 		var se *transport.StatusError
 		if errors.As(err, &se) && se.Code == http.StatusConflict {
 			c.drop()

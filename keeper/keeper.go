@@ -349,8 +349,18 @@ func (k *Keeper) openBundle(m identity.Signed) error {
 }
 
 // commitTo checks the tally server's agreement and commits to it, once.
+// Asked for a second, different agreement in the same round, the keeper
+// refuses and leaves the round: a tally server releasing two collector sets
+// could difference their totals.
 func (k *Keeper) commitTo(ctx context.Context, v *wire.RoundView) error {
-	if v.Agreement == nil || k.commit != "" {
+	if v.Agreement == nil {
+		return nil
+	}
+	if k.commit != "" {
+		if d := wire.AgreementDigest(v.Agreement.Body); d != k.commit {
+			k.refuse(ctx, k.hash, fmt.Sprintf("the tally server asked for a second agreement (%s) after this keeper committed to %s; a keeper commits once per round, so it leaves the round", d[:12], k.commit[:12]))
+			k.forget()
+		}
 		return nil
 	}
 	var ag wire.AgreementMsg
@@ -363,7 +373,13 @@ func (k *Keeper) commitTo(ctx context.Context, v *wire.RoundView) error {
 	if !slices.IsSorted(ag.Collectors) {
 		return errors.New("agreement collector list is not sorted")
 	}
-	if err := k.state.Commit(aggregator.Agreement{Collectors: ag.Collectors, SumV: ag.SumV}); err != nil {
+	commitments, err := wire.OpenCommitments(&ag)
+	if err != nil {
+		k.refuse(ctx, k.hash, "cannot commit: "+err.Error())
+		k.forget()
+		return nil
+	}
+	if err := k.state.Commit(aggregator.Agreement{Collectors: ag.Collectors, SumV: ag.SumV, SumBlinding: ag.SumBlinding, Commitments: commitments}); err != nil {
 		k.refuse(ctx, k.hash, "cannot commit: "+err.Error())
 		k.forget()
 		return nil

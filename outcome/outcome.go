@@ -326,9 +326,6 @@ func openAgreement(cfg *round.Config, hash, tally string, s identity.Signed) (*w
 	if ag.ConfigHash != hash {
 		return nil, "", errors.New("agreement belongs to another round")
 	}
-	if err := wire.CheckElements("agreement ΣV", ag.SumV, cfg.NumCounters()); err != nil {
-		return nil, "", err
-	}
 	if len(ag.Collectors) < cfg.MinCollectors {
 		return nil, "", fmt.Errorf("agreement has %d collectors, the round requires %d", len(ag.Collectors), cfg.MinCollectors)
 	}
@@ -339,6 +336,15 @@ func openAgreement(cfg *round.Config, hash, tally string, s identity.Signed) (*w
 		if i > 0 && ag.Collectors[i-1] >= fp {
 			return nil, "", errors.New("agreement collectors are not sorted and distinct")
 		}
+	}
+	// ΣV must be the sum of what S's collectors committed to: without this
+	// check the tally server could have published any total.
+	cs, err := wire.OpenCommitments(&ag)
+	if err != nil {
+		return nil, "", fmt.Errorf("agreement: %w", err)
+	}
+	if err := aggregator.CheckSum(aggregator.Agreement{Collectors: ag.Collectors, SumV: ag.SumV, SumBlinding: ag.SumBlinding, Commitments: cs}, cfg.NumCounters()); err != nil {
+		return nil, "", fmt.Errorf("agreement: %w", err)
 	}
 	return &ag, wire.AgreementDigest(s.Body), nil
 }

@@ -1,6 +1,7 @@
 package outcome
 
 import (
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
@@ -31,8 +33,11 @@ func testRound(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 		keepers[j], _ = identity.New()
 		cfg.Keepers = append(cfg.Keepers, round.KeeperSpec{Fingerprint: keepers[j].Fingerprint, X: j + 1})
 	}
-	for i := range 3 {
-		cfg.Collectors = append(cfg.Collectors, round.CollectorSpec{Fingerprint: fmt.Sprintf("%064x", i+1), NoiseWeight: 1})
+	collectors := map[string]*identity.Identity{}
+	for range 3 {
+		id, _ := identity.New()
+		collectors[id.Fingerprint] = id
+		cfg.Collectors = append(cfg.Collectors, round.CollectorSpec{Fingerprint: id.Fingerprint, NoiseWeight: 1})
 	}
 	body, _ := cfg.Canonical()
 	hash, _ := cfg.HashHex()
@@ -58,6 +63,20 @@ func testRound(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 	}
 	slices.Sort(S)
 	sum, _ := aggregator.SumReports(cfg.NumCounters(), reports)
+	// Each collector commits to its report; ΣV opens their sum.
+	var commitments []identity.Signed
+	var cs []commit.Commitment
+	var blindings []commit.Scalar
+	for _, fp := range S {
+		rho, _ := commit.NewBlinding(rand.Reader)
+		c, err := commit.Commit(reports[fp], rho)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := wire.SignBody(collectors[fp], wire.KindCommitment, wire.ReportCommitment{ConfigHash: hash, Collector: fp, Commitment: c})
+		commitments, cs, blindings = append(commitments, m), append(cs, c), append(blindings, rho)
+	}
+	sumRho, _ := commit.SumScalars(blindings)
 	// One collector lost its tor for ten minutes; one keeper candidate's
 	// refusal is on record.
 	gaps := map[string][]wire.Gap{S[1]: {{Start: cfg.Start.Add(10 * time.Minute), End: cfg.Start.Add(20 * time.Minute)}}}
@@ -65,12 +84,12 @@ func testRound(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agreement, _ := wire.SignBody(ts, wire.KindAgreement, wire.AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum,
+	agreement, _ := wire.SignBody(ts, wire.KindAgreement, wire.AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum, SumBlinding: sumRho, Commitments: commitments,
 		GapsDigest: gapsDigest, Refusals: map[string]string{fmt.Sprintf("%064x", 99): "policy: round ε = 1 is more than this node's max_epsilon 0.3"}})
 	digest := wire.AgreementDigest(agreement.Body)
 	in := Inputs{Announce: ts.Sign(wire.KindAnnounce, body), Agreement: agreement, Now: cfg.End, Gaps: gaps, Tally: ts}
 	for j, st := range states {
-		if err := st.Commit(aggregator.Agreement{Collectors: S, SumV: sum}); err != nil {
+		if err := st.Commit(aggregator.Agreement{Collectors: S, SumV: sum, SumBlinding: sumRho, Commitments: cs}); err != nil {
 			t.Fatal(err)
 		}
 		c, _ := wire.SignBody(keepers[j], wire.KindCommit, wire.Commit{ConfigHash: hash, Keeper: keepers[j].Fingerprint, Agreement: digest})

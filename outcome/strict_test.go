@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/privstats/privstats/aggregator/wire"
 )
 
 // leaf is one value in an outcome's JSON tree, with the path that reaches it.
@@ -177,5 +179,34 @@ func TestVerifyRefusesAFalseAccusation(t *testing.T) {
 	o.RejectedShares = []RejectedShare{{Keeper: signerOf(honest), Share: honest, Reason: offPolynomial}}
 	if err := Verify(o); err == nil || !strings.Contains(err.Error(), "not shown to be off the polynomial") {
 		t.Fatalf("Verify with an honest keeper accused: %v", err)
+	}
+}
+
+// The tally server cannot publish a total other than what S reported: an
+// agreement whose ΣV is shifted (true total 30, published 1,000,030) does
+// not open the collectors' commitments, so Build and Verify refuse it even
+// when every keeper went along and signed shares for it.
+func TestForgedSumIsRefused(t *testing.T) {
+	in, _ := testRound(t, 3, 2)
+	var ag wire.AgreementMsg
+	if _, err := wire.OpenBody(in.Agreement, wire.KindAgreement, in.Tally.Fingerprint, &ag); err != nil {
+		t.Fatal(err)
+	}
+	ag.SumV[0].Lo += 1000000
+	forged, err := wire.SignBody(in.Tally, wire.KindAgreement, ag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Agreement = forged
+	if err := Verify(o); err == nil || !strings.Contains(err.Error(), "not the sum S's collectors committed to") {
+		t.Fatalf("Verify of a forged ΣV: %v", err)
+	}
+	in.Agreement = forged
+	if _, err := Build(in); err == nil || !strings.Contains(err.Error(), "not the sum") {
+		t.Fatalf("Build of a forged ΣV: %v", err)
 	}
 }

@@ -240,6 +240,16 @@ func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (re
 			return 0, refuse(reasonMalformed, "report gap %s–%s is not inside the window", g.Start, g.End)
 		}
 	}
+	// The commitment goes to the keepers and into the outcome; it must be
+	// this collector's, for this round. Whether it opens to the values is
+	// checked for all reports at once when S is chosen.
+	var rc wire.ReportCommitment
+	if _, err := wire.OpenBody(rep.Commitment, wire.KindCommitment, peer, &rc); err != nil {
+		return 0, refuse(reasonBadSignature, "report commitment: %v", err)
+	}
+	if rc.ConfigHash != r.Hash || rc.Collector != peer {
+		return 0, refuse(reasonWrongRound, "report commitment was made for another round or collector")
+	}
 	e := journalEntry{Collector: peer, Report: &m}
 	if err := appendJournal(s.opts.DataDir, r, e); err != nil {
 		return 0, failed(opJournalWrite, fmt.Errorf("storing the report of %s: %w", peer, err))

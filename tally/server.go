@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
+	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
@@ -79,6 +80,25 @@ type Options struct {
 
 	MaxBodyBytes int64
 	Logger       *slog.Logger
+
+	// Adversary makes this tally server misbehave as an attacker would,
+	// for privstats demo --attack and the tests that show the other nodes
+	// refusing. A deployed tally server has none.
+	Adversary *Adversary
+}
+
+// Adversary turns a tally server into an attacker: each hook changes what
+// the server is about to sign. It exists so that the trust model can be
+// shown working (docs/threat-model.md); nothing in a deployment sets it.
+type Adversary struct {
+	// Announce changes a round config before it is checked and signed.
+	Announce func(cfg *round.Config)
+	// Agreement changes the agreement (S, ΣV) before it is signed.
+	Agreement func(ag *wire.AgreementMsg)
+	// SecondAgreement, once K keepers committed to the first agreement,
+	// returns a second one to post in its place (an attempt to release
+	// two collector sets and difference their totals); nil posts none.
+	SecondAgreement func(first wire.AgreementMsg) *wire.AgreementMsg
 }
 
 func (o *Options) defaults() {
@@ -366,6 +386,9 @@ func (s *Server) step(now time.Time) error {
 			return s.propose(r, now)
 		}
 	case round.PhaseAgreeing:
+		if adv := s.opts.Adversary; adv != nil && adv.SecondAgreement != nil && !r.secondPosted && len(r.Commits) >= cfg.Threshold {
+			return s.postSecondAgreement(r, adv, now)
+		}
 		if len(r.Commits) >= cfg.Threshold {
 			r.Phase = round.PhaseReleasing
 			r.Deadline = now.Add(s.opts.PhaseTimeout)
@@ -454,10 +477,16 @@ func (s *Server) announce(now time.Time) error {
 		}
 		return nil
 	}
+	if o.Adversary != nil && o.Adversary.Announce != nil {
+		// An attacking tally server skips its own checks below: what is
+		// shown is that the keepers and collectors refuse.
+		o.Adversary.Announce(cfg)
+		o.Policy = nil
+	}
 	if err := cfg.Validate(); err != nil {
 		return refuse(err.Error())
 	}
-	if hasNoise(cfg) {
+	if hasNoise(cfg) && (o.Adversary == nil || o.Adversary.Announce == nil) {
 		if err := noise.CheckCoverage(weights, cfg.MinCollectors); err != nil {
 			return refuse(err.Error())
 		}
@@ -530,28 +559,34 @@ func (s *Server) propose(r *roundState, now time.Time) error {
 	if len(S) < cfg.MinCollectors {
 		return s.fail(r, fmt.Sprintf("%d collectors reported with bundles acknowledged by every keeper, the round requires %d", len(S), cfg.MinCollectors))
 	}
-	values := map[string][]uint64{}
-	gaps := map[string][]wire.Gap{}
+	reports := make(map[string]wire.Report, len(S))
 	for _, fp := range S {
 		var rep wire.Report
 		if _, err := wire.OpenBody(r.Reports[fp], wire.KindReport, fp, &rep); err != nil {
 			return fmt.Errorf("stored report from %s: %w", fp, err)
 		}
-		values[fp] = rep.Values
-		if len(rep.Gaps) > 0 {
-			gaps[fp] = rep.Gaps
+		reports[fp] = rep
+	}
+	msg, err := agreementOver(cfg.NumCounters(), r.Hash, S, reports)
+	if err != nil {
+		// Some collector's commitment does not open to its report: find
+		// it (one opening per report, paid only when the batch fails) and
+		// leave it out of S, so that it cannot fail the round.
+		var bad []string
+		S, bad = openEach(S, reports)
+		s.log.Error("reports whose commitments do not open are left out of S", "round", cfg.Round, "collectors", bad)
+		if len(S) < cfg.MinCollectors {
+			return s.fail(r, fmt.Sprintf("%d collectors reported with valid commitments, the round requires %d", len(S), cfg.MinCollectors))
+		}
+		if msg, err = agreementOver(cfg.NumCounters(), r.Hash, S, reports); err != nil {
+			return s.fail(r, "agreement: "+err.Error())
 		}
 	}
-	sum, err := aggregator.SumReports(cfg.NumCounters(), values)
-	if err != nil {
-		return err
+	msg.Refusals = maps.Clone(r.Refusals)
+	if s.opts.Adversary != nil && s.opts.Adversary.Agreement != nil {
+		s.opts.Adversary.Agreement(&msg)
 	}
-	gapsDigest, err := wire.GapsDigest(gaps)
-	if err != nil {
-		return err
-	}
-	signed, err := wire.SignBody(s.opts.Identity, wire.KindAgreement, wire.AgreementMsg{
-		ConfigHash: r.Hash, Collectors: S, SumV: sum, GapsDigest: gapsDigest, Refusals: maps.Clone(r.Refusals)})
+	signed, err := wire.SignBody(s.opts.Identity, wire.KindAgreement, msg)
 	if err != nil {
 		return err
 	}
@@ -561,6 +596,85 @@ func (s *Server) propose(r *roundState, now time.Time) error {
 	r.Deadline = now.Add(s.opts.PhaseTimeout)
 	s.log.Info("agreement proposed", "round", cfg.Round, "collectors", len(S), "reported", len(r.Reports), "joined", len(r.Joined))
 	return s.bump()
+}
+
+// postSecondAgreement is the two-sets attack: with K commits on the first
+// agreement, post another in its place. Keepers commit once per round, so
+// those that committed refuse it and no second set can reach K.
+func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Time) error {
+	r.secondPosted = true
+	var first wire.AgreementMsg
+	if _, err := wire.OpenBody(*r.Agreement, wire.KindAgreement, "", &first); err != nil {
+		return err
+	}
+	second := adv.SecondAgreement(first)
+	if second == nil {
+		return nil
+	}
+	signed, err := wire.SignBody(s.opts.Identity, wire.KindAgreement, *second)
+	if err != nil {
+		return err
+	}
+	r.Agreement, r.Digest = &signed, wire.AgreementDigest(signed.Body)
+	r.Commits = map[string]identity.Signed{}
+	r.Deadline = now.Add(s.opts.PhaseTimeout)
+	s.log.Warn("adversary: second agreement posted after K commits on the first", "round", r.cfg.Round, "collectors", len(second.Collectors))
+	return s.bump()
+}
+
+// agreementOver builds the agreement over S: ΣV as exact integers, the sum
+// of the blindings, S's signed commitments in S's order, and the digest of
+// their gaps. It checks, as every keeper will, that ΣV opens the
+// commitments.
+func agreementOver(n int, hash string, S []string, reports map[string]wire.Report) (wire.AgreementMsg, error) {
+	msg := wire.AgreementMsg{ConfigHash: hash, Collectors: S}
+	values := make(map[string][]uint64, len(S))
+	gaps := map[string][]wire.Gap{}
+	blindings := make([]commit.Scalar, 0, len(S))
+	for _, fp := range S {
+		rep := reports[fp]
+		values[fp] = rep.Values
+		if len(rep.Gaps) > 0 {
+			gaps[fp] = rep.Gaps
+		}
+		blindings = append(blindings, rep.Blinding)
+		msg.Commitments = append(msg.Commitments, rep.Commitment)
+	}
+	var err error
+	if msg.SumV, err = aggregator.SumReports(n, values); err != nil {
+		return msg, err
+	}
+	if msg.SumBlinding, err = commit.SumScalars(blindings); err != nil {
+		return msg, err
+	}
+	if msg.GapsDigest, err = wire.GapsDigest(gaps); err != nil {
+		return msg, err
+	}
+	cs, err := wire.OpenCommitments(&msg)
+	if err != nil {
+		return msg, err
+	}
+	err = aggregator.CheckSum(aggregator.Agreement{Collectors: S, SumV: msg.SumV, SumBlinding: msg.SumBlinding, Commitments: cs}, n)
+	return msg, err
+}
+
+// openEach splits S into the collectors whose commitment opens to their
+// report and those whose does not.
+func openEach(S []string, reports map[string]wire.Report) (good, bad []string) {
+	for _, fp := range S {
+		rep := reports[fp]
+		var rc wire.ReportCommitment
+		_, err := wire.OpenBody(rep.Commitment, wire.KindCommitment, fp, &rc)
+		if err == nil {
+			err = commit.Open(rc.Commitment, rep.Values, rep.Blinding)
+		}
+		if err != nil {
+			bad = append(bad, fp)
+			continue
+		}
+		good = append(good, fp)
+	}
+	return good, bad
 }
 
 // chooseS returns the collectors that reported and whose bundles every

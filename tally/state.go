@@ -60,6 +60,8 @@ type roundState struct {
 	Reports map[string]identity.Signed   `json:"-"`
 
 	cfg *round.Config
+	// secondPosted is set once an Adversary's second agreement is posted.
+	secondPosted bool
 }
 
 func newRound(announce identity.Signed, cfg *round.Config, hash string) *roundState {

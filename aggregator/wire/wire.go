@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/strictjson"
@@ -28,6 +29,7 @@ const (
 	KindShareBundle    = "share_bundle"
 	KindAck            = "ack"
 	KindReport         = "report"
+	KindCommitment     = "report_commitment"
 	KindAgreement      = "agreement"
 	KindCommit         = "commit"
 	KindAggregateShare = "aggregate_share"
@@ -63,12 +65,27 @@ type Ack struct {
 }
 
 // Report is a collector's blinded counters at the end of the window, with
-// the gaps in its event feed (what it says about itself, never counts).
+// the gaps in its event feed (what it says about itself, never counts). It
+// goes to the tally server only. Blinding opens Commitment, the
+// collector's separately signed ReportCommitment to Values, which the
+// tally server shows the keepers and publishes: they check that ΣV is the
+// sum of what the collectors committed to without seeing any report.
 type Report struct {
 	ConfigHash string          `json:"config_hash"`
 	Collector  string          `json:"collector"`
 	Values     []field.Element `json:"values"`
+	Blinding   commit.Scalar   `json:"blinding"`
+	Commitment identity.Signed `json:"commitment"`
 	Gaps       []Gap           `json:"gaps,omitempty"`
+}
+
+// ReportCommitment is a collector's Pedersen commitment to its report's
+// values (package commit), signed on its own so it can be shown to keepers
+// and published while the report itself is not.
+type ReportCommitment struct {
+	ConfigHash string            `json:"config_hash"`
+	Collector  string            `json:"collector"`
+	Commitment commit.Commitment `json:"commitment"`
 }
 
 // Gap is a stretch of the window in which a collector's event source was
@@ -78,14 +95,20 @@ type Gap struct {
 	End   time.Time `json:"end"`
 }
 
-// AgreementMsg is the tally server's proposal (S, ΣV). It also signs what
-// the outcome will say about the round besides its totals: the gaps S's
-// collectors reported, by digest, and the refusals recorded so far, so
-// that neither can be altered after publication without failing verify.
+// AgreementMsg is the tally server's proposal (S, ΣV). ΣV is the exact
+// integer sum of S's reports, opened against the collectors' signed
+// commitments (one per member of S, in S's order) by SumBlinding: keepers
+// and verify check it, so the tally server cannot commit keepers to a sum
+// other than what S reported. It also signs what the outcome will say
+// about the round besides its totals: the gaps S's collectors reported, by
+// digest, and the refusals recorded so far, so that neither can be altered
+// after publication without failing verify.
 type AgreementMsg struct {
-	ConfigHash string          `json:"config_hash"`
-	Collectors []string        `json:"collectors"`
-	SumV       []field.Element `json:"sum_v"`
+	ConfigHash  string            `json:"config_hash"`
+	Collectors  []string          `json:"collectors"`
+	SumV        commit.IntSum     `json:"sum_v"`
+	SumBlinding commit.Scalar     `json:"sum_blinding"`
+	Commitments []identity.Signed `json:"commitments"`
 	// GapsDigest is GapsDigest of the gaps S's collectors reported; empty
 	// when they reported none.
 	GapsDigest string `json:"gaps_digest,omitempty"`
@@ -112,6 +135,28 @@ func GapsDigest(gaps map[string][]Gap) (string, error) {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// OpenCommitments checks an agreement's commitments: one per member of S,
+// in S's order, each signed by that collector for this round (so none can
+// be replayed from another round or moved to another collector). It
+// returns the commitments in S's order.
+func OpenCommitments(ag *AgreementMsg) ([]commit.Commitment, error) {
+	if len(ag.Commitments) != len(ag.Collectors) {
+		return nil, fmt.Errorf("agreement carries %d commitments for %d collectors", len(ag.Commitments), len(ag.Collectors))
+	}
+	out := make([]commit.Commitment, len(ag.Commitments))
+	for i, m := range ag.Commitments {
+		var rc ReportCommitment
+		if _, err := OpenBody(m, KindCommitment, ag.Collectors[i], &rc); err != nil {
+			return nil, fmt.Errorf("commitment of collector %s: %w", ag.Collectors[i], err)
+		}
+		if rc.ConfigHash != ag.ConfigHash || rc.Collector != ag.Collectors[i] {
+			return nil, fmt.Errorf("commitment of collector %s was made for another round or collector", ag.Collectors[i])
+		}
+		out[i] = rc.Commitment
+	}
+	return out, nil
 }
 
 // Digest names an agreement in commits: SHA-256 of its signed body.

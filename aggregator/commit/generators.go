@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/cloudflare/circl/group"
-	"github.com/gtank/ristretto255"
 )
 
 // Changing any of these strings changes every commitment: it is a new
@@ -18,17 +17,17 @@ const (
 	msgH         = "privstats/v1 pedersen H"
 )
 
-// gens caches the generators: deriving one costs two hash-to-group maps and
-// a decode (~22 µs), so all 100,000 take about 2 s, once per process.
+// gens caches the generators: deriving one costs two hash-to-group maps
+// (~9 µs), so all 100,000 take about 1 s, once per process.
 // Elements are never modified once derived, so callers read them unlocked.
 var gens struct {
 	mu sync.Mutex
-	g  []*ristretto255.Element
-	h  *ristretto255.Element
+	g  []group.Element
+	h  group.Element
 }
 
 // generators returns G_0 … G_{n−1} and H, deriving the ones not yet cached.
-func generators(n int) ([]*ristretto255.Element, *ristretto255.Element) {
+func generators(n int) ([]group.Element, group.Element) {
 	gens.mu.Lock()
 	defer gens.mu.Unlock()
 	if gens.h == nil {
@@ -40,14 +39,6 @@ func generators(n int) ([]*ristretto255.Element, *ristretto255.Element) {
 	return gens.g[:n:n], gens.h
 }
 
-func hashToElement(msg []byte) *ristretto255.Element {
-	enc, err := group.Ristretto255.HashToElement(msg, []byte(generatorDST)).MarshalBinary()
-	if err != nil {
-		panic("commit: internal error: encoding a hashed ristretto255 element: " + err.Error())
-	}
-	e, err := ristretto255.NewIdentityElement().SetCanonicalBytes(enc)
-	if err != nil {
-		panic("commit: internal error: circl's ristretto255 encoding does not decode: " + err.Error())
-	}
-	return e
+func hashToElement(msg []byte) group.Element {
+	return ristretto.HashToElement(msg, []byte(generatorDST))
 }

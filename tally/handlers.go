@@ -31,6 +31,7 @@ const (
 	reasonTooLarge     = "body_too_large"
 	reasonDuplicate    = "duplicate"
 	reasonNotJoined    = "not_joined"
+	reasonWrongVersion = "wrong_version"
 )
 
 // maxReason bounds a refusal's reason: it is stored, logged and published.
@@ -40,7 +41,7 @@ const maxReason = 1024
 const maxGaps = 1000
 
 var rejectReasons = []string{reasonUnknownKey, reasonWrongRole, reasonBadSignature, reasonWrongRound,
-	reasonWrongPhase, reasonMalformed, reasonTooLarge, reasonDuplicate, reasonNotJoined}
+	reasonWrongPhase, reasonMalformed, reasonTooLarge, reasonDuplicate, reasonNotJoined, reasonWrongVersion}
 
 func (s *Server) reject(reason string) { s.metrics.rejected.WithLabelValues(reason).Inc() }
 
@@ -74,7 +75,22 @@ func (s *Server) apiHandler() http.Handler {
 	// accept functions return errStored when they wrote to the journal
 	// themselves and there is no small state to save.
 	mux.HandleFunc("POST "+wire.PathBundles, s.handleBundles)
-	return mux
+	return s.checkVersion(mux)
+}
+
+// checkVersion refuses a request from a node that speaks another protocol
+// version, which would misread this server's messages or it theirs. A
+// request without the header is taken to speak this version.
+func (s *Server) checkVersion(next http.Handler) http.Handler {
+	want := strconv.Itoa(wire.ProtocolVersion)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if v := req.Header.Get(wire.HeaderVersion); v != "" && v != want {
+			s.answer(w, transport.PeerFingerprint(req), refuse(http.StatusBadRequest, reasonWrongVersion,
+				"the node speaks privstats protocol version %q, this tally server speaks %s; run one privstats release on every node", v, want))
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
 }
 
 // readBody reads a size-limited JSON body.

@@ -24,6 +24,7 @@ func NewClient(id *identity.Identity, addr, serverFingerprint string, timeout ti
 	if err != nil {
 		return nil, err
 	}
+	t.SetHeader(HeaderVersion, strconv.Itoa(ProtocolVersion))
 	return &Client{t: t}, nil
 }
 
@@ -57,7 +58,9 @@ func (c *Client) PostRoundKey(ctx context.Context, m identity.Signed) error {
 }
 
 // PostAck sends a keeper's signed Ack.
-func (c *Client) PostAck(ctx context.Context, m identity.Signed) error { return c.post(ctx, PathAck, m) }
+func (c *Client) PostAck(ctx context.Context, m identity.Signed) error {
+	return c.post(ctx, PathAck, m)
+}
 
 // PostReport sends a collector's signed Report.
 func (c *Client) PostReport(ctx context.Context, m identity.Signed) error {

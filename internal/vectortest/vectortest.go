@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -150,13 +149,23 @@ func GetHex(a *txtar.Archive, name string) ([]byte, error) {
 	return b, nil
 }
 
-// Dir is testdata/vectors/sub in this module's source tree.
+// Dir is testdata/vectors/sub at the root of the module, found from the
+// directory a test runs in (its package's).
 func Dir(sub string) string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		panic("vectortest: cannot locate the source tree")
+	dir, err := os.Getwd()
+	if err != nil {
+		panic(err)
 	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "vectors", sub)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "testdata", "vectors", sub)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			panic("vectortest: no go.mod above the test's directory")
+		}
+		dir = parent
+	}
 }
 
 // Suite is one package's vector files, in testdata/vectors/Dir.

@@ -78,21 +78,6 @@ func (s *Server) apiHandler() http.Handler {
 	return s.checkVersion(mux)
 }
 
-// checkVersion refuses a request from a node that speaks another protocol
-// version, which would misread this server's messages or it theirs. A
-// request without the header is taken to speak this version.
-func (s *Server) checkVersion(next http.Handler) http.Handler {
-	want := strconv.Itoa(wire.ProtocolVersion)
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if v := req.Header.Get(wire.HeaderVersion); v != "" && v != want {
-			s.answer(w, transport.PeerFingerprint(req), refuse(http.StatusBadRequest, reasonWrongVersion,
-				"the node speaks privstats protocol version %q, this tally server speaks %s; run one privstats release on every node", v, want))
-			return
-		}
-		next.ServeHTTP(w, req)
-	})
-}
-
 // readBody reads a size-limited JSON body.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) *rejection {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))

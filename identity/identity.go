@@ -36,6 +36,17 @@ func New() (*Identity, error) {
 	return fromKey(priv), nil
 }
 
+// FromSeed derives an identity deterministically from a 32-byte Ed25519
+// seed (RFC 8032): the same seed always gives the same key, fingerprint and
+// signatures. It exists for test vectors and tests, whose signed bytes must
+// not change from run to run; a node's real identity comes from New.
+func FromSeed(seed []byte) (*Identity, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("identity seed is %d bytes, want %d", len(seed), ed25519.SeedSize)
+	}
+	return fromKey(ed25519.NewKeyFromSeed(seed)), nil
+}
+
 func fromKey(priv ed25519.PrivateKey) *Identity {
 	return &Identity{Key: priv, Fingerprint: Fingerprint(priv.Public().(ed25519.PublicKey))}
 }

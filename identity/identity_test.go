@@ -1,7 +1,9 @@
 package identity
 
 import (
+	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,5 +99,33 @@ func TestSignaturesBindKindAndSigner(t *testing.T) {
 	swapped.Signer = b.Sign("report", nil).Signer
 	if _, err := swapped.VerifyAny("report"); err == nil {
 		t.Fatal("signature verified under another key")
+	}
+}
+
+// FromSeed must read the seed as RFC 8032 does, so that test vectors made
+// from a published seed can be checked by any Ed25519 implementation.
+func TestFromSeedFollowsRFC8032(t *testing.T) {
+	// RFC 8032, section 7.1, TEST 1.
+	seed, _ := hex.DecodeString("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+	wantPub := "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+	wantSig := "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+	id, err := FromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(id.Public()); got != wantPub {
+		t.Fatalf("public key %s, RFC 8032 says %s", got, wantPub)
+	}
+	if got := hex.EncodeToString(ed25519.Sign(id.Key, nil)); got != wantSig {
+		t.Fatalf("signature of the empty message %s, RFC 8032 says %s", got, wantSig)
+	}
+	again, _ := FromSeed(seed)
+	if again.Fingerprint != id.Fingerprint || id.Fingerprint != Fingerprint(id.Public()) {
+		t.Fatalf("fingerprints %s and %s from one seed", id.Fingerprint, again.Fingerprint)
+	}
+	for _, n := range []int{0, 31, 33, 64} {
+		if _, err := FromSeed(make([]byte, n)); err == nil || !strings.Contains(err.Error(), "want 32") {
+			t.Errorf("%d-byte seed: %v", n, err)
+		}
 	}
 }

@@ -37,7 +37,7 @@ func (s *Server) apiHandler() http.Handler {
 	post(s, mux, wire.PathReport, "collector", s.acceptReport)
 	post(s, mux, wire.PathBundles, "collector", s.acceptBundles)
 	post(s, mux, wire.PathRefusal, "", s.acceptRefusal)
-	return mux
+	return s.checkVersion(mux)
 }
 
 // readBody reads a size-limited JSON body.

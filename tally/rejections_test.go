@@ -279,6 +279,16 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 			n.waitPhase(t, round.PhaseSetup)
 			return n.send(t, k0, wire.PathAck, sign(t, k0, wire.KindAck, wire.Ack{ConfigHash: hash, Keeper: k0.Fingerprint, Collectors: []string{c0.Fingerprint}}))
 		}},
+		{reasonWrongVersion, http.StatusBadRequest, func() (string, error) {
+			c, err := transport.NewClient(k0, n.server.Addr(), n.ts.Fingerprint, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseIdle()
+			c.SetHeader(wire.HeaderVersion, "999")
+			_, err = c.Do(context.Background(), http.MethodPost, wire.PathRoundKey, key0, nil)
+			return "", err
+		}},
 	}
 	reached := map[reason]bool{}
 	for _, st := range steps {

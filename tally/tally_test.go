@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,22 @@ func TestUnknownKeyIsRefusedAndCounted(t *testing.T) {
 	}
 	if got := n.rejected(t, reasonUnknownKey); got < 1 {
 		t.Fatalf("unknown_key rejections = %d, want ≥ 1", got)
+	}
+}
+
+func TestNodeOfAnotherProtocolVersionIsRefused(t *testing.T) {
+	n := startServer(t, 0)
+	c := n.client(t, n.keepers[0])
+	c.SetHeader(wire.HeaderVersion, strconv.Itoa(wire.ProtocolVersion))
+	n.currentRound(t, c)
+	c.SetHeader(wire.HeaderVersion, strconv.Itoa(wire.ProtocolVersion+1))
+	_, err := c.Do(context.Background(), http.MethodGet, wire.PathRound, nil, nil)
+	wantStatus(t, err, http.StatusBadRequest)
+	if !strings.Contains(err.Error(), "protocol version") {
+		t.Errorf("refusal %q does not say which version the server speaks", err)
+	}
+	if got := n.rejected(t, reasonWrongVersion); got != 1 {
+		t.Fatalf("wrong_version rejections = %d, want 1", got)
 	}
 }
 

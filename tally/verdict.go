@@ -82,17 +82,20 @@ const (
 	// reasonNotJoined: the message needs a collector whose bundles the
 	// round holds, and it holds none.
 	reasonNotJoined = "not_joined"
+	// reasonWrongVersion: the sender speaks another protocol version
+	// (wire.ProtocolVersion).
+	reasonWrongVersion = "wrong_version"
 )
 
 var reasons = []reason{reasonUnknownKey, reasonWrongRole, reasonNotInRound, reasonBadSignature,
-	reasonWrongRound, reasonWrongPhase, reasonMalformed, reasonTooLarge, reasonDuplicate, reasonNotJoined}
+	reasonWrongRound, reasonWrongPhase, reasonMalformed, reasonTooLarge, reasonDuplicate, reasonNotJoined, reasonWrongVersion}
 
 // status is the HTTP status a refusal for the reason is answered with.
 // Senders act on the class: a collector takes 409 as "settled by the next
 // round view" and other 4xx answers as final.
 func (r reason) status() int {
 	switch r {
-	case reasonMalformed, reasonBadSignature:
+	case reasonMalformed, reasonBadSignature, reasonWrongVersion:
 		return http.StatusBadRequest
 	case reasonWrongRole, reasonNotInRound, reasonUnknownKey:
 		return http.StatusForbidden

@@ -101,8 +101,18 @@ func PeerFingerprint(r *http.Request) string {
 
 // Client is a keeper's or collector's connection to the tally server.
 type Client struct {
-	base string
-	http *http.Client
+	base   string
+	http   *http.Client
+	header http.Header
+}
+
+// SetHeader adds a header to every request the client sends from now on.
+// Set headers before the client is shared between goroutines.
+func (c *Client) SetHeader(key, value string) {
+	if c.header == nil {
+		c.header = http.Header{}
+	}
+	c.header.Set(key, value)
 }
 
 // NewClient returns a client for the tally server at addr (host:port) whose
@@ -149,6 +159,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) (bool
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return false, err
+	}
+	for k, vs := range c.header {
+		req.Header[k] = vs
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -17,6 +17,14 @@ import (
 // admitted client and tells who it was.
 func serve(t *testing.T, server *identity.Identity, allowed ...string) (string, chan string) {
 	t.Helper()
+	return serveWith(t, server, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`"` + PeerFingerprint(r) + `"`))
+	}), allowed...)
+}
+
+// serveWith is serve with another handler.
+func serveWith(t *testing.T, server *identity.Identity, h http.Handler, allowed ...string) (string, chan string) {
+	t.Helper()
 	refused := make(chan string, 10)
 	conf, err := ServerConfig(server, func(fp string) bool {
 		for _, a := range allowed {
@@ -33,9 +41,7 @@ func serve(t *testing.T, server *identity.Identity, allowed ...string) (string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(`"` + PeerFingerprint(r) + `"`))
-	}), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(tls.NewListener(ln, conf))
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String(), refused
@@ -125,5 +131,27 @@ func TestStatusErrorsCarryTheServersMessage(t *testing.T) {
 	var se *StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusConflict || !strings.Contains(se.Message, "another round") {
 		t.Fatalf("err = %v, want a 409 StatusError with the server's message", err)
+	}
+}
+
+func TestSetHeaderGoesOnEveryRequest(t *testing.T) {
+	server, client := newID(t), newID(t)
+	addr, _ := serveWith(t, server, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`"` + r.Header.Get("Privstats-Version") + " " + r.Header.Get("Content-Type") + `"`))
+	}), client.Fingerprint)
+	c, _ := NewClient(client, addr, server.Fingerprint, 5*time.Second)
+	c.SetHeader("Privstats-Version", "7")
+	for _, in := range []any{nil, map[string]int{"x": 1}} {
+		var got string
+		if _, err := c.Do(context.Background(), http.MethodPost, "/", in, &got); err != nil {
+			t.Fatal(err)
+		}
+		want := "7 "
+		if in != nil {
+			want += "application/json"
+		}
+		if got != want {
+			t.Errorf("server saw headers %q, want %q", got, want)
+		}
 	}
 }

@@ -6,17 +6,36 @@ import "github.com/privstats/privstats/identity"
 // and post signed messages; every POST body is an identity.Signed (a list of
 // them for PathBundles).
 const (
-	PathRound     = "/v1/round"     // GET ?since=VERSION: RoundView, waiting for a change
-	PathBundles   = "/v1/bundles"   // POST (collector) []Signed SealedBundle; GET ?from=I (keeper) []Signed
-	PathRoundKey  = "/v1/round-key" // POST (keeper) Signed RoundKey
-	PathAck       = "/v1/ack"       // POST (keeper) Signed Ack
-	PathReport    = "/v1/report"    // POST (collector) Signed Report
-	PathCommit    = "/v1/commit"    // POST (keeper) Signed Commit
-	PathShare     = "/v1/share"     // POST (keeper) Signed AggregateShareMsg
-	PathRefusal   = "/v1/refusal"   // POST (any node) Signed Refusal
-	MaxLongPollS  = 25              // seconds a GET PathRound may wait
-	HeaderVersion = "Privstats-Version"
+	PathRound     = "/v1/round"         // GET ?since=VERSION: RoundView, waiting for a change
+	PathBundles   = "/v1/bundles"       // POST (collector) []Signed SealedBundle; GET ?from=I (keeper) []Signed
+	PathRoundKey  = "/v1/round-key"     // POST (keeper) Signed RoundKey
+	PathAck       = "/v1/ack"           // POST (keeper) Signed Ack
+	PathReport    = "/v1/report"        // POST (collector) Signed Report
+	PathCommit    = "/v1/commit"        // POST (keeper) Signed Commit
+	PathShare     = "/v1/share"         // POST (keeper) Signed AggregateShareMsg
+	PathRefusal   = "/v1/refusal"       // POST (any node) Signed Refusal
+	MaxLongPollS  = 25                  // seconds a GET PathRound may wait
+	HeaderVersion = "Privstats-Version" // ProtocolVersion, in decimal, on every Client request
 )
+
+// ProtocolVersion is the version of what privstats nodes say to each other:
+// the message kinds, the exact bytes of every signed body, the signing
+// context, the HPKE suite and AAD of sealed bundles, and the round config
+// that the announcement carries. testdata/vectors pins all of those bytes.
+//
+// Bump it whenever a vector changes meaning. Every Client request carries
+// it in HeaderVersion, and the tally server refuses a request that names
+// another version (one without the header is taken as this version), so
+// nodes of different versions refuse each other instead of misreading.
+// Regenerating vectors whose meaning is unchanged (new test values, say)
+// does not bump it. round.ConfigVersion versions the round
+// config alone and is hashed into every config: a new ConfigVersion is a
+// new protocol too, so bump both; a message change bumps only this one.
+//
+// Version 2: reports carry a signed Pedersen commitment and its blinding,
+// agreements carry ΣV as exact integers with S's commitments, and outcomes
+// carry a signed publication time (docs/threat-model.md).
+const ProtocolVersion = 2
 
 // RoundView is what the tally server tells a polling node about the current
 // round. It holds only public or signed data.

@@ -24,6 +24,7 @@ func NewClient(id *identity.Identity, addr, serverFingerprint string, timeout ti
 	if err != nil {
 		return nil, err
 	}
+	t.SetHeader(HeaderVersion, strconv.Itoa(ProtocolVersion))
 	return &Client{t: t}, nil
 }
 

@@ -264,6 +264,10 @@ func (c *Collector) join(ctx context.Context, v *wire.RoundView) error {
 		c.log.Info("not permitted in round; waiting for the next", "round", cfg.Round)
 		return nil
 	}
+	if err := noise.CheckClaim(cfg); err != nil {
+		c.refuse(ctx, hash, err.Error())
+		return nil
+	}
 	if v.Joined {
 		c.refuse(ctx, hash, "collector restarted during the round and no longer holds its blinding")
 		return nil

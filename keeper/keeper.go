@@ -21,6 +21,7 @@ import (
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/node"
+	"github.com/privstats/privstats/noise"
 )
 
 // Options configure a keeper.
@@ -251,6 +252,9 @@ func (k *Keeper) checkAnnounce(v *wire.RoundView) (*round.Config, error) {
 		return nil, fmt.Errorf("round %d names keepers %v, this keeper is configured for %v", cfg.Round, short(fps), short(k.opts.Keepers))
 	}
 	if err := k.checkRoster(cfg); err != nil {
+		return nil, err
+	}
+	if err := noise.CheckClaim(cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil

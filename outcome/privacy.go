@@ -95,11 +95,8 @@ func statisticPrivacy(s round.StatisticSpec, weights []float64) StatisticPrivacy
 	case s.Sigma == 0:
 		sp.Why = "no noise was added (σ = 0): the totals are exact"
 		return sp
-	case s.Sensitivity <= 0 || s.BinsTouched <= 0:
-		sp.Why = fmt.Sprintf("no sensitivity declared (sensitivity %v, bins_touched %d), so no (ε, δ) can be claimed", s.Sensitivity, s.BinsTouched)
-		return sp
 	}
-	need, err := noise.Sigma(s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity)
+	need, err := noise.Needed(s)
 	if err != nil {
 		sp.Why = err.Error()
 		return sp

@@ -395,6 +395,9 @@ func (s *Server) step(now time.Time) error {
 			s.log.Info("agreement committed; keepers may release", "round", cfg.Round, "commits", len(r.Commits))
 			return s.bump()
 		}
+		if live := len(cfg.Keepers) - s.refusedKeepers(r); live < cfg.Threshold {
+			return s.fail(r, fmt.Sprintf("keepers refused the agreement: only %d of %d can still commit (threshold %d); refusals: %v", live, len(cfg.Keepers), cfg.Threshold, r.Refusals))
+		}
 		if now.After(r.Deadline) {
 			return s.fail(r, fmt.Sprintf("only %d keepers committed within %s, threshold %d", len(r.Commits), s.opts.PhaseTimeout, cfg.Threshold))
 		}
@@ -486,7 +489,11 @@ func (s *Server) announce(now time.Time) error {
 	if err := cfg.Validate(); err != nil {
 		return refuse(err.Error())
 	}
-	if hasNoise(cfg) && (o.Adversary == nil || o.Adversary.Announce == nil) {
+	honest := o.Adversary == nil || o.Adversary.Announce == nil
+	if err := noise.CheckClaim(cfg); err != nil && honest {
+		return refuse(err.Error())
+	}
+	if hasNoise(cfg) && honest {
 		if err := noise.CheckCoverage(weights, cfg.MinCollectors); err != nil {
 			return refuse(err.Error())
 		}

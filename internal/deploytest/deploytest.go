@@ -1,0 +1,387 @@
+// Package deploytest runs a whole privstats deployment inside one process:
+// a tally server listening on loopback, and share keepers and collectors
+// as goroutines, each with its own fresh identity key, speaking real
+// TLS 1.3 with pinned keys and sealing real HPKE bundles. It is support
+// for the tests of the roles and for the demo; it is not a way to deploy
+// privstats: one process holding every node's key undoes the split of
+// trust between keepers that the protocol rests on.
+package deploytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/privstats/privstats/collector"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/keeper"
+	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/source"
+	"github.com/privstats/privstats/tally"
+)
+
+// Options shape a deployment.
+type Options struct {
+	// Dir is the tally server's data directory; it must be set (tests
+	// pass t.TempDir()).
+	Dir string
+	// Keepers and Collectors are how many of each get an identity.
+	Keepers, Collectors int
+	// Tally configures the tally server. Start fills in Identity, Listen
+	// (loopback), DataDir, Keepers, Collectors and Logger; Threshold
+	// defaults to N/2+1, MinCollectors to every collector, Series to
+	// "test". Published, if set, is still called.
+	Tally tally.Options
+	// Keeper and Collector, when set, adjust node i's options before it
+	// starts (a policy, a source, a health hook). Every node pins the
+	// tally server and the keepers and exits when the server is finished;
+	// every collector counts a synthetic relay (seed i+1, Rate events a
+	// second) unless Collector replaces its Source.
+	Keeper    func(i int, o *keeper.Options)
+	Collector func(i int, o *collector.Options)
+	// Rate is each synthetic relay's events per second; 0 means 100.
+	Rate float64
+	// Idle starts only the tally server: the test starts nodes itself
+	// (StartKeeper, StartCollector) or speaks for them with their
+	// identities.
+	Idle bool
+	// KeepServing keeps the tally server up after its last round, until
+	// Stop; otherwise it exits once every round has ended.
+	KeepServing bool
+	// Logger gives each component its logger (role "tally", "keeper" or
+	// "collector"; i counts from 0); nil discards every log.
+	Logger func(role string, i int) *slog.Logger
+}
+
+// Deployment is a running in-process deployment.
+type Deployment struct {
+	// Tally is the running tally server (Status, Snapshot, HTTPAddr).
+	Tally *tally.Server
+	// TallyID, KeeperIDs and CollectorIDs are every node's identity, so a
+	// test can speak for a node it did not start.
+	TallyID      *identity.Identity
+	KeeperIDs    []*identity.Identity
+	CollectorIDs []*identity.Identity
+	// Dir is the tally server's data directory.
+	Dir string
+
+	opts       Options
+	ctx        context.Context
+	cancel     context.CancelFunc
+	serverDone chan struct{}
+	serverErr  error
+
+	mu         sync.Mutex
+	nodes      []*Node // every node ever started, to stop them all
+	keepers    []*Node // the latest keeper i started
+	collectors []*Node
+	published  []Published
+	changed    chan struct{} // closed and replaced on every outcome
+}
+
+// Published is one outcome the tally server wrote, and where.
+type Published struct {
+	Outcome *outcome.Outcome
+	Path    string
+}
+
+// Node is one running keeper or collector.
+type Node struct {
+	ID     *identity.Identity
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Done is closed when the node's Run has returned.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Stop stops the node, as a crash or a kill would (it keeps nothing), and
+// returns what its Run returned.
+func (n *Node) Stop() error {
+	n.cancel()
+	<-n.done
+	return n.err
+}
+
+// Start creates every identity, starts the tally server and, unless Idle,
+// every keeper and collector. Everything stops when ctx ends or on Stop.
+func Start(ctx context.Context, opts Options) (*Deployment, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("deploytest: no data directory")
+	}
+	if opts.Keepers < 1 {
+		return nil, errors.New("deploytest: need at least one keeper")
+	}
+	if opts.Rate == 0 {
+		opts.Rate = 100
+	}
+	if opts.Logger == nil {
+		discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts.Logger = func(string, int) *slog.Logger { return discard }
+	}
+	d := &Deployment{Dir: opts.Dir, opts: opts, serverDone: make(chan struct{}), changed: make(chan struct{}),
+		keepers: make([]*Node, opts.Keepers), collectors: make([]*Node, opts.Collectors)}
+	var err error
+	if d.TallyID, err = identity.New(); err != nil {
+		return nil, err
+	}
+	if d.KeeperIDs, err = newIDs(opts.Keepers); err != nil {
+		return nil, err
+	}
+	if d.CollectorIDs, err = newIDs(opts.Collectors); err != nil {
+		return nil, err
+	}
+
+	to := opts.Tally
+	to.Identity, to.Listen, to.DataDir = d.TallyID, "127.0.0.1:0", opts.Dir
+	to.Keepers, to.Collectors = fingerprints(d.KeeperIDs), fingerprints(d.CollectorIDs)
+	to.Logger = opts.Logger("tally", 0)
+	if to.Threshold == 0 {
+		to.Threshold = opts.Keepers/2 + 1
+	}
+	if to.MinCollectors == 0 {
+		to.MinCollectors = opts.Collectors
+	}
+	if to.Series == "" {
+		to.Series = "test"
+	}
+	published := to.Published
+	to.Published = func(o *outcome.Outcome, path string) {
+		d.mu.Lock()
+		d.published = append(d.published, Published{o, path})
+		close(d.changed)
+		d.changed = make(chan struct{})
+		d.mu.Unlock()
+		if published != nil {
+			published(o, path)
+		}
+	}
+	if d.Tally, err = tally.New(to); err != nil {
+		return nil, err
+	}
+	d.ctx, d.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(d.serverDone)
+		d.serverErr = d.Tally.Run(d.ctx, !opts.KeepServing)
+	}()
+	if opts.Idle {
+		return d, nil
+	}
+	for i := range d.KeeperIDs {
+		if _, err := d.StartKeeper(i, nil); err != nil {
+			d.Stop()
+			return nil, err
+		}
+	}
+	for i := range d.CollectorIDs {
+		if _, err := d.StartCollector(i, nil); err != nil {
+			d.Stop()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func newIDs(n int) ([]*identity.Identity, error) {
+	ids := make([]*identity.Identity, n)
+	for i := range ids {
+		id, err := identity.New()
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+func fingerprints(ids []*identity.Identity) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.Fingerprint
+	}
+	return out
+}
+
+// Addr is the tally server's HTTPS address.
+func (d *Deployment) Addr() string { return d.Tally.Addr() }
+
+// KeeperFingerprints are the keepers' fingerprints in round order.
+func (d *Deployment) KeeperFingerprints() []string { return fingerprints(d.KeeperIDs) }
+
+// CollectorFingerprints are the collectors' fingerprints.
+func (d *Deployment) CollectorFingerprints() []string { return fingerprints(d.CollectorIDs) }
+
+// StartKeeper starts keeper i with Options.Keeper's adjustments, then
+// adjust's. Starting a keeper that ran before is a restart: the new one has
+// the same key and none of the old one's memory.
+func (d *Deployment) StartKeeper(i int, adjust func(*keeper.Options)) (*Node, error) {
+	id := d.KeeperIDs[i]
+	o := keeper.Options{Identity: id, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
+		Keepers: d.KeeperFingerprints(), ExitWhenFinished: true, Logger: d.opts.Logger("keeper", i)}
+	if d.opts.Keeper != nil {
+		d.opts.Keeper(i, &o)
+	}
+	if adjust != nil {
+		adjust(&o)
+	}
+	k, err := keeper.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("deploytest: keeper %d: %w", i, err)
+	}
+	n := d.run(id, k.Run)
+	d.mu.Lock()
+	d.keepers[i] = n
+	d.mu.Unlock()
+	return n, nil
+}
+
+// StartCollector starts collector i with Options.Collector's adjustments,
+// then adjust's. Starting a collector that ran before is a restart: the new
+// one has the same key and none of the old one's memory.
+func (d *Deployment) StartCollector(i int, adjust func(*collector.Options)) (*Node, error) {
+	id := d.CollectorIDs[i]
+	o := collector.Options{Identity: id, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
+		Keepers: d.KeeperFingerprints(), ExitWhenFinished: true, Logger: d.opts.Logger("collector", i),
+		Source: source.Synthetic(source.SyntheticOptions{Rate: d.opts.Rate, Seed: uint64(i + 1)})}
+	if d.opts.Collector != nil {
+		d.opts.Collector(i, &o)
+	}
+	if adjust != nil {
+		adjust(&o)
+	}
+	c, err := collector.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("deploytest: collector %d: %w", i, err)
+	}
+	n := d.run(id, c.Run)
+	d.mu.Lock()
+	d.collectors[i] = n
+	d.mu.Unlock()
+	return n, nil
+}
+
+// Keeper returns the keeper i started last, or nil.
+func (d *Deployment) Keeper(i int) *Node {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.keepers[i]
+}
+
+// Collector returns the collector i started last, or nil.
+func (d *Deployment) Collector(i int) *Node {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.collectors[i]
+}
+
+func (d *Deployment) run(id *identity.Identity, run func(context.Context) error) *Node {
+	ctx, cancel := context.WithCancel(d.ctx)
+	n := &Node{ID: id, cancel: cancel, done: make(chan struct{})}
+	d.mu.Lock()
+	d.nodes = append(d.nodes, n)
+	d.mu.Unlock()
+	go func() {
+		defer close(n.done)
+		n.err = run(ctx)
+	}()
+	return n
+}
+
+// Outcomes returns what the tally server has published so far.
+func (d *Deployment) Outcomes() []Published {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.published)
+}
+
+// WaitOutcomes waits until n outcomes are published and returns them. It
+// fails when ctx ends or the tally server stops first, saying where the
+// round stood.
+func (d *Deployment) WaitOutcomes(ctx context.Context, n int) ([]Published, error) {
+	for {
+		d.mu.Lock()
+		got, changed := slices.Clone(d.published), d.changed
+		d.mu.Unlock()
+		if len(got) >= n {
+			return got, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return got, fmt.Errorf("%d of %d outcomes published before %v; %s", len(got), n, ctx.Err(), d.where())
+		case <-d.serverDone:
+			if len(d.Outcomes()) < n {
+				return d.Outcomes(), fmt.Errorf("the tally server stopped after %d of %d outcomes; %s", len(got), n, d.where())
+			}
+		}
+	}
+}
+
+// WaitStatus waits until cond holds for the tally server's status and
+// returns that status. It fails when ctx ends first, naming what it waited
+// for and where the round stood.
+func (d *Deployment) WaitStatus(ctx context.Context, what string, cond func(tally.Status) bool) (tally.Status, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if st := d.Tally.Status(); cond(st) {
+			return st, nil
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return d.Tally.Status(), fmt.Errorf("waiting for %s: %v; %s", what, ctx.Err(), d.where())
+		}
+	}
+}
+
+// where says where the current round stands, for failure messages.
+func (d *Deployment) where() string {
+	st := d.Tally.Status()
+	s := fmt.Sprintf("round %d in phase %q: %d keys, %d collectors joined, %d reported, %d commits, %d shares",
+		st.Round, st.Phase, st.KeepersKeyed, st.CollectorsJoined, st.Reported, st.Committed, st.Released)
+	if st.Failure != "" {
+		s += "; failed: " + st.Failure
+	}
+	if st.NotAnnounced != "" {
+		s += "; not announced: " + st.NotAnnounced
+	}
+	if len(st.Refusals) > 0 {
+		s += fmt.Sprintf("; refusals: %v", st.Refusals)
+	}
+	return s
+}
+
+// ServerDone is closed when the tally server has stopped.
+func (d *Deployment) ServerDone() <-chan struct{} { return d.serverDone }
+
+// Wait waits for the tally server to stop (once every round has ended,
+// unless KeepServing, or when ctx ends), then stops every node. It returns
+// every error a component's Run returned.
+func (d *Deployment) Wait() error {
+	<-d.serverDone
+	return d.Stop()
+}
+
+// Stop stops the tally server and every node and waits for them. It
+// returns every error a component's Run returned; calling it again
+// returns the same.
+func (d *Deployment) Stop() error {
+	d.cancel()
+	<-d.serverDone
+	d.mu.Lock()
+	nodes := slices.Clone(d.nodes)
+	d.mu.Unlock()
+	errs := []error{d.serverErr}
+	for _, n := range nodes {
+		<-n.done
+		errs = append(errs, n.err)
+	}
+	return errors.Join(errs...)
+}

@@ -327,7 +327,7 @@ func (d *Deployment) WaitOutcomes(ctx context.Context, n int) ([]Published, erro
 // returns that status. It fails when ctx ends first, naming what it waited
 // for and where the round stood.
 func (d *Deployment) WaitStatus(ctx context.Context, what string, cond func(tally.Status) bool) (tally.Status, error) {
-	t := time.NewTicker(20 * time.Millisecond)
+	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
 		if st := d.Tally.Status(); cond(st) {

@@ -17,10 +17,12 @@ import (
 	"github.com/privstats/privstats/tally"
 )
 
+// step is what a test has an event source do: emit events, report gaps.
+type step func(emit func(at time.Time, line []byte), gap func(start, end time.Time))
+
 // feed is an event source the test writes to: every step it receives is
-// run, in order, on the source's goroutine, as a tor event or a gap would
-// arrive.
-type feed chan func(emit func(time.Time, []byte), gap func(start, end time.Time))
+// run, in order, on the source's goroutine, as tor's events would arrive.
+type feed chan step
 
 func (f feed) Run(ctx context.Context, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
 	for {
@@ -36,9 +38,9 @@ func (f feed) Run(ctx context.Context, emit func(time.Time, []byte), gap func(st
 // send runs step on the source and returns once the collector has seen it:
 // the feed is unbuffered, so the empty step that follows is taken only
 // after step has returned.
-func (f feed) send(ctx context.Context, t *testing.T, step func(emit func(time.Time, []byte), gap func(start, end time.Time))) {
+func (f feed) send(ctx context.Context, t *testing.T, s step) {
 	t.Helper()
-	for _, s := range []func(func(time.Time, []byte), func(time.Time, time.Time)){step, func(func(time.Time, []byte), func(time.Time, time.Time)) {}} {
+	for _, s := range []step{s, func(func(time.Time, []byte), func(time.Time, time.Time)) {}} {
 		select {
 		case f <- s:
 		case <-ctx.Done():
@@ -91,7 +93,7 @@ func TestCollectorCountsItsWindowAndReports(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	src := feed(make(chan func(func(time.Time, []byte), func(time.Time, time.Time))))
+	src := make(feed)
 	announced := make(chan *round.Config, 1)
 	opts := noiseless(t)
 	opts.Record = func(cfg *round.Config) error { announced <- cfg; return nil }
@@ -154,7 +156,9 @@ func TestCollectorRefusesWithItsReason(t *testing.T) {
 		{
 			name: "its policy says no",
 			adjust: func(_ *deploytest.Deployment, o *collector.Options) {
-				o.Policy = func(*round.Config, time.Time) error { return errors.New("policy: max_epsilon 0.5 is below the round's ε 1") }
+				o.Policy = func(*round.Config, time.Time) error {
+					return errors.New("policy: max_epsilon 0.5 is below the round's ε 1")
+				}
 			},
 			reason: "policy: max_epsilon 0.5 is below the round's ε 1",
 		},

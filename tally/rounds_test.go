@@ -1,13 +1,23 @@
+// The tests in package tally_test run real keepers and collectors against
+// the tally server, through deploytest (which imports tally, so they cannot
+// be in package tally).
 package tally_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/internal/deploytest"
+	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
 )
@@ -96,4 +106,62 @@ func TestKeeperDeadBeforeItAcknowledgesIsSkipped(t *testing.T) {
 	if st.Completed != 1 || st.Reported != 2 {
 		t.Fatalf("status %+v: want the round published with both collectors", st)
 	}
+}
+
+// A keeper whose own policy allows less than the tally server's round
+// spends refuses the round; the tally server records its reason, counts
+// the refusal and shows it in /api/v1/status.
+func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := deploytest.Start(ctx, deploytest.Options{Dir: t.TempDir(), Keepers: 3, Collectors: 2, Idle: true,
+		Tally: tally.Options{HTTPListen: "127.0.0.1:0", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
+			Threshold: 2, MinCollectors: 1, Epsilon: 1, Delta: 1e-6,
+			Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	pol := policy.Defaults()
+	pol.MaxEpsilon = 0.1
+	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) }
+	if _, err := d.StartKeeper(0, func(o *keeper.Options) { o.Policy = strict }); err != nil {
+		t.Fatal(err)
+	}
+	fp := d.KeeperIDs[0].Fingerprint
+	st, err := d.WaitStatus(ctx, "the keeper's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := st.Refusals[fp]
+	if !strings.Contains(reason, "max_epsilon 0.1") || !strings.HasPrefix(reason, "policy: ") {
+		t.Fatalf("recorded refusal %q, want the keeper's policy reason", reason)
+	}
+	metrics := get(t, "http://"+d.Tally.HTTPAddr()+"/metrics")
+	if want := "\n" + `privstats_round_refusals_total{role="keeper"} 1` + "\n"; !strings.Contains(string(metrics), want) {
+		t.Fatalf("/metrics lacks %q", strings.TrimSpace(want))
+	}
+	var api tally.Status
+	if err := json.Unmarshal(get(t, "http://"+d.Tally.HTTPAddr()+"/api/v1/status"), &api); err != nil || api.Refusals[fp] != reason {
+		t.Fatalf("/api/v1/status refusals %v (%v), want the keeper's reason", api.Refusals, err)
+	}
+}
+
+func get(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	return body
 }

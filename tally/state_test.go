@@ -12,19 +12,6 @@ import (
 	"github.com/privstats/privstats/identity"
 )
 
-func newIDs(t *testing.T, n int) []*identity.Identity {
-	t.Helper()
-	out := make([]*identity.Identity, n)
-	for i := range out {
-		id, err := identity.New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = id
-	}
-	return out
-}
-
 func journalRound(t *testing.T) (*roundState, *identity.Identity) {
 	t.Helper()
 	ids := newIDs(t, 3)

@@ -1,4 +1,4 @@
-package tally_test
+package tally
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,65 +14,66 @@ import (
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
-	"github.com/privstats/privstats/internal/deploytest"
-	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/noise"
-	"github.com/privstats/privstats/policy"
-	"github.com/privstats/privstats/tally"
 	"github.com/privstats/privstats/transport"
 )
 
-// The reasons of privstats_rejected_requests_total, as operators see them.
-const (
-	reasonUnknownKey   = "unknown_key"
-	reasonWrongRole    = "wrong_role"
-	reasonBadSignature = "bad_signature"
-	reasonWrongRound   = "wrong_round"
-	reasonMalformed    = "malformed"
-	reasonTooLarge     = "body_too_large"
-)
-
-// testNet is a tally server on loopback with the identities of three
-// keepers and two collectors, none of them running: the tests speak for
-// them.
 type testNet struct {
 	ts         *identity.Identity
 	keepers    []*identity.Identity
 	collectors []*identity.Identity
-	server     *tally.Server
-	d          *deploytest.Deployment
+	server     *Server
 }
 
-func newID(t *testing.T) *identity.Identity {
+func newIDs(t *testing.T, n int) []*identity.Identity {
 	t.Helper()
-	id, err := identity.New()
-	if err != nil {
-		t.Fatal(err)
+	out := make([]*identity.Identity, n)
+	for i := range out {
+		id, err := identity.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = id
 	}
-	return id
+	return out
 }
 
-// startNet starts an idle deployment of three keepers and two collectors
-// with the given tally server options, stopped when the test ends.
-func startNet(t *testing.T, opts tally.Options) *testNet {
-	t.Helper()
-	d, err := deploytest.Start(context.Background(), deploytest.Options{Dir: t.TempDir(), Keepers: 3, Collectors: 2, Idle: true, Tally: opts})
-	if err != nil {
-		t.Fatal(err)
+func fps(ids []*identity.Identity) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.Fingerprint
 	}
-	t.Cleanup(func() { d.Stop() })
-	return &testNet{ts: d.TallyID, keepers: d.KeeperIDs, collectors: d.CollectorIDs, server: d.Tally, d: d}
+	return out
 }
 
 // startServer runs a tally server on loopback whose first round stays in
 // its announcement phase for an hour.
 func startServer(t *testing.T, maxBody int64) *testNet {
 	t.Helper()
-	return startNet(t, tally.Options{
-		HTTPListen: "127.0.0.1:0", Series: "test", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
-		Threshold: 2, MinCollectors: 1, Epsilon: 1, Delta: 1e-6, MaxBodyBytes: maxBody,
+	n := &testNet{ts: newIDs(t, 1)[0], keepers: newIDs(t, 3), collectors: newIDs(t, 2)}
+	srv, err := New(Options{
+		Identity: n.ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
+		Series: "test", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
+		Keepers: fps(n.keepers), Threshold: 2, Collectors: fps(n.collectors), MinCollectors: 1,
+		Epsilon: 1, Delta: 1e-6, MaxBodyBytes: maxBody,
 		Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}},
+		Logger:     discardLogger(),
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		srv.Run(ctx, false)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	n.server = srv
+	return n
 }
 
 func (n *testNet) client(t *testing.T, id *identity.Identity) *transport.Client {
@@ -134,7 +134,7 @@ func wantStatus(t *testing.T, err error, code int) {
 
 func TestUnknownKeyIsRefusedAndCounted(t *testing.T) {
 	n := startServer(t, 0)
-	stranger := newID(t)
+	stranger := newIDs(t, 1)[0]
 	_, err := n.client(t, stranger).Do(context.Background(), http.MethodGet, wire.PathRound, nil, nil)
 	if err == nil {
 		t.Fatal("a client with an unlisted key was served")
@@ -208,7 +208,7 @@ func TestMalformedAndForgedMessagesAreRefused(t *testing.T) {
 
 func TestServerPinIsChecked(t *testing.T) {
 	n := startServer(t, 0)
-	impostor := newID(t)
+	impostor := newIDs(t, 1)[0]
 	c, err := transport.NewClient(n.collectors[0], n.server.Addr(), impostor.Fingerprint, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -219,15 +219,29 @@ func TestServerPinIsChecked(t *testing.T) {
 }
 
 func TestUnderNoisedWeightsAreRefused(t *testing.T) {
+	ids := newIDs(t, 6)
+	ts, keepers, collectors := ids[0], ids[1:4], ids[4:6]
 	// Two collectors with w = 0.5: together they carry only σ²/2.
-	n := startNet(t, tally.Options{
-		HTTPListen: "127.0.0.1:0", Series: "test", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
-		Threshold: 2, MinCollectors: 1, Weights: noise.Weights{Default: 0.5}, Epsilon: 1, Delta: 1e-6,
+	srv, err := New(Options{
+		Identity: ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
+		Series: "test", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
+		Keepers: fps(keepers), Threshold: 2, Collectors: fps(collectors), MinCollectors: 1,
+		Weights: noise.Weights{Default: 0.5}, Epsilon: 1, Delta: 1e-6,
 		Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", Sigma: 100, Epsilon: 1, Delta: 1e-6, MaxPerCollector: 1 << 40}},
+		Logger:     discardLogger(),
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, _ := n.d.WaitStatus(ctx, "a refusal to announce", func(st tally.Status) bool { return st.NotAnnounced != "" })
+	go srv.Run(ctx, false)
+	n := &testNet{server: srv}
+	deadline := time.Now().Add(3 * time.Second)
+	for srv.Status().NotAnnounced == "" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := srv.Status()
 	if st.Phase != "" || !strings.Contains(st.NotAnnounced, "noise") {
 		t.Fatalf("status %+v: want no round and a noise coverage refusal", st)
 	}
@@ -254,40 +268,6 @@ func (n *testNet) metric(t *testing.T, series string) int {
 	}
 	t.Fatalf("/metrics has no %s", series)
 	return 0
-}
-
-func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
-	n := startServer(t, 0)
-	// The keeper's real policy allows less ε than the tally server's round spends.
-	pol := policy.Defaults()
-	pol.MaxEpsilon = 0.1
-	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	strict := func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) }
-	if _, err := n.d.StartKeeper(0, func(o *keeper.Options) { o.Policy = strict }); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
-	defer cancel()
-	n.d.WaitStatus(ctx, "the keeper's refusal", func(st tally.Status) bool { return len(st.Refusals) > 0 })
-	reason := n.server.Status().Refusals[n.keepers[0].Fingerprint]
-	if !strings.Contains(reason, "max_epsilon 0.1") || !strings.HasPrefix(reason, "policy: ") {
-		t.Fatalf("recorded refusal %q, want the keeper's policy reason", reason)
-	}
-	if got := n.metric(t, `privstats_round_refusals_total{role="keeper"}`); got != 1 {
-		t.Fatalf("keeper refusals = %d, want 1", got)
-	}
-	resp, err := http.Get("http://" + n.server.HTTPAddr() + "/api/v1/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st tally.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Refusals[n.keepers[0].Fingerprint] != reason {
-		t.Fatalf("/api/v1/status refusals %v (%v), want the keeper's reason", st.Refusals, err)
-	}
 }
 
 func TestResultsPageShowsTheRound(t *testing.T) {

@@ -12,8 +12,6 @@ import (
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/deploytest"
-	"github.com/privstats/privstats/outcome"
-	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
 )
 
@@ -49,40 +47,6 @@ func (f feed) send(ctx context.Context, t *testing.T, s step) {
 	}
 }
 
-// noiseless is a round of a few seconds measuring relay_bytes_read with
-// σ = 0, so the published total is exactly what the collectors counted.
-func noiseless(t *testing.T) tally.Options {
-	t.Helper()
-	spec, err := stats.Resolve("relay_bytes_read", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tally.Options{Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 2 * time.Second, ReportGrace: 3 * time.Second,
-		Threshold: 2, MinCollectors: 1, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}}
-}
-
-// waiting is a round that stays in its setup phase for an hour once every
-// keeper has published its round key.
-func waiting() tally.Options {
-	return tally.Options{Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour, Threshold: 2, MinCollectors: 1,
-		Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}}}
-}
-
-func start(ctx context.Context, t *testing.T, opts deploytest.Options) *deploytest.Deployment {
-	t.Helper()
-	opts.Dir = t.TempDir()
-	d, err := deploytest.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Stop(); err != nil {
-			t.Errorf("deployment: %v", err)
-		}
-	})
-	return d
-}
-
 // A collector joins a round once the keepers' round keys are in, counts
 // exactly the events of the window [start, end) by their time, reports
 // its gaps clipped to the window, and its report, with the keepers'
@@ -95,9 +59,9 @@ func TestCollectorCountsItsWindowAndReports(t *testing.T) {
 	defer cancel()
 	src := make(feed)
 	announced := make(chan *round.Config, 1)
-	opts := noiseless(t)
+	opts := deploytest.ShortRound()
 	opts.Record = func(cfg *round.Config) error { announced <- cfg; return nil }
-	d := start(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts,
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts,
 		Collector: func(_ int, o *collector.Options) { o.Source = src }})
 	fp := d.CollectorIDs[0].Fingerprint
 
@@ -121,13 +85,9 @@ func TestCollectorCountsItsWindowAndReports(t *testing.T) {
 		gap(cfg.End.Add(time.Second), cfg.End.Add(2*time.Second)) // outside: not the round's business
 	})
 
-	published, err := d.WaitOutcomes(ctx, 1)
+	o, err := d.VerifiedOutcome(ctx)
 	if err != nil {
 		t.Fatal(err)
-	}
-	o := published[0].Outcome
-	if err := outcome.Verify(o); err != nil {
-		t.Fatalf("outcome does not verify: %v", err)
 	}
 	if !slices.Equal(o.Collectors.Fingerprints, []string{fp}) {
 		t.Fatalf("collectors in S: %v, want only %s", o.Collectors.Fingerprints, fp)
@@ -180,7 +140,7 @@ func TestCollectorRefusesWithItsReason(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			d := start(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: waiting(), Idle: true})
+			d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.PendingRound(), Idle: true})
 			for i := range d.KeeperIDs {
 				if _, err := d.StartKeeper(i, nil); err != nil {
 					t.Fatal(err)
@@ -214,26 +174,13 @@ func TestCollectorWithAnotherTallyPinNeverConnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := start(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: waiting(), Idle: true})
-	health := make(chan bool, 1)
-	if _, err := d.StartCollector(0, func(o *collector.Options) {
-		o.TallyFingerprint = impostor.Fingerprint
-		o.Health = func(connected bool, _ string) {
-			select {
-			case health <- connected:
-			default:
-			}
-		}
-	}); err != nil {
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.PendingRound(), Idle: true})
+	n, err := d.StartCollector(0, func(o *collector.Options) { o.TallyFingerprint = impostor.Fingerprint })
+	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case connected := <-health:
-		if connected {
-			t.Fatal("a collector pinned to another key reached the tally server")
-		}
-	case <-ctx.Done():
-		t.Fatal("the collector never reported its health")
+	if reached, err := n.FirstPoll(ctx); err != nil || reached {
+		t.Fatalf("a collector pinned to another key reached the tally server (%v)", err)
 	}
 	if st := d.Tally.Status(); st.CollectorsJoined != 0 || len(st.Refusals) != 0 {
 		t.Fatalf("status %+v: the tally server heard from a collector that does not trust it", st)
@@ -248,25 +195,18 @@ func TestRestartedCollectorSitsOut(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d := start(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: noiseless(t)})
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
 	if _, err := d.WaitStatus(ctx, "both collectors to join", func(st tally.Status) bool { return st.CollectorsJoined == 2 }); err != nil {
 		t.Fatal(err)
 	}
 	restarted, kept := d.CollectorIDs[0].Fingerprint, d.CollectorIDs[1].Fingerprint
-	if err := d.Collector(0).Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.StartCollector(0, nil); err != nil {
+	if _, err := d.Collector(0).Restart(); err != nil {
 		t.Fatal(err)
 	}
 	const reason = "collector restarted during the round and no longer holds its blinding"
-	published, err := d.WaitOutcomes(ctx, 1)
+	o, err := d.VerifiedOutcome(ctx)
 	if err != nil {
 		t.Fatal(err)
-	}
-	o := published[0].Outcome
-	if err := outcome.Verify(o); err != nil {
-		t.Fatalf("outcome does not verify: %v", err)
 	}
 	if got := o.Refusals[restarted]; got != reason {
 		t.Errorf("restarted collector's refusal %q, want %q", got, reason)

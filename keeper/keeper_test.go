@@ -24,44 +24,9 @@ import (
 	"github.com/privstats/privstats/internal/deploytest"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/noise"
-	"github.com/privstats/privstats/outcome"
-	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
 	"github.com/privstats/privstats/transport"
 )
-
-// noiseless is a round of a few seconds measuring relay_bytes_read with
-// σ = 0.
-func noiseless(t *testing.T) tally.Options {
-	t.Helper()
-	spec, err := stats.Resolve("relay_bytes_read", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tally.Options{Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 2 * time.Second, ReportGrace: 3 * time.Second,
-		MinCollectors: 1, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}}
-}
-
-// waiting is a round whose window opens an hour after it is announced.
-func waiting() tally.Options {
-	return tally.Options{Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour, Threshold: 2, MinCollectors: 1,
-		Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}}}
-}
-
-func start(ctx context.Context, t *testing.T, opts deploytest.Options) *deploytest.Deployment {
-	t.Helper()
-	opts.Dir = t.TempDir()
-	d, err := deploytest.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Stop(); err != nil {
-			t.Errorf("deployment: %v", err)
-		}
-	})
-	return d
-}
 
 // With N = K = 2 every keeper must take part: each publishes a round key,
 // opens the collectors' bundles, commits to the tally server's agreement
@@ -72,16 +37,12 @@ func TestKeepersJoinCommitAndRelease(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	opts := noiseless(t)
+	opts := deploytest.ShortRound()
 	opts.Threshold = 2
-	d := start(ctx, t, deploytest.Options{Keepers: 2, Collectors: 2, Tally: opts})
-	published, err := d.WaitOutcomes(ctx, 1)
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 2, Collectors: 2, Tally: opts})
+	o, err := d.VerifiedOutcome(ctx)
 	if err != nil {
 		t.Fatal(err)
-	}
-	o := published[0].Outcome
-	if err := outcome.Verify(o); err != nil {
-		t.Fatalf("outcome does not verify: %v", err)
 	}
 	if o.Collectors.Count != 2 {
 		t.Errorf("%d collectors in S, want 2", o.Collectors.Count)
@@ -148,7 +109,7 @@ func TestKeeperRefusesWithItsReason(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			d := start(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: waiting(), Idle: true})
+			d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.PendingRound(), Idle: true})
 			if _, err := d.StartKeeper(0, func(o *keeper.Options) { tc.adjust(d, o) }); err != nil {
 				t.Fatal(err)
 			}
@@ -173,9 +134,9 @@ func TestLateKeeperSitsOut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	// Two of three keys are enough once half the setup time has passed.
-	opts := waiting()
+	opts := deploytest.PendingRound()
 	opts.SetupTime = 2 * time.Second
-	d := start(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts, Idle: true})
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts, Idle: true})
 	for i := 1; i < 3; i++ {
 		if _, err := d.StartKeeper(i, nil); err != nil {
 			t.Fatal(err)
@@ -208,26 +169,13 @@ func TestKeeperWithAnotherTallyPinNeverConnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := start(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: waiting(), Idle: true})
-	health := make(chan bool, 1)
-	if _, err := d.StartKeeper(0, func(o *keeper.Options) {
-		o.TallyFingerprint = impostor.Fingerprint
-		o.Health = func(connected bool, _ string) {
-			select {
-			case health <- connected:
-			default:
-			}
-		}
-	}); err != nil {
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.PendingRound(), Idle: true})
+	n, err := d.StartKeeper(0, func(o *keeper.Options) { o.TallyFingerprint = impostor.Fingerprint })
+	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case connected := <-health:
-		if connected {
-			t.Fatal("a keeper pinned to another key reached the tally server")
-		}
-	case <-ctx.Done():
-		t.Fatal("the keeper never reported its health")
+	if reached, err := n.FirstPoll(ctx); err != nil || reached {
+		t.Fatalf("a keeper pinned to another key reached the tally server (%v)", err)
 	}
 	if st := d.Tally.Status(); st.KeepersKeyed != 0 || len(st.Refusals) != 0 {
 		t.Fatalf("status %+v: the tally server heard from a keeper that does not trust it", st)
@@ -243,25 +191,16 @@ func TestRestartedKeeperSitsOut(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	opts := noiseless(t)
-	opts.Threshold = 2
-	d := start(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts})
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
 	if _, err := d.WaitStatus(ctx, "every round key", func(st tally.Status) bool { return st.KeepersKeyed == 3 }); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Keeper(0).Stop(); err != nil {
+	if _, err := d.Keeper(0).Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.StartKeeper(0, nil); err != nil {
-		t.Fatal(err)
-	}
-	published, err := d.WaitOutcomes(ctx, 1)
+	o, err := d.VerifiedOutcome(ctx)
 	if err != nil {
 		t.Fatal(err)
-	}
-	o := published[0].Outcome
-	if err := outcome.Verify(o); err != nil {
-		t.Fatalf("outcome does not verify: %v", err)
 	}
 	restarted := d.KeeperIDs[0].Fingerprint
 	if want := "keeper restarted during the round and no longer holds its round key"; o.Refusals[restarted] != want {

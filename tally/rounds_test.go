@@ -35,15 +35,11 @@ func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d, err := deploytest.Start(ctx, deploytest.Options{
-		Dir: t.TempDir(), Keepers: 3, Collectors: 2,
+	d := deploytest.New(ctx, t, deploytest.Options{
+		Keepers: 3, Collectors: 2,
 		Tally: tally.Options{Series: "repeat", Rounds: 2, RoundLength: 2 * time.Second, SetupTime: 2 * time.Second, Period: 4 * time.Second,
 			ReportGrace: 3 * time.Second, Threshold: 2, MinCollectors: 2, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
 	if err := d.Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -85,15 +81,11 @@ func TestKeeperDeadBeforeItAcknowledgesIsSkipped(t *testing.T) {
 	spec, _ := stats.Resolve("relay_bytes_read", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	d, err := deploytest.Start(ctx, deploytest.Options{
-		Dir: t.TempDir(), Keepers: 3, Collectors: 2,
+	d := deploytest.New(ctx, t, deploytest.Options{
+		Keepers: 3, Collectors: 2,
 		Tally: tally.Options{Series: "dead", Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 3 * time.Second, ReportGrace: 2 * time.Second,
 			Threshold: 2, MinCollectors: 2, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
 	// Keeper 3 dies as soon as every round key is in.
 	if _, err := d.WaitStatus(ctx, "every round key", func(st tally.Status) bool { return st.KeepersKeyed == 3 }); err != nil {
 		t.Fatal(err)
@@ -114,15 +106,9 @@ func TestKeeperDeadBeforeItAcknowledgesIsSkipped(t *testing.T) {
 func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d, err := deploytest.Start(ctx, deploytest.Options{Dir: t.TempDir(), Keepers: 3, Collectors: 2, Idle: true,
-		Tally: tally.Options{HTTPListen: "127.0.0.1:0", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
-			Threshold: 2, MinCollectors: 1, Epsilon: 1, Delta: 1e-6,
-			Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	opts := deploytest.PendingRound()
+	opts.HTTPListen = "127.0.0.1:0"
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Idle: true, Tally: opts})
 	pol := policy.Defaults()
 	pol.MaxEpsilon = 0.1
 	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))

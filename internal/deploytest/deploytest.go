@@ -17,11 +17,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/source"
+	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
 )
 
@@ -92,10 +94,15 @@ type Published struct {
 
 // Node is one running keeper or collector.
 type Node struct {
-	ID     *identity.Identity
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
+	ID      *identity.Identity
+	cancel  context.CancelFunc
+	done    chan struct{}
+	err     error
+	restart func() (*Node, error)
+
+	polled  chan struct{} // closed by the first health report
+	once    sync.Once
+	reached bool
 }
 
 // Done is closed when the node's Run has returned.
@@ -107,6 +114,39 @@ func (n *Node) Stop() error {
 	n.cancel()
 	<-n.done
 	return n.err
+}
+
+// Restart stops the node as a crash would and starts it again with the
+// same key and options: the new node has none of the old one's memory.
+func (n *Node) Restart() (*Node, error) {
+	if err := n.Stop(); err != nil {
+		return nil, err
+	}
+	return n.restart()
+}
+
+// FirstPoll waits for the node's first poll of the tally server and says
+// whether it got through.
+func (n *Node) FirstPoll(ctx context.Context) (reached bool, err error) {
+	select {
+	case <-n.polled:
+		return n.reached, nil
+	case <-ctx.Done():
+		return false, fmt.Errorf("the node never polled the tally server: %w", ctx.Err())
+	}
+}
+
+// health wraps a node's health hook to catch its first report.
+func (n *Node) health(next func(connected bool, phase string)) func(bool, string) {
+	return func(connected bool, phase string) {
+		n.once.Do(func() {
+			n.reached = connected
+			close(n.polled)
+		})
+		if next != nil {
+			next(connected, phase)
+		}
+	}
 }
 
 // Start creates every identity, starts the tally server and, unless Idle,
@@ -218,11 +258,10 @@ func (d *Deployment) KeeperFingerprints() []string { return fingerprints(d.Keepe
 func (d *Deployment) CollectorFingerprints() []string { return fingerprints(d.CollectorIDs) }
 
 // StartKeeper starts keeper i with Options.Keeper's adjustments, then
-// adjust's. Starting a keeper that ran before is a restart: the new one has
-// the same key and none of the old one's memory.
+// adjust's.
 func (d *Deployment) StartKeeper(i int, adjust func(*keeper.Options)) (*Node, error) {
-	id := d.KeeperIDs[i]
-	o := keeper.Options{Identity: id, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
+	n := d.node(d.KeeperIDs[i], func() (*Node, error) { return d.StartKeeper(i, adjust) })
+	o := keeper.Options{Identity: n.ID, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
 		Keepers: d.KeeperFingerprints(), ExitWhenFinished: true, Logger: d.opts.Logger("keeper", i)}
 	if d.opts.Keeper != nil {
 		d.opts.Keeper(i, &o)
@@ -230,23 +269,20 @@ func (d *Deployment) StartKeeper(i int, adjust func(*keeper.Options)) (*Node, er
 	if adjust != nil {
 		adjust(&o)
 	}
+	o.Health = n.health(o.Health)
 	k, err := keeper.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("deploytest: keeper %d: %w", i, err)
 	}
-	n := d.run(id, k.Run)
-	d.mu.Lock()
-	d.keepers[i] = n
-	d.mu.Unlock()
+	d.run(n, &d.keepers[i], k.Run)
 	return n, nil
 }
 
 // StartCollector starts collector i with Options.Collector's adjustments,
-// then adjust's. Starting a collector that ran before is a restart: the new
-// one has the same key and none of the old one's memory.
+// then adjust's.
 func (d *Deployment) StartCollector(i int, adjust func(*collector.Options)) (*Node, error) {
-	id := d.CollectorIDs[i]
-	o := collector.Options{Identity: id, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
+	n := d.node(d.CollectorIDs[i], func() (*Node, error) { return d.StartCollector(i, adjust) })
+	o := collector.Options{Identity: n.ID, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
 		Keepers: d.KeeperFingerprints(), ExitWhenFinished: true, Logger: d.opts.Logger("collector", i),
 		Source: source.Synthetic(source.SyntheticOptions{Rate: d.opts.Rate, Seed: uint64(i + 1)})}
 	if d.opts.Collector != nil {
@@ -255,14 +291,12 @@ func (d *Deployment) StartCollector(i int, adjust func(*collector.Options)) (*No
 	if adjust != nil {
 		adjust(&o)
 	}
+	o.Health = n.health(o.Health)
 	c, err := collector.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("deploytest: collector %d: %w", i, err)
 	}
-	n := d.run(id, c.Run)
-	d.mu.Lock()
-	d.collectors[i] = n
-	d.mu.Unlock()
+	d.run(n, &d.collectors[i], c.Run)
 	return n, nil
 }
 
@@ -280,17 +314,23 @@ func (d *Deployment) Collector(i int) *Node {
 	return d.collectors[i]
 }
 
-func (d *Deployment) run(id *identity.Identity, run func(context.Context) error) *Node {
-	ctx, cancel := context.WithCancel(d.ctx)
-	n := &Node{ID: id, cancel: cancel, done: make(chan struct{})}
+func (d *Deployment) node(id *identity.Identity, restart func() (*Node, error)) *Node {
+	return &Node{ID: id, done: make(chan struct{}), restart: restart, polled: make(chan struct{})}
+}
+
+// run runs a node until it or the deployment stops, as the latest node in
+// slot.
+func (d *Deployment) run(n *Node, slot **Node, run func(context.Context) error) {
+	var ctx context.Context
+	ctx, n.cancel = context.WithCancel(d.ctx)
 	d.mu.Lock()
 	d.nodes = append(d.nodes, n)
+	*slot = n
 	d.mu.Unlock()
 	go func() {
 		defer close(n.done)
 		n.err = run(ctx)
 	}()
-	return n
 }
 
 // Outcomes returns what the tally server has published so far.
@@ -384,4 +424,69 @@ func (d *Deployment) Stop() error {
 		errs = append(errs, n.err)
 	}
 	return errors.Join(errs...)
+}
+
+// TB is the part of testing.TB that New needs (the package stays free of
+// package testing, since the demo uses it too).
+type TB interface {
+	Helper()
+	TempDir() string
+	Cleanup(func())
+	Fatal(args ...any)
+	Errorf(format string, args ...any)
+}
+
+// New starts a deployment for a test: in a fresh temporary directory
+// unless opts.Dir is set, stopped when the test ends, where any error a
+// component returned fails the test. A deployment that cannot start fails
+// it at once.
+func New(ctx context.Context, t TB, opts Options) *Deployment {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	d, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			t.Errorf("deployment: %v", err)
+		}
+	})
+	return d
+}
+
+// VerifiedOutcome waits for the first outcome and checks that it verifies.
+func (d *Deployment) VerifiedOutcome(ctx context.Context) (*outcome.Outcome, error) {
+	published, err := d.WaitOutcomes(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	o := published[0].Outcome
+	if err := outcome.Verify(o); err != nil {
+		return nil, fmt.Errorf("the outcome does not verify: %w", err)
+	}
+	return o, nil
+}
+
+// ShortRound is one round of two seconds, announced two seconds ahead,
+// measuring relay_bytes_read with σ = 0: its published total is exactly
+// what the collectors in S counted.
+func ShortRound() tally.Options {
+	spec, err := stats.Resolve("relay_bytes_read", nil)
+	if err != nil {
+		panic("deploytest: " + err.Error())
+	}
+	return tally.Options{Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 2 * time.Second, ReportGrace: 3 * time.Second,
+		MinCollectors: 1, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}}
+}
+
+// PendingRound is one round whose window opens an hour after it is
+// announced: for the length of a test it stays announced, or in setup once
+// every keeper's round key is in.
+func PendingRound() tally.Options {
+	o := ShortRound()
+	o.RoundLength, o.SetupTime, o.ReportGrace = time.Hour, time.Hour, 0
+	return o
 }

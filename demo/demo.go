@@ -195,10 +195,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			o.Source = tees[i]
 		},
 		Logger: func(role string, i int) *slog.Logger {
-			if role == "tally" {
-				return logger.With("role", role)
+			switch role {
+			case "keeper":
+				return logger.With("role", role, "x", i+1)
+			case "collector":
+				return logger.With("role", role, "n", i+1)
 			}
-			return logger.With("role", role, "n", i+1)
+			return logger.With("role", role)
 		},
 	})
 	if err != nil {

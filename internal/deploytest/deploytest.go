@@ -29,8 +29,8 @@ import (
 
 // Options shape a deployment.
 type Options struct {
-	// Dir is the tally server's data directory; it must be set (tests
-	// pass t.TempDir()).
+	// Dir is the tally server's data directory; Start needs one, New
+	// makes a temporary one when it is empty.
 	Dir string
 	// Keepers and Collectors are how many of each get an identity.
 	Keepers, Collectors int

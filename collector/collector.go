@@ -51,11 +51,7 @@ type Options struct {
 	ExitWhenFinished bool
 	// Health, when set, is told connection and phase (for /metrics health).
 	Health func(connected bool, phase string)
-	// GroundTruth, when set, also counts every event of the window into
-	// plain counters. Only the demo sets it, to show true totals beside the
-	// published ones; a real deployment never does.
-	GroundTruth func(cfg *round.Config) stats.Counters
-	Logger      *slog.Logger
+	Logger *slog.Logger
 }
 
 // Collector is a running data collector.
@@ -76,11 +72,7 @@ type activeRound struct {
 	cfg      *round.Config
 	counters *aggregator.BlindedCounters
 	program  *stats.Program
-	truth    stats.Counters
-	// truthProgram counts into truth; a program tracks connections, so
-	// the two counts each need their own.
-	truthProgram *stats.Program
-	gaps         []wire.Gap
+	gaps     []wire.Gap
 	// sealed are the bundles, kept until the tally server has confirmed
 	// them (joined), so a lost answer is retried with the same bundles
 	// rather than new noise.
@@ -143,9 +135,6 @@ func (c *Collector) event(at time.Time, line []byte) {
 	c.mu.Lock()
 	if a := c.active; a != nil && !at.Before(a.cfg.Start) && at.Before(a.cfg.End) {
 		a.program.CountAt(at, line, a.counters)
-		if a.truth != nil {
-			a.truthProgram.CountAt(at, line, a.truth)
-		}
 	}
 	c.mu.Unlock()
 }
@@ -321,12 +310,6 @@ func (c *Collector) join(ctx context.Context, v *wire.RoundView) error {
 		clear(b.Shares)
 	}
 	a := &activeRound{hash: hash, cfg: cfg, counters: counters, program: program, sealed: sealed}
-	if c.opts.GroundTruth != nil {
-		a.truth = c.opts.GroundTruth(cfg)
-		if a.truthProgram, err = stats.Compile(cfg.Statistics); err != nil {
-			return err
-		}
-	}
 	// Count from now on; if the bundles are refused the round is dropped.
 	c.mu.Lock()
 	c.active = a

@@ -20,10 +20,8 @@ import (
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/collector"
-	"github.com/privstats/privstats/identity"
-	"github.com/privstats/privstats/keeper"
+	"github.com/privstats/privstats/internal/deploytest"
 	"github.com/privstats/privstats/noise"
-	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/source"
 	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
@@ -136,10 +134,7 @@ func (o *Options) defaults() error {
 }
 
 // plain counts in the clear: the demo's ground truth, never a real collector's.
-type plain struct {
-	mu sync.Mutex
-	v  []uint64
-}
+type plain struct{ v []uint64 }
 
 func (p *plain) Add(c int, n uint64) { p.v[c] += n }
 
@@ -163,120 +158,79 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts, err := identity.New()
-	if err != nil {
-		return nil, err
-	}
-	keepers := make([]*identity.Identity, opts.Keepers)
-	keeperFPs := make([]string, opts.Keepers)
-	for i := range keepers {
-		if keepers[i], err = identity.New(); err != nil {
-			return nil, err
-		}
-		keeperFPs[i] = keepers[i].Fingerprint
-	}
-	dcs := make([]*identity.Identity, opts.Collectors)
-	dcFPs := make([]string, opts.Collectors)
-	for i := range dcs {
-		if dcs[i], err = identity.New(); err != nil {
-			return nil, err
-		}
-		dcFPs[i] = dcs[i].Fingerprint
-	}
-
-	var published *outcome.Outcome
-	var publishedPath string
-	publishedCh := make(chan struct{})
 	httpListen := ""
 	if opts.Serve {
 		httpListen = "127.0.0.1:0"
 	}
-	server, err := tally.New(tally.Options{
-		Identity: ts, Listen: "127.0.0.1:0", HTTPListen: httpListen, DataDir: filepath.Join(dir, "data"),
-		Series: "demo", Rounds: 1, RoundLength: opts.Duration, SetupTime: 3 * time.Second,
-		ReportGrace: 5 * time.Second, PhaseTimeout: 30 * time.Second,
-		Keepers: keeperFPs, Threshold: opts.Threshold, Collectors: dcFPs,
-		// Any n − FailCollectors collectors must carry the full noise.
-		Weights:       noise.Weights{HonestFraction: float64(opts.Collectors-opts.FailCollectors) / float64(opts.Collectors)},
-		MinCollectors: opts.Collectors - opts.FailCollectors,
-		Epsilon:       opts.Epsilon, Delta: opts.Delta, Statistics: specs,
-		Published: func(o *outcome.Outcome, path string) {
-			published, publishedPath = o, path
-			close(publishedCh)
+	// Each collector's synthetic relay is wrapped in a tee that also
+	// counts it in the clear. The tally server tells every tee of the
+	// round as it announces it, before any collector can join.
+	tees := make([]*tee, opts.Collectors)
+	for i := range tees {
+		tees[i] = &tee{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d, err := deploytest.Start(ctx, deploytest.Options{
+		Dir: filepath.Join(dir, "data"), Keepers: opts.Keepers, Collectors: opts.Collectors, Rate: opts.Rate,
+		KeepServing: opts.Serve,
+		Tally: tally.Options{
+			HTTPListen: httpListen, Series: "demo", Rounds: 1, RoundLength: opts.Duration, SetupTime: 3 * time.Second,
+			ReportGrace: 5 * time.Second, PhaseTimeout: 30 * time.Second, Threshold: opts.Threshold,
+			// Any n − FailCollectors collectors must carry the full noise.
+			Weights:       noise.Weights{HonestFraction: float64(opts.Collectors-opts.FailCollectors) / float64(opts.Collectors)},
+			MinCollectors: opts.Collectors - opts.FailCollectors,
+			Epsilon:       opts.Epsilon, Delta: opts.Delta, Statistics: specs,
+			Record: func(cfg *round.Config) error {
+				for _, t := range tees {
+					if err := t.round(cfg); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
 		},
-		Logger: logger.With("role", "tally"),
+		Collector: func(i int, o *collector.Options) {
+			tees[i].src = o.Source
+			o.Source = tees[i]
+		},
+		Logger: func(role string, i int) *slog.Logger {
+			switch role {
+			case "keeper":
+				return logger.With("role", role, "x", i+1)
+			case "collector":
+				return logger.With("role", role, "n", i+1)
+			}
+			return logger.With("role", role)
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
+	truth := map[string]*tee{}
+	for i, id := range d.CollectorIDs {
+		truth[id.Fingerprint] = tees[i]
+	}
 	if opts.Serve {
-		opts.Served(server.HTTPAddr())
+		opts.Served(d.Tally.HTTPAddr())
 	}
-	opts.Progress("tally server on https://%s; %d keepers (K=%d), %d collectors; round of %s", server.Addr(), opts.Keepers, opts.Threshold, opts.Collectors, opts.Duration)
+	opts.Progress("tally server on https://%s; %d keepers (K=%d), %d collectors; round of %s", d.Addr(), opts.Keepers, opts.Threshold, opts.Collectors, opts.Duration)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Drive the failures by the round's phase, and show progress: the
+	// first FailCollectors collectors stop before they can report, the
+	// last FailKeepers keepers die once the agreement is proposed.
 	var wg sync.WaitGroup
-	errs := make(chan error, opts.Keepers+opts.Collectors+1)
-	serverDone := make(chan struct{})
-	wg.Go(func() {
-		defer close(serverDone)
-		errs <- server.Run(ctx, !opts.Serve)
-	})
-
-	// Keepers; the first FailKeepers die once the agreement is proposed.
-	keeperCtx := make([]context.CancelFunc, opts.Keepers)
-	for i, id := range keepers {
-		kctx, kcancel := context.WithCancel(ctx)
-		keeperCtx[i] = kcancel
-		k, err := keeper.New(keeper.Options{Identity: id, Tally: server.Addr(), TallyFingerprint: ts.Fingerprint,
-			Keepers: keeperFPs, Roster: keeper.FixedRoster(dcFPs), ExitWhenFinished: true, Logger: logger.With("role", "keeper", "x", i+1)})
-		if err != nil {
-			return nil, err
-		}
-		wg.Go(func() { errs <- k.Run(kctx) })
-	}
-
-	// Collectors, each with its own synthetic relay; the first
-	// FailCollectors stop before they can report.
-	truth := map[string]*plain{}
-	var truthMu sync.Mutex
-	collectorCtx := make([]context.CancelFunc, opts.Collectors)
-	for i, id := range dcs {
-		cctx, ccancel := context.WithCancel(ctx)
-		collectorCtx[i] = ccancel
-		fp := id.Fingerprint
-		c, err := collector.New(collector.Options{
-			Identity: id, Tally: server.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: keeperFPs,
-			Source:           source.Synthetic(source.SyntheticOptions{Rate: opts.Rate, Seed: uint64(i + 1)}),
-			ExitWhenFinished: true,
-			GroundTruth: func(cfg *round.Config) stats.Counters {
-				p := &plain{v: make([]uint64, cfg.NumCounters())}
-				truthMu.Lock()
-				truth[fp] = p
-				truthMu.Unlock()
-				return p
-			},
-			Logger: logger.With("role", "collector", "n", i+1),
-		})
-		if err != nil {
-			return nil, err
-		}
-		wg.Go(func() { errs <- c.Run(cctx) })
-	}
-
-	// Drive the failures by the round's phase, and show progress.
 	wg.Go(func() {
 		last := ""
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
-			case <-serverDone:
+			case <-d.ServerDone():
 				return
 			case <-t.C:
 			}
-			_, phase, _ := server.Snapshot()
+			_, phase, _ := d.Tally.Snapshot()
 			if phase == last {
 				continue
 			}
@@ -286,46 +240,48 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			case round.PhaseCollecting:
 				for i := range opts.FailCollectors {
 					// Stop just before the window ends: they counted but never report.
-					go func() {
-						time.Sleep(max(opts.Duration-time.Second, 0))
-						collectorCtx[i]()
-					}()
+					wg.Go(func() {
+						select {
+						case <-time.After(max(opts.Duration-time.Second, 0)):
+							d.Collector(i).Stop()
+						case <-ctx.Done():
+						}
+					})
 				}
 			case round.PhaseAgreeing:
 				for i := range opts.FailKeepers {
-					keeperCtx[opts.Keepers-1-i]()
+					d.Keeper(opts.Keepers - 1 - i).Stop()
 				}
 			}
 		}
 	})
 
 	if opts.Serve {
-		select {
-		case <-publishedCh:
+		if p, err := d.WaitOutcomes(ctx, 1); err == nil {
 			// Let the keepers and collectors see the end, then show the
 			// report while the server keeps serving.
-			time.Sleep(time.Second)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
 			if opts.OnReport != nil {
-				opts.OnReport(report(published, publishedPath, dir, truth, began))
+				opts.OnReport(report(p[0], dir, truth, began))
 			}
 			<-ctx.Done()
-		case <-serverDone:
 		}
 	}
-	<-serverDone
+	err = d.Wait()
 	cancel()
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
 	}
-	if published == nil {
-		_, phase, _ := server.Snapshot()
+	out := d.Outcomes()
+	if len(out) == 0 {
+		_, phase, _ := d.Tally.Snapshot()
 		return nil, fmt.Errorf("the round ended in phase %s without an outcome (run with --verbose for the logs)", phase)
 	}
-	return report(published, publishedPath, dir, truth, began), nil
+	return report(out[0], dir, truth, began), nil
 }
 
 // plan gives each statistic its share of ε and δ with PrivCount's rule
@@ -403,18 +359,17 @@ func pilot(specs []round.StatisticSpec, opts Options) ([]float64, error) {
 	return out, nil
 }
 
-func report(o *outcome.Outcome, path, dir string, truth map[string]*plain, began time.Time) *Report {
+func report(p deploytest.Published, dir string, truth map[string]*tee, began time.Time) *Report {
+	o := p.Outcome
 	sum := make([]int64, o.Config.NumCounters())
 	for _, fp := range o.Collectors.Fingerprints {
-		if p, ok := truth[fp]; ok {
-			p.mu.Lock()
-			for c, v := range p.v {
+		if t, ok := truth[fp]; ok {
+			for c, v := range t.totals() {
 				sum[c] += int64(v)
 			}
-			p.mu.Unlock()
 		}
 	}
-	r := &Report{OutcomePath: path, DataDir: dir, Collectors: o.Collectors.Count, Keepers: len(o.Shares),
+	r := &Report{OutcomePath: p.Path, DataDir: dir, Collectors: o.Collectors.Count, Keepers: len(o.Shares),
 		Epsilon: o.Config.Epsilon, Delta: o.Config.Delta, Elapsed: time.Since(began).Round(100 * time.Millisecond).String(), Started: began.UTC()}
 	c := 0
 	for _, s := range o.Statistics {

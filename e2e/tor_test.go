@@ -16,7 +16,7 @@ import (
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/collector"
-	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/deploytest"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/outcome"
@@ -98,28 +98,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 		}
 	}()
 
-	newID := func() *identity.Identity {
-		id, err := identity.New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
-	ts := newID()
-	var keeperIDs []*identity.Identity
-	var keeperFPs, collectorFPs []string
-	for range 3 {
-		id := newID()
-		keeperIDs = append(keeperIDs, id)
-		keeperFPs = append(keeperFPs, id.Fingerprint)
-	}
 	relays := net.Relays()
-	collectorIDs := map[string]*identity.Identity{}
-	for _, r := range relays {
-		id := newID()
-		collectorIDs[r.Name] = id
-		collectorFPs = append(collectorFPs, id.Fingerprint)
-	}
 
 	// Small noise: the test checks ground truth, but the noise is real.
 	statistics := []round.StatisticSpec{
@@ -153,61 +132,55 @@ func TestPrivateTorNetwork(t *testing.T) {
 		statistics[i] = spec
 	}
 	check := func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, nil, now) }
-	published := make(chan string, 1)
-	server, err := tally.New(tally.Options{
-		Identity: ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
-		Series: "tornet", Rounds: 1, RoundLength: 60 * time.Second, SetupTime: 5 * time.Second,
-		Keepers: keeperFPs, Threshold: 2, Collectors: collectorFPs, Weights: noise.Weights{Default: 1},
-		MinCollectors: len(collectorFPs), Epsilon: float64(len(statistics)), Delta: 1e-6 * float64(len(statistics)),
-		Statistics: statistics, Policy: check, Logger: logger("tally"),
-		Published: func(_ *outcome.Outcome, path string) { published <- path },
+	// One collector per relay: collector i watches relays[i].
+	d, err := deploytest.Start(ctx, deploytest.Options{
+		Dir: t.TempDir(), Keepers: 3, Collectors: len(relays),
+		Tally: tally.Options{
+			HTTPListen: "127.0.0.1:0", Series: "tornet", Rounds: 1, RoundLength: 60 * time.Second, SetupTime: 5 * time.Second,
+			Threshold: 2, Weights: noise.Weights{Default: 1}, MinCollectors: len(relays),
+			Epsilon: float64(len(statistics)), Delta: 1e-6 * float64(len(statistics)), Statistics: statistics, Policy: check,
+		},
+		Keeper: func(_ int, o *keeper.Options) { o.Policy = check },
+		Collector: func(i int, o *collector.Options) {
+			r := relays[i]
+			o.Policy = check
+			o.Source = source.Merge(
+				source.Control(source.ControlOptions{Address: r.ControlAddr, CookieFile: r.CookieFile,
+					AllowedAuth: []torctl.AuthMethod{torctl.AuthSafeCookie}, Logger: logger("control-" + r.Name)}),
+				source.MetricsPort("http://"+r.MetricsAddr+"/metrics", time.Second, nil),
+			)
+			if path := os.Getenv("PRIVSTATS_RECORD_TRACE"); path != "" && r.Role == tornet.Exit {
+				f, err := os.Create(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+				o.Source = source.Record(f, o.Source)
+			}
+		},
+		Logger: func(role string, i int) *slog.Logger {
+			switch role {
+			case "keeper":
+				return logger(fmt.Sprintf("keeper%d", i+1))
+			case "collector":
+				return logger("collector-" + relays[i].Name)
+			}
+			return logger(role)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Go(func() { server.Run(ctx, true) })
-	for i, id := range keeperIDs {
-		k, err := keeper.New(keeper.Options{Identity: id, Tally: server.Addr(), TallyFingerprint: ts.Fingerprint,
-			Keepers: keeperFPs, Roster: keeper.FixedRoster(collectorFPs), Policy: check, ExitWhenFinished: true, Logger: logger(fmt.Sprintf("keeper%d", i+1))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() { k.Run(ctx) })
-	}
-	for _, r := range relays {
-		var src source.Source = source.Merge(
-			source.Control(source.ControlOptions{Address: r.ControlAddr, CookieFile: r.CookieFile,
-				AllowedAuth: []torctl.AuthMethod{torctl.AuthSafeCookie}, Logger: logger("control-" + r.Name)}),
-			source.MetricsPort("http://"+r.MetricsAddr+"/metrics", time.Second, nil),
-		)
-		if path := os.Getenv("PRIVSTATS_RECORD_TRACE"); path != "" && r.Role == tornet.Exit {
-			f, err := os.Create(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			src = source.Record(f, src)
-		}
-		c, err := collector.New(collector.Options{Identity: collectorIDs[r.Name], Tally: server.Addr(), TallyFingerprint: ts.Fingerprint,
-			Keepers: keeperFPs, Source: src, Policy: check, ExitWhenFinished: true, Logger: logger("collector-" + r.Name)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() { c.Run(ctx) })
+	defer d.Stop()
+	server := d.Tally
+	collectorFP := map[*tornet.Node]string{}
+	for i, r := range relays {
+		collectorFP[r] = d.CollectorIDs[i].Fingerprint
 	}
 
 	// Wait for the window, then drive known traffic inside it.
-	for {
-		if _, phase, _ := server.Snapshot(); phase == round.PhaseCollecting {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the round never opened its window")
-		}
-		time.Sleep(200 * time.Millisecond)
+	if _, err := d.WaitStatus(ctx, "the round's window to open", func(st tally.Status) bool { return st.Phase == round.PhaseCollecting }); err != nil {
+		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second)
 	for i := range downloads {
@@ -235,13 +208,11 @@ func TestPrivateTorNetwork(t *testing.T) {
 		t.Fatalf("the window closed (phase %s) before %s was back; lengthen RoundLength", phase, restarted.Name)
 	}
 
-	var path string
-	select {
-	case path = <-published:
-	case <-ctx.Done():
-		st := server.Status()
-		t.Fatalf("no outcome: round in phase %s (%s)", st.Phase, st.Failure)
+	published, err := d.WaitOutcomes(ctx, 1)
+	if err != nil {
+		t.Fatalf("no outcome: %v", err)
 	}
+	path := published[0].Path
 	o, err := outcome.Read(path)
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +231,7 @@ func TestPrivateTorNetwork(t *testing.T) {
 	// are checked.
 	covered := false
 	for _, r := range relays {
-		for _, g := range o.Collectors.Gaps[collectorIDs[r.Name].Fingerprint] {
+		for _, g := range o.Collectors.Gaps[collectorFP[r]] {
 			t.Logf("%s: gap %s – %s", r.Name, g.Start.Format(time.TimeOnly), g.End.Format(time.TimeOnly))
 			if r == restarted && !g.Start.After(restartDone) && !g.End.Before(restartBegan) {
 				covered = true

@@ -1,17 +1,25 @@
-package tally
+// The tests in package tally_test run real keepers and collectors against
+// the tally server, through deploytest (which imports tally, so they cannot
+// be in package tally).
+package tally_test
 
 import (
 	"context"
-	"sync"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/privstats/privstats/aggregator/round"
-	"github.com/privstats/privstats/collector"
+	"github.com/privstats/privstats/internal/deploytest"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
-	"github.com/privstats/privstats/source"
+	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/stats"
+	"github.com/privstats/privstats/tally"
 )
 
 // TestRoundsRepeatWithTheirPeriod runs two rounds back to back with real
@@ -21,55 +29,28 @@ func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two rounds of a few seconds")
 	}
-	ids := newIDs(t, 6)
-	ts, keepers, collectors := ids[0], ids[1:4], ids[4:6]
 	spec, err := stats.Resolve("relay_bytes_read", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var published []*outcome.Outcome
-	srv, err := New(Options{
-		Identity: ts, Listen: "127.0.0.1:0", DataDir: t.TempDir(),
-		Series: "repeat", Rounds: 2, RoundLength: 2 * time.Second, SetupTime: 2 * time.Second, Period: 4 * time.Second,
-		ReportGrace: 3 * time.Second, Keepers: fps(keepers), Threshold: 2, Collectors: fps(collectors), MinCollectors: 2,
-		Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}, Logger: discardLogger(),
-		Published: func(o *outcome.Outcome, _ string) {
-			mu.Lock()
-			published = append(published, o)
-			mu.Unlock()
-		},
-	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { srv.Run(ctx, true) })
-	for _, id := range keepers {
-		k, err := keeper.New(keeper.Options{Identity: id, Tally: srv.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: fps(keepers), Roster: keeper.FixedRoster(fps(collectors)), ExitWhenFinished: true, Logger: discardLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() { k.Run(ctx) })
+	d := deploytest.New(ctx, t, deploytest.Options{
+		Keepers: 3, Collectors: 2,
+		Tally: tally.Options{Series: "repeat", Rounds: 2, RoundLength: 2 * time.Second, SetupTime: 2 * time.Second, Period: 4 * time.Second,
+			ReportGrace: 3 * time.Second, Threshold: 2, MinCollectors: 2, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}},
+	})
+	if err := d.Wait(); err != nil {
+		t.Fatal(err)
 	}
-	for i, id := range collectors {
-		c, err := collector.New(collector.Options{Identity: id, Tally: srv.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: fps(keepers),
-			Source: source.Synthetic(source.SyntheticOptions{Rate: 100, Seed: uint64(i + 1)}), ExitWhenFinished: true, Logger: discardLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() { c.Run(ctx) })
-	}
-	wg.Wait()
 	if ctx.Err() != nil {
-		t.Fatalf("the rounds did not finish: %+v", srv.Status())
+		t.Fatalf("the rounds did not finish: %+v", d.Tally.Status())
 	}
+	published := d.Outcomes()
 	if len(published) != 2 {
-		t.Fatalf("%d outcomes published, want 2 (status %+v)", len(published), srv.Status())
+		t.Fatalf("%d outcomes published, want 2 (status %+v)", len(published), d.Tally.Status())
 	}
-	a, b := published[0], published[1]
+	a, b := published[0].Outcome, published[1].Outcome
 	if a.Round != 1 || b.Round != 2 {
 		t.Fatalf("rounds %d and %d, want 1 and 2", a.Round, b.Round)
 	}
@@ -79,7 +60,8 @@ func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
 	if got := b.Window.Start.Sub(a.Window.Start); got < 4*time.Second || got > 8*time.Second {
 		t.Fatalf("second round starts %s after the first, want the 4s period (or the setup time after round 1 ended)", got)
 	}
-	for _, o := range published {
+	for _, p := range published {
+		o := p.Outcome
 		if o.Collectors.Count != 2 || o.Statistics[0].Bins[0].NoisyTotal <= 0 {
 			t.Fatalf("round %d: %d collectors, total %d", o.Round, o.Collectors.Count, o.Statistics[0].Bins[0].NoisyTotal)
 		}
@@ -96,49 +78,76 @@ func TestKeeperDeadBeforeItAcknowledgesIsSkipped(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a round of a few seconds")
 	}
-	ids := newIDs(t, 6)
-	ts, keepers, collectors := ids[0], ids[1:4], ids[4:6]
 	spec, _ := stats.Resolve("relay_bytes_read", nil)
-	srv, err := New(Options{
-		Identity: ts, Listen: "127.0.0.1:0", DataDir: t.TempDir(),
-		Series: "dead", Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 3 * time.Second, ReportGrace: 2 * time.Second,
-		Keepers: fps(keepers), Threshold: 2, Collectors: fps(collectors), MinCollectors: 2,
-		Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}, Logger: discardLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { srv.Run(ctx, true) })
-	for i, id := range keepers {
-		kctx := ctx
-		if i == 2 {
-			// Keeper 3 dies as soon as every round key is in.
-			var kcancel context.CancelFunc
-			kctx, kcancel = context.WithCancel(ctx)
-			go func() {
-				for ctx.Err() == nil {
-					if srv.Status().KeepersKeyed == 3 {
-						kcancel()
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-			}()
-		}
-		k, _ := keeper.New(keeper.Options{Identity: id, Tally: srv.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: fps(keepers), Roster: keeper.FixedRoster(fps(collectors)), ExitWhenFinished: true, Logger: discardLogger()})
-		wg.Go(func() { k.Run(kctx) })
+	d := deploytest.New(ctx, t, deploytest.Options{
+		Keepers: 3, Collectors: 2,
+		Tally: tally.Options{Series: "dead", Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 3 * time.Second, ReportGrace: 2 * time.Second,
+			Threshold: 2, MinCollectors: 2, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}},
+	})
+	// Keeper 3 dies as soon as every round key is in.
+	if _, err := d.WaitStatus(ctx, "every round key", func(st tally.Status) bool { return st.KeepersKeyed == 3 }); err != nil {
+		t.Fatal(err)
 	}
-	for i, id := range collectors {
-		c, _ := collector.New(collector.Options{Identity: id, Tally: srv.Addr(), TallyFingerprint: ts.Fingerprint, Keepers: fps(keepers),
-			Source: source.Synthetic(source.SyntheticOptions{Rate: 100, Seed: uint64(i + 1)}), ExitWhenFinished: true, Logger: discardLogger()})
-		wg.Go(func() { c.Run(ctx) })
+	d.Keeper(2).Stop()
+	if err := d.Wait(); err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	st := srv.Status()
+	st := d.Tally.Status()
 	if st.Completed != 1 || st.Reported != 2 {
 		t.Fatalf("status %+v: want the round published with both collectors", st)
 	}
+}
+
+// A keeper whose own policy allows less than the tally server's round
+// spends refuses the round; the tally server records its reason, counts
+// the refusal and shows it in /api/v1/status.
+func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := deploytest.PendingRound()
+	opts.HTTPListen = "127.0.0.1:0"
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Idle: true, Tally: opts})
+	pol := policy.Defaults()
+	pol.MaxEpsilon = 0.1
+	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) }
+	if _, err := d.StartKeeper(0, func(o *keeper.Options) { o.Policy = strict }); err != nil {
+		t.Fatal(err)
+	}
+	fp := d.KeeperIDs[0].Fingerprint
+	st, err := d.WaitStatus(ctx, "the keeper's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := st.Refusals[fp]
+	if !strings.Contains(reason, "max_epsilon 0.1") || !strings.HasPrefix(reason, "policy: ") {
+		t.Fatalf("recorded refusal %q, want the keeper's policy reason", reason)
+	}
+	metrics := get(t, "http://"+d.Tally.HTTPAddr()+"/metrics")
+	if want := "\n" + `privstats_round_refusals_total{role="keeper"} 1` + "\n"; !strings.Contains(string(metrics), want) {
+		t.Fatalf("/metrics lacks %q", strings.TrimSpace(want))
+	}
+	var api tally.Status
+	if err := json.Unmarshal(get(t, "http://"+d.Tally.HTTPAddr()+"/api/v1/status"), &api); err != nil || api.Refusals[fp] != reason {
+		t.Fatalf("/api/v1/status refusals %v (%v), want the keeper's reason", api.Refusals, err)
+	}
+}
+
+func get(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	return body
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,9 +15,7 @@ import (
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
-	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/noise"
-	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/transport"
 )
 
@@ -288,46 +285,6 @@ func (n *testNet) metric(t *testing.T, series string) int {
 	}
 	t.Fatalf("/metrics has no %s", series)
 	return 0
-}
-
-func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
-	n := startServer(t, 0)
-	// The keeper's real policy allows less ε than the tally server's round spends.
-	pol := policy.Defaults()
-	pol.MaxEpsilon = 0.1
-	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	strict := func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) }
-	k, err := keeper.New(keeper.Options{Identity: n.keepers[0], Tally: n.server.Addr(), TallyFingerprint: n.ts.Fingerprint,
-		Keepers: fps(n.keepers), Roster: keeper.FixedRoster(fps(n.collectors)), Policy: strict, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	go k.Run(ctx)
-	deadline := time.Now().Add(8 * time.Second)
-	for len(n.server.Status().Refusals) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	reason := n.server.Status().Refusals[n.keepers[0].Fingerprint]
-	if !strings.Contains(reason, "max_epsilon 0.1") || !strings.HasPrefix(reason, "policy: ") {
-		t.Fatalf("recorded refusal %q, want the keeper's policy reason", reason)
-	}
-	if got := n.metric(t, `privstats_round_refusals_total{role="keeper"}`); got != 1 {
-		t.Fatalf("keeper refusals = %d, want 1", got)
-	}
-	resp, err := http.Get("http://" + n.server.HTTPAddr() + "/api/v1/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Refusals[n.keepers[0].Fingerprint] != reason {
-		t.Fatalf("/api/v1/status refusals %v (%v), want the keeper's reason", st.Refusals, err)
-	}
 }
 
 func TestResultsPageShowsTheRound(t *testing.T) {

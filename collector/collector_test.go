@@ -1,0 +1,220 @@
+package collector_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
+	"github.com/privstats/privstats/collector"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/deploytest"
+	"github.com/privstats/privstats/tally"
+)
+
+// step is what a test has an event source do: emit events, report gaps.
+type step func(emit func(at time.Time, line []byte), gap func(start, end time.Time))
+
+// feed is an event source the test writes to: every step it receives is
+// run, in order, on the source's goroutine, as tor's events would arrive.
+type feed chan step
+
+func (f feed) Run(ctx context.Context, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case step := <-f:
+			step(emit, gap)
+		}
+	}
+}
+
+// send runs step on the source and returns once the collector has seen it:
+// the feed is unbuffered, so the empty step that follows is taken only
+// after step has returned.
+func (f feed) send(ctx context.Context, t *testing.T, s step) {
+	t.Helper()
+	for _, s := range []step{s, func(func(time.Time, []byte), func(time.Time, time.Time)) {}} {
+		select {
+		case f <- s:
+		case <-ctx.Done():
+			t.Fatal("the collector stopped reading its event source")
+		}
+	}
+}
+
+// A collector joins a round once the keepers' round keys are in, counts
+// exactly the events of the window [start, end) by their time, reports
+// its gaps clipped to the window, and its report, with the keepers'
+// shares, yields the true total.
+func TestCollectorCountsItsWindowAndReports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a round of a few seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	src := make(feed)
+	announced := make(chan *round.Config, 1)
+	opts := deploytest.ShortRound()
+	opts.Record = func(cfg *round.Config) error { announced <- cfg; return nil }
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts,
+		Collector: func(_ int, o *collector.Options) { o.Source = src }})
+	fp := d.CollectorIDs[0].Fingerprint
+
+	var cfg *round.Config
+	select {
+	case cfg = <-announced:
+	case <-ctx.Done():
+		t.Fatal("no round announced")
+	}
+	if _, err := d.WaitStatus(ctx, "the collector to join", func(st tally.Status) bool { return st.CollectorsJoined == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	gapEnd := cfg.Start.Add(250 * time.Millisecond)
+	src.send(ctx, t, func(emit func(time.Time, []byte), gap func(start, end time.Time)) {
+		emit(cfg.Start.Add(-time.Nanosecond), []byte("650 BW 1000 7")) // before the window
+		emit(cfg.Start, []byte("650 BW 1 0"))
+		emit(cfg.Start.Add(time.Second), []byte("650 BW 20 0"))
+		emit(cfg.End.Add(-time.Nanosecond), []byte("650 BW 300 0"))
+		emit(cfg.End, []byte("650 BW 4000 0")) // after it
+		gap(cfg.Start.Add(-time.Second), gapEnd)
+		gap(cfg.End.Add(time.Second), cfg.End.Add(2*time.Second)) // outside: not the round's business
+	})
+
+	o, err := d.VerifiedOutcome(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.Collectors.Fingerprints, []string{fp}) {
+		t.Fatalf("collectors in S: %v, want only %s", o.Collectors.Fingerprints, fp)
+	}
+	if got := o.Statistics[0].Bins[0].NoisyTotal; got != 321 {
+		t.Errorf("relay_bytes_read = %d, want 321 (the three events inside the window)", got)
+	}
+	want := []wire.Gap{{Start: cfg.Start, End: gapEnd}}
+	if got := o.Collectors.Gaps[fp]; len(got) != 1 || !got[0].Start.Equal(want[0].Start) || !got[0].End.Equal(want[0].End) {
+		t.Errorf("gaps %v, want %v (the gap clipped to the window, the one outside it left out)", got, want)
+	}
+}
+
+// A collector sits out a round it will not take part in and tells the
+// tally server why, before it draws any noise or sends any bundle.
+func TestCollectorRefusesWithItsReason(t *testing.T) {
+	stranger, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		adjust func(d *deploytest.Deployment, o *collector.Options)
+		reason string
+	}{
+		{
+			name: "its policy says no",
+			adjust: func(_ *deploytest.Deployment, o *collector.Options) {
+				o.Policy = func(*round.Config, time.Time) error {
+					return errors.New("policy: max_epsilon 0.5 is below the round's ε 1")
+				}
+			},
+			reason: "policy: max_epsilon 0.5 is below the round's ε 1",
+		},
+		{
+			name: "the round names keepers it has not pinned",
+			adjust: func(d *deploytest.Deployment, o *collector.Options) {
+				o.Keepers = []string{d.KeeperIDs[0].Fingerprint, d.KeeperIDs[1].Fingerprint, stranger.Fingerprint}
+			},
+			reason: "round names keepers that are not this collector's pinned keepers",
+		},
+		{
+			name: "its pinned keepers are in another order",
+			adjust: func(d *deploytest.Deployment, o *collector.Options) {
+				o.Keepers = []string{d.KeeperIDs[1].Fingerprint, d.KeeperIDs[0].Fingerprint, d.KeeperIDs[2].Fingerprint}
+			},
+			reason: "round names keepers that are not this collector's pinned keepers",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.PendingRound(), Idle: true})
+			for i := range d.KeeperIDs {
+				if _, err := d.StartKeeper(i, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := d.StartCollector(0, func(o *collector.Options) { tc.adjust(d, o) }); err != nil {
+				t.Fatal(err)
+			}
+			fp := d.CollectorIDs[0].Fingerprint
+			st, err := d.WaitStatus(ctx, "the collector's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Refusals[fp]; got != tc.reason {
+				t.Errorf("refusal %q, want %q", got, tc.reason)
+			}
+			if st.CollectorsJoined != 0 {
+				t.Errorf("%d collectors joined; the refusing collector sent bundles", st.CollectorsJoined)
+			}
+		})
+	}
+}
+
+// A collector pinned to another tally server's key never talks to this
+// one: its health says it is not connected, and the round never hears
+// from it.
+func TestCollectorWithAnotherTallyPinNeverConnects(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	impostor, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.PendingRound(), Idle: true})
+	n, err := d.StartCollector(0, func(o *collector.Options) { o.TallyFingerprint = impostor.Fingerprint })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reached, err := n.FirstPoll(ctx); err != nil || reached {
+		t.Fatalf("a collector pinned to another key reached the tally server (%v)", err)
+	}
+	if st := d.Tally.Status(); st.CollectorsJoined != 0 || len(st.Refusals) != 0 {
+		t.Fatalf("status %+v: the tally server heard from a collector that does not trust it", st)
+	}
+}
+
+// A collector that restarts after joining has lost its blinding: it says
+// so and sits the round out, and the round publishes without it.
+func TestRestartedCollectorSitsOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a round of a few seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
+	if _, err := d.WaitStatus(ctx, "both collectors to join", func(st tally.Status) bool { return st.CollectorsJoined == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	restarted, kept := d.CollectorIDs[0].Fingerprint, d.CollectorIDs[1].Fingerprint
+	if _, err := d.Collector(0).Restart(); err != nil {
+		t.Fatal(err)
+	}
+	const reason = "collector restarted during the round and no longer holds its blinding"
+	o, err := d.VerifiedOutcome(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.Refusals[restarted]; got != reason {
+		t.Errorf("restarted collector's refusal %q, want %q", got, reason)
+	}
+	if !slices.Equal(o.Collectors.Fingerprints, []string{kept}) {
+		t.Errorf("collectors in S: %v, want only the one that did not restart (%s)", o.Collectors.Fingerprints, kept[:12])
+	}
+	if o.Statistics[0].Bins[0].NoisyTotal <= 0 {
+		t.Errorf("relay_bytes_read = %d; the collector that stayed counted nothing", o.Statistics[0].Bins[0].NoisyTotal)
+	}
+}

@@ -55,6 +55,9 @@ type Options struct {
 	Serve    bool
 	Served   func(httpAddr string)
 	OnReport func(*Report)
+	// Attack, when set, names one of Attacks: the tally server misbehaves
+	// and the report says who refused and why (Report.Attack).
+	Attack string
 	// Progress, when set, is told what the demo is doing.
 	Progress func(format string, args ...any)
 	Log      io.Writer
@@ -87,6 +90,8 @@ type Report struct {
 	Results     []Result  `json:"results"`
 	Elapsed     string    `json:"elapsed"`
 	Started     time.Time `json:"started"`
+	// Attack is set when the demo ran an attack (Options.Attack).
+	Attack *AttackReport `json:"attack,omitempty"`
 }
 
 func (o *Options) defaults() error {
@@ -129,6 +134,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("--fail-collectors %d: at least one of the %d collectors must report", o.FailCollectors, o.Collectors)
 	case o.Duration < 2*time.Second:
 		return errors.New("--duration must be at least 2s")
+	case o.Attack == "two-sets" && o.Collectors < 3:
+		return errors.New("--attack two-sets needs at least 3 collectors")
 	}
 	return nil
 }
@@ -159,7 +166,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	httpListen := ""
-	if opts.Serve {
+	if opts.Serve || opts.Attack != "" {
 		httpListen = "127.0.0.1:0"
 	}
 	// Each collector's synthetic relay is wrapped in a tee that also
@@ -169,17 +176,36 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	for i := range tees {
 		tees[i] = &tee{}
 	}
+	rounds, honest := 1, opts.Collectors-opts.FailCollectors
+	var attack Attack
+	var adversary *tally.Adversary
+	if opts.Attack != "" {
+		if attack, err = LookupAttack(opts.Attack); err != nil {
+			return nil, err
+		}
+		if adversary, err = attack.adversary(); err != nil {
+			return nil, err
+		}
+		rounds = attack.Rounds
+		if attack.Name == "two-sets" {
+			// Let a set one smaller still carry the full noise, so that
+			// only commit-once stands in the second set's way.
+			honest = min(honest, opts.Collectors-1)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d, err := deploytest.Start(ctx, deploytest.Options{
 		Dir: filepath.Join(dir, "data"), Keepers: opts.Keepers, Collectors: opts.Collectors, Rate: opts.Rate,
-		KeepServing: opts.Serve,
+		// An attack's report is read from the tally server's public API,
+		// so it keeps serving until the demo has read it.
+		KeepServing: opts.Serve || opts.Attack != "",
 		Tally: tally.Options{
-			HTTPListen: httpListen, Series: "demo", Rounds: 1, RoundLength: opts.Duration, SetupTime: 3 * time.Second,
+			HTTPListen: httpListen, Series: "demo", Rounds: rounds, RoundLength: opts.Duration, SetupTime: 3 * time.Second, Adversary: adversary,
 			ReportGrace: 5 * time.Second, PhaseTimeout: 30 * time.Second, Threshold: opts.Threshold,
 			// Any n − FailCollectors collectors must carry the full noise.
-			Weights:       noise.Weights{HonestFraction: float64(opts.Collectors-opts.FailCollectors) / float64(opts.Collectors)},
-			MinCollectors: opts.Collectors - opts.FailCollectors,
+			Weights:       noise.Weights{HonestFraction: float64(honest) / float64(opts.Collectors)},
+			MinCollectors: honest,
 			Epsilon:       opts.Epsilon, Delta: opts.Delta, Statistics: specs,
 			Record: func(cfg *round.Config) error {
 				for _, t := range tees {
@@ -256,6 +282,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	})
 
+	if opts.Attack != "" {
+		rep, err := observeAttack(ctx, d, attack, rounds)
+		cancel()
+		wg.Wait()
+		if err != nil {
+			return nil, err
+		}
+		return &Report{DataDir: dir, Epsilon: opts.Epsilon, Delta: opts.Delta, Started: began,
+			Elapsed: time.Since(began).Round(100 * time.Millisecond).String(), Attack: rep}, nil
+	}
 	if opts.Serve {
 		if p, err := d.WaitOutcomes(ctx, 1); err == nil {
 			// Let the keepers and collectors see the end, then show the

@@ -46,7 +46,7 @@ func CheckClaim(cfg *round.Config) error {
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("statistic %s: %v", s.Name, err))
 		case !(s.Sigma >= need*(1-claimSlack)):
-			problems = append(problems, fmt.Sprintf("statistic %s: σ = %v is less than the %.6g that ε = %v, δ = %v need for sensitivity %v over %d bins",
+			problems = append(problems, fmt.Sprintf("statistic %s: σ = %.6g is less than the %.6g that ε = %.6g, δ = %.3g need for sensitivity %v over %d bins",
 				s.Name, s.Sigma, need, s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched))
 		}
 	}

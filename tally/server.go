@@ -98,7 +98,8 @@ type Adversary struct {
 	// SecondAgreement, once K keepers committed to the first agreement,
 	// returns a second one to post in its place (an attempt to release
 	// two collector sets and difference their totals); nil posts none.
-	SecondAgreement func(first wire.AgreementMsg) *wire.AgreementMsg
+	// build makes an honest agreement over another S.
+	SecondAgreement func(first wire.AgreementMsg, build func(S []string) (wire.AgreementMsg, error)) *wire.AgreementMsg
 }
 
 func (o *Options) defaults() {
@@ -357,7 +358,7 @@ func (s *Server) step(now time.Time) error {
 	case round.PhaseAnnounced:
 		live := len(cfg.Keepers) - s.refusedKeepers(r)
 		if live < cfg.Threshold {
-			return s.fail(r, fmt.Sprintf("only %d of %d keepers can take part (threshold %d); refusals: %v", live, len(cfg.Keepers), cfg.Threshold, r.Refusals))
+			return s.fail(r, fmt.Sprintf("only %d of %d keepers can take part (threshold %d); their reasons are in the refusals", live, len(cfg.Keepers), cfg.Threshold))
 		}
 		halfway := cfg.Start.Add(-s.opts.SetupTime / 2)
 		if len(r.RoundKeys) == live || (now.After(halfway) && len(r.RoundKeys) >= cfg.Threshold) {
@@ -396,7 +397,7 @@ func (s *Server) step(now time.Time) error {
 			return s.bump()
 		}
 		if live := len(cfg.Keepers) - s.refusedKeepers(r); live < cfg.Threshold {
-			return s.fail(r, fmt.Sprintf("keepers refused the agreement: only %d of %d can still commit (threshold %d); refusals: %v", live, len(cfg.Keepers), cfg.Threshold, r.Refusals))
+			return s.fail(r, fmt.Sprintf("keepers refused the agreement: only %d of %d can still commit (threshold %d); their reasons are in the refusals", live, len(cfg.Keepers), cfg.Threshold))
 		}
 		if now.After(r.Deadline) {
 			return s.fail(r, fmt.Sprintf("only %d keepers committed within %s, threshold %d", len(r.Commits), s.opts.PhaseTimeout, cfg.Threshold))
@@ -614,7 +615,18 @@ func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Tim
 	if _, err := wire.OpenBody(*r.Agreement, wire.KindAgreement, "", &first); err != nil {
 		return err
 	}
-	second := adv.SecondAgreement(first)
+	build := func(S []string) (wire.AgreementMsg, error) {
+		reports := make(map[string]wire.Report, len(S))
+		for _, fp := range S {
+			var rep wire.Report
+			if _, err := wire.OpenBody(r.Reports[fp], wire.KindReport, fp, &rep); err != nil {
+				return wire.AgreementMsg{}, err
+			}
+			reports[fp] = rep
+		}
+		return agreementOver(r.cfg.NumCounters(), r.Hash, S, reports)
+	}
+	second := adv.SecondAgreement(first, build)
 	if second == nil {
 		return nil
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,8 +32,23 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	serve := fs.Bool("serve", false, "keep the tally server's /metrics and results API up after the round (Ctrl-C to stop)")
 	verbose := fs.Bool("verbose", false, "show every component's log on stderr")
+	fs.StringVar(&o.Attack, "attack", "", "make the tally server misbehave as `NAME` and show who refuses (\"list\" names them)")
 	if err := parse(fs, args, 0, 0); err != nil {
 		return err
+	}
+	if o.Attack == "list" {
+		for _, a := range demo.Attacks {
+			fmt.Fprintf(stdout, "%-11s %s\n            stopped by %s\n", a.Name, a.What, a.Stoppers)
+		}
+		return nil
+	}
+	if o.Attack != "" {
+		if _, err := demo.LookupAttack(o.Attack); err != nil {
+			return err
+		}
+		if o.Serve {
+			return errors.New("--attack and --serve cannot be combined")
+		}
 	}
 	if *statsList != "" {
 		o.Statistics = strings.Split(*statsList, ",")
@@ -69,10 +85,42 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if a := rep.Attack; a != nil {
+		if *asJSON {
+			writeIndented(stdout, rep)
+		} else {
+			printAttack(stdout, a)
+		}
+		if a.Published {
+			return fmt.Errorf("ATTACK NOT STOPPED: the attacked round published an outcome")
+		}
+		return exitStatus{code: 1, err: fmt.Errorf("attack %s was refused; no outcome was published for the attacked round", a.Attack)}
+	}
 	if !o.Serve {
 		show(rep)
 	}
 	return nil
+}
+
+func printAttack(stdout io.Writer, a *demo.AttackReport) {
+	fmt.Fprintf(stdout, "\nAttack %s: %s.\nExpected to be stopped by %s.\n\n", a.Attack, a.What, a.Stoppers)
+	if len(a.Refusals) == 0 {
+		fmt.Fprintln(stdout, "No node refused the round.")
+	} else {
+		fmt.Fprintln(stdout, "Refused by:")
+		for _, r := range a.Refusals {
+			fmt.Fprintf(stdout, "  %-12s %s\n", r.Node, r.Reason)
+		}
+	}
+	if a.Failure != "" {
+		fmt.Fprintf(stdout, "\nThe tally server gave the round up: %s\n", a.Failure)
+	}
+	fmt.Fprintf(stdout, "/metrics counts refusals by role: keeper %g, collector %g (privstats_round_refusals_total)\n", a.Counted["keeper"], a.Counted["collector"])
+	if a.Published {
+		fmt.Fprintln(stdout, "\nATTACK NOT STOPPED: the attacked round published an outcome.")
+		return
+	}
+	fmt.Fprintln(stdout, "\nNo outcome was published for the attacked round: the attack was stopped.")
 }
 
 func printDemo(stdout io.Writer, rep *demo.Report) {

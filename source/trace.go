@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/privstats/privstats/internal/wait"
 )
 
 // A trace is a text file of control-port event lines, one a line, each
@@ -74,7 +76,7 @@ func (t *trace) Run(ctx context.Context, emit func(time.Time, []byte), gap func(
 			s, e := tl.at, tl.end
 			if t.speed == Recorded {
 				s, e = wall(s), wall(e)
-				if !sleep(ctx, time.Until(e)) {
+				if !wait.Sleep(ctx, time.Until(e)) {
 					return nil
 				}
 			}
@@ -84,7 +86,7 @@ func (t *trace) Run(ctx context.Context, emit func(time.Time, []byte), gap func(
 		at := tl.at
 		switch {
 		case t.speed == Recorded:
-			if tl.timed && !sleep(ctx, time.Until(wall(tl.at))) {
+			if tl.timed && !wait.Sleep(ctx, time.Until(wall(tl.at))) {
 				return nil
 			}
 			at = time.Now()

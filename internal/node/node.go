@@ -11,6 +11,7 @@ import (
 
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/wait"
 )
 
 // Poller long-polls the tally server for the round's state.
@@ -47,7 +48,7 @@ func (p Poller) Run(ctx context.Context, handle func(context.Context, *wire.Roun
 			}
 			p.health(false, "")
 			p.Log.Warn("tally server unreachable; retrying", "err", err, "in", backoff)
-			Sleep(ctx, backoff)
+			wait.Sleep(ctx, backoff)
 			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
@@ -55,7 +56,7 @@ func (p Poller) Run(ctx context.Context, handle func(context.Context, *wire.Roun
 		p.health(true, v.Phase)
 		if err := handle(ctx, v); err != nil {
 			p.Log.Error("round", "err", err)
-			Sleep(ctx, time.Second)
+			wait.Sleep(ctx, time.Second)
 			continue
 		}
 		since = v.Version
@@ -69,16 +70,6 @@ func (p Poller) Run(ctx context.Context, handle func(context.Context, *wire.Roun
 func (p Poller) health(connected bool, phase string) {
 	if p.Health != nil {
 		p.Health(connected, phase)
-	}
-}
-
-// Sleep waits for d or until ctx ends.
-func Sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

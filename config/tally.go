@@ -13,6 +13,7 @@ import (
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/stats"
+	"github.com/privstats/privstats/tally"
 )
 
 // Tally is tally.yaml, the tally server's configuration: where it listens,
@@ -159,9 +160,9 @@ func (t *Tally) setDefaults() {
 		HTTPListen:   "127.0.0.1:9464",
 		DataDir:      "./privstats-data",
 		Rounds:       1,
-		SetupTime:    policy.Duration(30 * time.Second),
+		SetupTime:    policy.Duration(tally.DefaultSetupTime),
 		Policy:       policy.Defaults(),
-		MaxBodyBytes: 8 << 20,
+		MaxBodyBytes: tally.DefaultMaxBodyBytes,
 	}
 }
 
@@ -193,7 +194,7 @@ func (t *Tally) complete(c *checker, dir string) {
 	c.tallyBudget(t)
 	c.policy("policy", t.Policy)
 	if t.MaxBodyBytes <= 0 {
-		c.errorf("max_body_bytes", "%d must be positive (default 8388608, 8 MiB)", t.MaxBodyBytes)
+		c.errorf("max_body_bytes", "%d must be positive (default %d, %d MiB)", t.MaxBodyBytes, tally.DefaultMaxBodyBytes, tally.DefaultMaxBodyBytes>>20)
 	}
 	c.fingerprintList("allow", t.Allow)
 	if len(c.errs) == 0 {

@@ -74,14 +74,11 @@ func New(opts Options) (*Keeper, error) {
 	if !slices.Contains(opts.Keepers, opts.Identity.Fingerprint) {
 		return nil, fmt.Errorf("keeper: own fingerprint %s is not in the configured keeper list", opts.Identity.Fingerprint)
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	c, err := wire.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint, (wire.MaxLongPollS+15)*time.Second)
+	c, err := node.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint)
 	if err != nil {
 		return nil, err
 	}
-	return &Keeper{opts: opts, log: opts.Logger.With("keeper", opts.Identity.Fingerprint[:12]), client: c}, nil
+	return &Keeper{opts: opts, log: node.Logger(opts.Logger, "keeper", opts.Identity), client: c}, nil
 }
 
 // Run polls the tally server and plays the keeper's part in every round

@@ -106,13 +106,7 @@ const (
 )
 
 // LoadCollector reads and checks a collector.yaml.
-func LoadCollector(path string) (*Collector, error) {
-	var dc Collector
-	if err := Load(path, &dc); err != nil {
-		return nil, err
-	}
-	return &dc, nil
-}
+func LoadCollector(path string) (*Collector, error) { return loadAs[Collector](path) }
 
 func (dc *Collector) setDefaults() {
 	*dc = Collector{DataDir: "./privstats-collector", Policy: policy.Defaults()}

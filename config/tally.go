@@ -146,13 +146,7 @@ func (t *Tally) CollectorFingerprints() []string {
 }
 
 // LoadTally reads and checks a tally.yaml.
-func LoadTally(path string) (*Tally, error) {
-	var t Tally
-	if err := Load(path, &t); err != nil {
-		return nil, err
-	}
-	return &t, nil
-}
+func LoadTally(path string) (*Tally, error) { return loadAs[Tally](path) }
 
 func (t *Tally) setDefaults() {
 	*t = Tally{

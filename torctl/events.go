@@ -393,7 +393,7 @@ func setUint(dst *uint64, b []byte) bool {
 }
 
 func setTime(dst *time.Time, b []byte) bool {
-	t, ok := parseUnixTime(b)
+	t, ok := ParseUnixTime(b)
 	*dst = t
 	return ok
 }
@@ -411,9 +411,10 @@ func setFlag(dst *bool, b []byte) bool {
 	return len(b) == 1 && (b[0] == '0' || b[0] == '1')
 }
 
-// parseUnixTime parses PrivCount's timestamps: Unix seconds with an
-// optional fraction ("1490000000.123456"), to nanosecond precision.
-func parseUnixTime(b []byte) (time.Time, bool) {
+// ParseUnixTime parses Unix seconds with an optional fraction
+// ("1490000000.123456"), to nanosecond precision, in UTC: the timestamps
+// of PrivCount's events, and of privstats traces. It does not allocate.
+func ParseUnixTime(b []byte) (time.Time, bool) {
 	dot := bytes.IndexByte(b, '.')
 	ip, fp := b, []byte(nil)
 	if dot >= 0 {

@@ -86,10 +86,10 @@ func ParsePrivCountStreamEnded(line []byte, ev *PrivCountStreamEndedEvent) error
 	if ev.WrittenBytes, ok = ParseDecimal(f[5]); !ok {
 		return eventErr(privcountStreamEnded, "bad bytes written", f[5])
 	}
-	if ev.Created, ok = parseUnixTime(f[6]); !ok {
+	if ev.Created, ok = ParseUnixTime(f[6]); !ok {
 		return eventErr(privcountStreamEnded, "bad start time", f[6])
 	}
-	if ev.Ended, ok = parseUnixTime(f[7]); !ok {
+	if ev.Ended, ok = ParseUnixTime(f[7]); !ok {
 		return eventErr(privcountStreamEnded, "bad end time", f[7])
 	}
 	ev.RemoteHost, ev.RemoteIP = f[8], f[9]

@@ -94,14 +94,11 @@ func New(opts Options) (*Collector, error) {
 	if len(opts.Keepers) == 0 {
 		return nil, errors.New("collector: no keepers pinned")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	c, err := wire.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint, (wire.MaxLongPollS+15)*time.Second)
+	c, err := node.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint)
 	if err != nil {
 		return nil, err
 	}
-	return &Collector{opts: opts, log: opts.Logger.With("collector", opts.Identity.Fingerprint[:12]), client: c}, nil
+	return &Collector{opts: opts, log: node.Logger(opts.Logger, "collector", opts.Identity), client: c}, nil
 }
 
 // Run feeds events to the counters and plays the collector's part in every

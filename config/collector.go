@@ -6,9 +6,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/privstats/privstats/policy"
+	"github.com/privstats/privstats/source"
 )
 
 // Collector is collector.yaml, the configuration of a data collector
@@ -106,13 +106,7 @@ const (
 )
 
 // LoadCollector reads and checks a collector.yaml.
-func LoadCollector(path string) (*Collector, error) {
-	var dc Collector
-	if err := Load(path, &dc); err != nil {
-		return nil, err
-	}
-	return &dc, nil
-}
+func LoadCollector(path string) (*Collector, error) { return loadAs[Collector](path) }
 
 func (dc *Collector) setDefaults() {
 	*dc = Collector{DataDir: "./privstats-collector", Policy: policy.Defaults()}
@@ -186,7 +180,7 @@ func (s *Source) complete(c *checker, dir string) {
 			c.errorf("source.metrics_port.url", "%q is not an http:// URL (e.g. http://127.0.0.1:9035/metrics)", m.URL)
 		}
 		if !c.given("source.metrics_port.interval") {
-			m.Interval = policy.Duration(10 * time.Second)
+			m.Interval = policy.Duration(source.DefaultMetricsInterval)
 		}
 		c.positiveDuration("source.metrics_port.interval", m.Interval, "time between scrapes, e.g. 10s")
 	case s.Trace != nil:
@@ -211,7 +205,7 @@ var authMethods = []string{"SAFECOOKIE", "COOKIE", "HASHEDPASSWORD", "NULL"}
 func (s *ControlSource) complete(c *checker, dir string) {
 	const path = "source.control"
 	if s.Address == "" && !c.given(path+".address") {
-		s.Address = "127.0.0.1:9051"
+		s.Address = source.DefaultControlAddress
 	}
 	if sock, ok := strings.CutPrefix(s.Address, "unix:"); ok {
 		if sock == "" {

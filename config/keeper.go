@@ -29,13 +29,7 @@ type Keeper struct {
 }
 
 // LoadKeeper reads and checks a keeper.yaml.
-func LoadKeeper(path string) (*Keeper, error) {
-	var k Keeper
-	if err := Load(path, &k); err != nil {
-		return nil, err
-	}
-	return &k, nil
-}
+func LoadKeeper(path string) (*Keeper, error) { return loadAs[Keeper](path) }
 
 func (k *Keeper) setDefaults() {
 	*k = Keeper{DataDir: "./privstats-keeper", Policy: policy.Defaults()}

@@ -124,6 +124,15 @@ func Load(path string, into any) error {
 	return c.err()
 }
 
+// loadAs is Load into a new T, for the LoadRole functions.
+func loadAs[T any](path string) (*T, error) {
+	v := new(T)
+	if err := Load(path, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
 // parse reads the file's single YAML document as a node tree.
 func parse(file string, data []byte) (*yaml.Node, error) {
 	c := &checker{file: file}

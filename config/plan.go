@@ -39,13 +39,7 @@ type PlannedStat struct {
 }
 
 // LoadPrivacyPlan reads and checks a privacy.yaml.
-func LoadPrivacyPlan(path string) (*PrivacyPlan, error) {
-	var p PrivacyPlan
-	if err := Load(path, &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
-}
+func LoadPrivacyPlan(path string) (*PrivacyPlan, error) { return loadAs[PrivacyPlan](path) }
 
 // Budgets is the plan's statistics as the noise planner takes them.
 func (p *PrivacyPlan) Budgets() []noise.StatisticBudget {

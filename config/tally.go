@@ -13,6 +13,7 @@ import (
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/stats"
+	"github.com/privstats/privstats/tally"
 )
 
 // Tally is tally.yaml, the tally server's configuration: where it listens,
@@ -145,13 +146,7 @@ func (t *Tally) CollectorFingerprints() []string {
 }
 
 // LoadTally reads and checks a tally.yaml.
-func LoadTally(path string) (*Tally, error) {
-	var t Tally
-	if err := Load(path, &t); err != nil {
-		return nil, err
-	}
-	return &t, nil
-}
+func LoadTally(path string) (*Tally, error) { return loadAs[Tally](path) }
 
 func (t *Tally) setDefaults() {
 	*t = Tally{
@@ -159,9 +154,9 @@ func (t *Tally) setDefaults() {
 		HTTPListen:   "127.0.0.1:9464",
 		DataDir:      "./privstats-data",
 		Rounds:       1,
-		SetupTime:    policy.Duration(30 * time.Second),
+		SetupTime:    policy.Duration(tally.DefaultSetupTime),
 		Policy:       policy.Defaults(),
-		MaxBodyBytes: 8 << 20,
+		MaxBodyBytes: tally.DefaultMaxBodyBytes,
 	}
 }
 
@@ -193,7 +188,7 @@ func (t *Tally) complete(c *checker, dir string) {
 	c.tallyBudget(t)
 	c.policy("policy", t.Policy)
 	if t.MaxBodyBytes <= 0 {
-		c.errorf("max_body_bytes", "%d must be positive (default 8388608, 8 MiB)", t.MaxBodyBytes)
+		c.errorf("max_body_bytes", "%d must be positive (default %d, %d MiB)", t.MaxBodyBytes, tally.DefaultMaxBodyBytes, tally.DefaultMaxBodyBytes>>20)
 	}
 	c.fingerprintList("allow", t.Allow)
 	if len(c.errs) == 0 {

@@ -83,14 +83,11 @@ func New(opts Options) (*Keeper, error) {
 	if opts.Roster == nil {
 		return nil, errors.New("keeper: no collector roster (keepers decide which collectors a round may list)")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	c, err := wire.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint, (wire.MaxLongPollS+15)*time.Second)
+	c, err := node.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint)
 	if err != nil {
 		return nil, err
 	}
-	return &Keeper{opts: opts, log: opts.Logger.With("keeper", opts.Identity.Fingerprint[:12]), client: c}, nil
+	return &Keeper{opts: opts, log: node.Logger(opts.Logger, "keeper", opts.Identity), client: c}, nil
 }
 
 // Run polls the tally server and plays the keeper's part in every round

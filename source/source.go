@@ -58,19 +58,3 @@ func ParseSpeed(s string) (Speed, bool) {
 	}
 	return Fast, false
 }
-
-// sleep waits for d or until ctx ends; it reports whether ctx is still
-// live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/privstats/privstats/internal/wait"
 	"github.com/privstats/privstats/stats"
 )
 
@@ -73,7 +74,7 @@ func (s *synthetic) Run(ctx context.Context, emit func(time.Time, []byte), gap f
 		if !o.Fast {
 			// Sleep only when ahead by more than a millisecond, so that
 			// high rates are paced in batches rather than per event.
-			if d := time.Until(wallStart.Add(at.Sub(o.Start))); d > time.Millisecond && !sleep(ctx, d) {
+			if d := time.Until(wallStart.Add(at.Sub(o.Start))); d > time.Millisecond && !wait.Sleep(ctx, d) {
 				return nil
 			}
 		}

@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/privstats/privstats/internal/wait"
+	"github.com/privstats/privstats/torctl"
 )
 
 // A trace is a text file of control-port event lines, one a line, each
@@ -74,7 +77,7 @@ func (t *trace) Run(ctx context.Context, emit func(time.Time, []byte), gap func(
 			s, e := tl.at, tl.end
 			if t.speed == Recorded {
 				s, e = wall(s), wall(e)
-				if !sleep(ctx, time.Until(e)) {
+				if !wait.Sleep(ctx, time.Until(e)) {
 					return nil
 				}
 			}
@@ -84,7 +87,7 @@ func (t *trace) Run(ctx context.Context, emit func(time.Time, []byte), gap func(
 		at := tl.at
 		switch {
 		case t.speed == Recorded:
-			if tl.timed && !sleep(ctx, time.Until(wall(tl.at))) {
+			if tl.timed && !wait.Sleep(ctx, time.Until(wall(tl.at))) {
 				return nil
 			}
 			at = time.Now()
@@ -131,8 +134,8 @@ func parseTraceLine(b []byte, tl *traceLine) (skip bool, err error) {
 		f := bytes.Fields(rest)
 		var ok1, ok2 bool
 		if len(f) == 2 {
-			tl.at, ok1 = parseUnixTime(f[0])
-			tl.end, ok2 = parseUnixTime(f[1])
+			tl.at, ok1 = torctl.ParseUnixTime(f[0])
+			tl.end, ok2 = torctl.ParseUnixTime(f[1])
 		}
 		if !ok1 || !ok2 || tl.end.Before(tl.at) {
 			return false, fmt.Errorf("bad gap comment %q (want # gap START END, Unix times)", clip(b))
@@ -145,7 +148,7 @@ func parseTraceLine(b []byte, tl *traceLine) (skip bool, err error) {
 		return false, nil
 	}
 	ts, rest, _ := bytes.Cut(b, []byte{' '})
-	at, ok := parseUnixTime(ts)
+	at, ok := torctl.ParseUnixTime(ts)
 	if !ok {
 		return false, fmt.Errorf("bad timestamp %q: want Unix seconds with an optional fraction, like 1795316008.199, before the event", clip(ts))
 	}
@@ -160,33 +163,6 @@ func parseTraceLine(b []byte, tl *traceLine) (skip bool, err error) {
 // isEventLine reports whether b is a control-port event line.
 func isEventLine(b []byte) bool {
 	return len(b) > 4 && b[0] == '6' && b[1] == '5' && b[2] == '0' && (b[3] == ' ' || b[3] == '-' || b[3] == '+')
-}
-
-// parseUnixTime parses Unix seconds with an optional fraction.
-func parseUnixTime(b []byte) (time.Time, bool) {
-	ip, fp, dot := bytes.Cut(b, []byte{'.'})
-	if len(ip) == 0 || len(ip) > 12 || dot && len(fp) == 0 {
-		return time.Time{}, false
-	}
-	var sec, nsec int64
-	for _, c := range ip {
-		if c < '0' || c > '9' {
-			return time.Time{}, false
-		}
-		sec = sec*10 + int64(c-'0')
-	}
-	for i, c := range fp {
-		if c < '0' || c > '9' {
-			return time.Time{}, false
-		}
-		if i < 9 {
-			nsec = nsec*10 + int64(c-'0')
-		}
-	}
-	for i := len(fp); i < 9; i++ {
-		nsec *= 10
-	}
-	return time.Unix(sec, nsec), true
 }
 
 // appendUnixTime writes t as a trace timestamp, to the microsecond.

@@ -45,7 +45,8 @@ type Options struct {
 	// Rounds is how many rounds to run; 0 means forever.
 	Rounds      int
 	RoundLength time.Duration
-	// SetupTime is how long before a window starts its round is announced.
+	// SetupTime is how long before a window starts its round is announced;
+	// DefaultSetupTime if zero.
 	SetupTime time.Duration
 	// Period is the least time between the starts of consecutive rounds.
 	// One round runs at a time: the next is announced once the previous
@@ -54,7 +55,8 @@ type Options struct {
 	Period time.Duration
 	// ReportGrace is how long after the window's end collectors may report.
 	ReportGrace time.Duration
-	// PhaseTimeout bounds the agreement and release phases.
+	// PhaseTimeout bounds the agreement and release phases;
+	// DefaultPhaseTimeout if zero.
 	PhaseTimeout time.Duration
 
 	Keepers       []string
@@ -78,6 +80,7 @@ type Options struct {
 	// to the HTTPS API; they may read the round but take no part in it.
 	Allow []string
 
+	// MaxBodyBytes bounds a request body; DefaultMaxBodyBytes if zero.
 	MaxBodyBytes int64
 	Logger       *slog.Logger
 
@@ -102,9 +105,17 @@ type Adversary struct {
 	SecondAgreement func(first wire.AgreementMsg, build func(S []string) (wire.AgreementMsg, error)) *wire.AgreementMsg
 }
 
+// Defaults for Options, and through package config for tally.yaml: they
+// live here only, so the file and the server cannot disagree.
+const (
+	DefaultSetupTime    = 30 * time.Second
+	DefaultPhaseTimeout = 2 * time.Minute
+	DefaultMaxBodyBytes = 8 << 20
+)
+
 func (o *Options) defaults() {
 	if o.SetupTime == 0 {
-		o.SetupTime = 30 * time.Second
+		o.SetupTime = DefaultSetupTime
 	}
 	if o.Period == 0 {
 		o.Period = o.RoundLength
@@ -113,10 +124,10 @@ func (o *Options) defaults() {
 		o.ReportGrace = min(max(o.RoundLength/10, 5*time.Second), 2*time.Minute)
 	}
 	if o.PhaseTimeout == 0 {
-		o.PhaseTimeout = 2 * time.Minute
+		o.PhaseTimeout = DefaultPhaseTimeout
 	}
 	if o.MaxBodyBytes == 0 {
-		o.MaxBodyBytes = 8 << 20
+		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

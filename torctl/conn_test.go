@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/privstats/privstats/torctl/torctltest"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -20,9 +22,9 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func dialFake(t *testing.T, ft *fakeTor) *Conn {
+func dialFake(t *testing.T, ft *torctltest.Tor) *Conn {
 	t.Helper()
-	c, err := Dial(testContext(t), ft.network, ft.addr)
+	c, err := Dial(testContext(t), ft.Network, ft.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,10 +32,10 @@ func dialFake(t *testing.T, ft *fakeTor) *Conn {
 	return c
 }
 
-func authed(t *testing.T, ft *fakeTor) *Conn {
+func authed(t *testing.T, ft *torctltest.Tor) *Conn {
 	t.Helper()
 	c := dialFake(t, ft)
-	if _, err := c.Authenticate(testContext(t), AuthOptions{Password: ft.password}); err != nil {
+	if _, err := c.Authenticate(testContext(t), AuthOptions{Password: ft.Password}); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -44,7 +46,7 @@ var networks = []string{"tcp", "unix"}
 func TestProtocolInfo(t *testing.T) {
 	for _, network := range networks {
 		t.Run(network, func(t *testing.T) {
-			ft := newFakeTor(t, network, "COOKIE", "SAFECOOKIE", "HASHEDPASSWORD")
+			ft := torctltest.New(t, network, "COOKIE", "SAFECOOKIE", "HASHEDPASSWORD")
 			c := dialFake(t, ft)
 			ctx := testContext(t)
 			pi, err := c.ProtocolInfo(ctx)
@@ -53,7 +55,7 @@ func TestProtocolInfo(t *testing.T) {
 			}
 			want := []AuthMethod{AuthCookie, AuthSafeCookie, AuthHashedPassword}
 			if pi.ProtocolVersion != 1 || !slices.Equal(pi.AuthMethods, want) ||
-				pi.CookieFile != ft.cookiePath || pi.TorVersion != "0.4.8.12" {
+				pi.CookieFile != ft.CookiePath || pi.TorVersion != "0.4.8.12" {
 				t.Errorf("ProtocolInfo = %+v", pi)
 			}
 			// Tor answers PROTOCOLINFO once before authentication: the
@@ -61,7 +63,7 @@ func TestProtocolInfo(t *testing.T) {
 			if _, err := c.ProtocolInfo(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if n := strings.Count(strings.Join(ft.received(), "\n"), "PROTOCOLINFO"); n != 1 {
+			if n := strings.Count(commandLines(ft), "PROTOCOLINFO"); n != 1 {
 				t.Errorf("PROTOCOLINFO sent %d times, want 1", n)
 			}
 		})
@@ -87,8 +89,8 @@ func TestAuthenticate(t *testing.T) {
 	tests := []struct {
 		name    string
 		offered []string
-		opts    func(ft *fakeTor) AuthOptions
-		setup   func(ft *fakeTor)
+		opts    func(ft *torctltest.Tor) AuthOptions
+		setup   func(t *testing.T, ft *torctltest.Tor)
 		want    AuthMethod
 		wantErr string
 	}{
@@ -100,21 +102,21 @@ func TestAuthenticate(t *testing.T) {
 		{
 			name:    "COOKIE when SAFECOOKIE is not allowed",
 			offered: []string{"COOKIE", "SAFECOOKIE"},
-			opts:    func(*fakeTor) AuthOptions { return AuthOptions{Allowed: []AuthMethod{AuthCookie}} },
+			opts:    func(*torctltest.Tor) AuthOptions { return AuthOptions{Allowed: []AuthMethod{AuthCookie}} },
 			want:    AuthCookie,
 		},
 		{
 			name:    "HASHEDPASSWORD",
 			offered: []string{"HASHEDPASSWORD"},
-			setup:   func(ft *fakeTor) { ft.password = `pa ss"word\` },
-			opts:    func(ft *fakeTor) AuthOptions { return AuthOptions{Password: ft.password} },
+			setup:   func(_ *testing.T, ft *torctltest.Tor) { ft.Password = `pa ss"word\` },
+			opts:    func(ft *torctltest.Tor) AuthOptions { return AuthOptions{Password: ft.Password} },
 			want:    AuthHashedPassword,
 		},
 		{
 			name:    "wrong password",
 			offered: []string{"HASHEDPASSWORD"},
-			setup:   func(ft *fakeTor) { ft.password = "right" },
-			opts:    func(*fakeTor) AuthOptions { return AuthOptions{Password: "wrong"} },
+			setup:   func(_ *testing.T, ft *torctltest.Tor) { ft.Password = "right" },
+			opts:    func(*torctltest.Tor) AuthOptions { return AuthOptions{Password: "wrong"} },
 			want:    AuthHashedPassword,
 			wantErr: "515",
 		},
@@ -126,47 +128,47 @@ func TestAuthenticate(t *testing.T) {
 		{
 			name:    "cookie override path",
 			offered: []string{"SAFECOOKIE"},
-			setup: func(ft *fakeTor) {
+			setup: func(t *testing.T, ft *torctltest.Tor) {
 				// tor names a path we cannot read; the caller knows better.
-				moved := ft.cookiePath + ".moved"
-				if err := os.Rename(ft.cookiePath, moved); err != nil {
-					ft.t.Fatal(err)
+				moved := ft.CookiePath + ".moved"
+				if err := os.Rename(ft.CookiePath, moved); err != nil {
+					t.Fatal(err)
 				}
-				ft.cookiePath = moved + ".unused"
+				ft.CookiePath = moved + ".unused"
 			},
-			opts: func(ft *fakeTor) AuthOptions {
-				return AuthOptions{CookiePath: strings.TrimSuffix(ft.cookiePath, ".unused")}
+			opts: func(ft *torctltest.Tor) AuthOptions {
+				return AuthOptions{CookiePath: strings.TrimSuffix(ft.CookiePath, ".unused")}
 			},
 			want: AuthSafeCookie,
 		},
 		{
 			name:    "unreadable cookie falls back to password",
 			offered: []string{"SAFECOOKIE", "HASHEDPASSWORD"},
-			setup: func(ft *fakeTor) {
-				ft.password = "pw"
-				os.Remove(ft.cookiePath)
+			setup: func(_ *testing.T, ft *torctltest.Tor) {
+				ft.Password = "pw"
+				os.Remove(ft.CookiePath)
 			},
-			opts: func(*fakeTor) AuthOptions { return AuthOptions{Password: "pw"} },
+			opts: func(*torctltest.Tor) AuthOptions { return AuthOptions{Password: "pw"} },
 			want: AuthHashedPassword,
 		},
 		{
 			name:    "cookie of the wrong size is refused",
 			offered: []string{"SAFECOOKIE", "COOKIE"},
-			setup: func(ft *fakeTor) {
-				os.WriteFile(ft.cookiePath, []byte("too short"), 0o600)
+			setup: func(_ *testing.T, ft *torctltest.Tor) {
+				os.WriteFile(ft.CookiePath, []byte("too short"), 0o600)
 			},
 			wantErr: "not 32 bytes",
 		},
 		{
 			name:    "nothing allowed",
 			offered: []string{"COOKIE"},
-			opts:    func(*fakeTor) AuthOptions { return AuthOptions{Allowed: []AuthMethod{AuthSafeCookie}} },
+			opts:    func(*torctltest.Tor) AuthOptions { return AuthOptions{Allowed: []AuthMethod{AuthSafeCookie}} },
 			wantErr: "no usable authentication method",
 		},
 		{
 			name:    "SAFECOOKIE server hash mismatch",
 			offered: []string{"SAFECOOKIE", "NULL"},
-			setup:   func(ft *fakeTor) { ft.badServerHash = true },
+			setup:   func(_ *testing.T, ft *torctltest.Tor) { ft.BadServerHash = true },
 			want:    AuthSafeCookie,
 			wantErr: "server's hash does not match",
 		},
@@ -174,9 +176,9 @@ func TestAuthenticate(t *testing.T) {
 	for _, network := range networks {
 		for _, tt := range tests {
 			t.Run(network+"/"+tt.name, func(t *testing.T) {
-				ft := newFakeTor(t, network, tt.offered...)
+				ft := torctltest.New(t, network, tt.offered...)
 				if tt.setup != nil {
-					tt.setup(ft)
+					tt.setup(t, ft)
 				}
 				var opts AuthOptions
 				if tt.opts != nil {
@@ -206,23 +208,23 @@ func TestAuthenticate(t *testing.T) {
 }
 
 func TestSafeCookieMismatchSendsNothingMore(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "SAFECOOKIE", "NULL")
-	ft.badServerHash = true
+	ft := torctltest.New(t, "tcp", "SAFECOOKIE", "NULL")
+	ft.BadServerHash = true
 	c := dialFake(t, ft)
 	if _, err := c.Authenticate(testContext(t), AuthOptions{}); err == nil {
 		t.Fatal("authenticated to a server that does not know the cookie")
 	}
 	<-c.Done() // we hang up on an impostor
-	for _, cmd := range ft.received() {
-		if strings.HasPrefix(cmd, "AUTHENTICATE") {
-			t.Errorf("sent %q to a server that failed the challenge", cmd)
+	for _, cmd := range ft.Commands() {
+		if strings.HasPrefix(cmd.Line, "AUTHENTICATE") {
+			t.Errorf("sent %q to a server that failed the challenge", cmd.Line)
 		}
 	}
 }
 
 func TestGetInfo(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "NULL")
-	ft.info["config-text"] = "ControlPort 9051\n.hidden\nCookieAuthentication 1"
+	ft := torctltest.New(t, "tcp", "NULL")
+	ft.Info["config-text"] = "ControlPort 9051\n.hidden\nCookieAuthentication 1"
 	c := authed(t, ft)
 	ctx := testContext(t)
 
@@ -252,7 +254,7 @@ func TestGetInfo(t *testing.T) {
 }
 
 func TestEventsInterleavedWithReplies(t *testing.T) {
-	ft := newFakeTor(t, "unix", "NULL")
+	ft := torctltest.New(t, "unix", "NULL")
 	c := authed(t, ft)
 	ctx := testContext(t)
 	var mu sync.Mutex
@@ -269,7 +271,7 @@ func TestEventsInterleavedWithReplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	// control-spec 4.1: events may come between a command and its reply.
-	ft.sendBeforeNextReply(
+	ft.SendBeforeNextGetInfo(
 		"650 BW 155 593",
 		"650-CIRC 1000 EXTENDED moria1,moria2 0xBEEF",
 		"650-EXTRAMAGIC=99",
@@ -288,7 +290,7 @@ func TestEventsInterleavedWithReplies(t *testing.T) {
 }
 
 func TestEventsWhileCommandsRun(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "NULL")
+	ft := torctltest.New(t, "tcp", "NULL")
 	c := authed(t, ft)
 	ctx := testContext(t)
 	const n = 500
@@ -309,7 +311,7 @@ func TestEventsWhileCommandsRun(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := range n {
-			ft.emit("650 BW " + strconv.Itoa(i) + " 1")
+			ft.Emit("650 BW " + strconv.Itoa(i) + " 1")
 		}
 	}()
 	for i := 0; i < 4; i++ {
@@ -330,7 +332,7 @@ func TestEventsWhileCommandsRun(t *testing.T) {
 }
 
 func TestSetEventsUnrecognized(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "NULL")
+	ft := torctltest.New(t, "tcp", "NULL")
 	c := authed(t, ft)
 	ctx := testContext(t)
 	err := c.SetEvents(ctx, "BW", "TB_EMPTY")
@@ -347,7 +349,7 @@ func TestSetEventsUnrecognized(t *testing.T) {
 }
 
 func TestSetConf(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "NULL")
+	ft := torctltest.New(t, "tcp", "NULL")
 	c := authed(t, ft)
 	ctx := testContext(t)
 	err := c.SetConf(ctx, KeyValue{"EnablePrivCount", "1"}, KeyValue{"ContactInfo", `ops "at" example.org`})
@@ -355,16 +357,24 @@ func TestSetConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `EnablePrivCount="1" ContactInfo="ops \"at\" example.org"`
-	if ft.setconf[0] != want {
-		t.Errorf("SETCONF %s, want %s", ft.setconf[0], want)
+	if ft.SetConf()[0] != want {
+		t.Errorf("SETCONF %s, want %s", ft.SetConf()[0], want)
 	}
 	if err := c.SetConf(ctx, KeyValue{"Bad Key", "1"}); err == nil {
 		t.Error("an option name with a space was sent")
 	}
 }
 
+// slowTor is a fake tor whose answer to GETINFO slow takes 300 ms.
+func slowTor(t *testing.T) *torctltest.Tor {
+	ft := torctltest.New(t, "tcp", "NULL")
+	ft.Info["slow"] = "finally"
+	ft.InfoDelay["slow"] = 300 * time.Millisecond
+	return ft
+}
+
 func TestCommandTimeoutKeepsRepliesInStep(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "NULL")
+	ft := slowTor(t)
 	c := authed(t, ft)
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -379,9 +389,9 @@ func TestCommandTimeoutKeepsRepliesInStep(t *testing.T) {
 }
 
 func TestConnClosedByTor(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "NULL")
+	ft := torctltest.New(t, "tcp", "NULL")
 	c := authed(t, ft)
-	ft.dropAll()
+	ft.DropAll()
 	select {
 	case <-c.Done():
 	case <-time.After(5 * time.Second):
@@ -396,7 +406,7 @@ func TestConnClosedByTor(t *testing.T) {
 }
 
 func TestCloseFailsWaitingCommand(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "NULL")
+	ft := slowTor(t)
 	c := authed(t, ft)
 	errc := make(chan error, 1)
 	go func() {
@@ -411,7 +421,7 @@ func TestCloseFailsWaitingCommand(t *testing.T) {
 }
 
 func TestDoRejectsLineBreaks(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "NULL")
+	ft := torctltest.New(t, "tcp", "NULL")
 	c := authed(t, ft)
 	if _, err := c.Do(testContext(t), "GETINFO version\r\nSIGNAL HALT"); err == nil {
 		t.Fatal("a command with CRLF was sent")
@@ -429,13 +439,22 @@ func TestDialErrors(t *testing.T) {
 }
 
 func TestUnauthenticatedCommandIsRefused(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "NULL")
+	ft := torctltest.New(t, "tcp", "NULL")
 	c := dialFake(t, ft)
 	_, err := c.GetInfo(testContext(t), "version")
 	var re *ReplyError
 	if !errors.As(err, &re) || re.Code != 514 {
 		t.Errorf("err = %v, want 514", err)
 	}
+}
+
+// commandLines is every command ft received, one a line.
+func commandLines(ft *torctltest.Tor) string {
+	var lines []string
+	for _, c := range ft.Commands() {
+		lines = append(lines, c.Line)
+	}
+	return strings.Join(lines, "\n")
 }
 
 func waitOrFail(t *testing.T, wg *sync.WaitGroup, what string) {

@@ -225,7 +225,11 @@ type tokens struct {
 	b      []byte
 	i      int
 	quoted bool
-	err    bool // an unterminated quoted string was seen
+	err    bool   // an unterminated quoted string was seen
+	bare   []byte // a tagged event's field without '=', which ended it
+
+	// key and value are the keyword nextKeyword or nextField found.
+	key, value []byte
 }
 
 // next returns the next argument, or nil at the end of the line.
@@ -261,31 +265,93 @@ func (t *tokens) next() []byte {
 	return t.b[start:t.i]
 }
 
-// splitKeyword splits KEY=VALUE where KEY is made of keyword characters.
+// splitKeyword splits KEY=VALUE where KEY is one or more keyword
+// characters. It is small enough to inline into the tokenizer's loop.
 func splitKeyword(tok []byte) (key, value []byte, ok bool) {
 	for i, c := range tok {
 		if c == '=' {
-			if i == 0 {
-				return nil, nil, false
-			}
-			return tok[:i], tok[i+1:], true
+			return tok[:i], tok[i+1:], i > 0
 		}
 		if !isKeywordChar(c) {
-			return nil, nil, false
+			break
 		}
 	}
 	return nil, nil, false
 }
 
-// begin checks the event name and returns a tokenizer over its arguments.
-func begin(line []byte, name string, quoted bool) (tokens, error) {
-	line = trimEventLine(line)
-	t := tokens{b: line, quoted: quoted}
-	kw := t.next()
-	if string(kw) != name {
-		return t, eventErr(name, "not a "+name+" event", kw)
+// The event parsers read their KEY=VALUE arguments with one loop:
+//
+//	for t.nextKeyword(&ev.Extra) { // or t.nextField(&ev.Fields)
+//		switch string(t.key) {
+//		case "KNOWN": parse t.value, or return t.bad(event)
+//		default: t.keep(&ev.Extra)
+//		}
+//	}
+//	return t.end(event)
+
+// nextKeyword moves to the next KEY=VALUE keyword of a stock tor event, in
+// t.key and t.value, and reports false at the end of the line. Arguments
+// without '=' on the way are kept in extra: control-spec says clients must
+// tolerate arguments they do not know.
+func (t *tokens) nextKeyword(extra *[]Field) bool {
+	for tok := t.next(); tok != nil; tok = t.next() {
+		if k, v, ok := splitKeyword(tok); ok {
+			t.key, t.value = k, v
+			return true
+		}
+		*extra = append(*extra, Field{Key: tok})
 	}
-	return t, nil
+	return false
+}
+
+// nextField moves to the next field of a PrivCount tagged event, in t.key
+// and t.value, and keeps it in fields, known or not. It reports false at the
+// end of the line, or at a field without '=', which end reports.
+func (t *tokens) nextField(fields *[]Field) bool {
+	tok := t.next()
+	if tok == nil {
+		return false
+	}
+	k, v, ok := splitKeyword(tok)
+	if !ok {
+		t.bare = tok
+		return false
+	}
+	t.key, t.value = k, v
+	*fields = append(*fields, Field{Key: k, Value: v})
+	return true
+}
+
+// keep keeps the current keyword, one the parser does not know, in extra.
+func (t *tokens) keep(extra *[]Field) {
+	*extra = append(*extra, Field{Key: t.key, Value: t.value})
+}
+
+// bad reports the current keyword's value as malformed.
+func (t *tokens) bad(event string) error {
+	return eventErr(event, "bad "+string(t.key), t.value)
+}
+
+// end reports what went wrong in the arguments read: an unterminated quoted
+// string or a tagged field without '='.
+func (t *tokens) end(event string) error {
+	switch {
+	case t.bare != nil:
+		return eventErr(event, "field without '='", t.bare)
+	case t.err:
+		return eventErr(event, "unterminated quoted string", t.b)
+	}
+	return nil
+}
+
+// begin sets t to read the arguments of line, after checking its event
+// name. It fills t in place: copying a tokens costs the hot path time.
+func (t *tokens) begin(line []byte, name string, quoted bool) error {
+	*t = tokens{b: trimEventLine(line), quoted: quoted}
+	if kw := t.next(); string(kw) != name {
+		return eventErr(name, "not a "+name+" event", kw)
+	}
+	return nil
 }
 
 // ParseDecimal parses a non-empty decimal uint64 without allocating;
@@ -317,17 +383,38 @@ func ParseUint(b []byte) (uint64, error) {
 	return n, nil
 }
 
-// parseFlag parses a PrivCount numeric boolean flag ("0" or "1").
-func parseFlag(b []byte) (bool, bool) {
-	if len(b) == 1 && (b[0] == '0' || b[0] == '1') {
-		return b[0] == '1', true
-	}
-	return false, false
+// The set functions parse a field into *dst and report whether it was
+// well formed.
+
+func setUint(dst *uint64, b []byte) bool {
+	n, ok := ParseDecimal(b)
+	*dst = n
+	return ok
 }
 
-// parseUnixTime parses PrivCount's timestamps: Unix seconds with an
-// optional fraction ("1490000000.123456"), to nanosecond precision.
-func parseUnixTime(b []byte) (time.Time, bool) {
+func setTime(dst *time.Time, b []byte) bool {
+	t, ok := ParseUnixTime(b)
+	*dst = t
+	return ok
+}
+
+// setPort parses a TCP port.
+func setPort(dst *uint16, b []byte) bool {
+	p, ok := ParseDecimal(b)
+	*dst = uint16(p)
+	return ok && p <= 65535
+}
+
+// setFlag parses a PrivCount numeric boolean flag ("0" or "1").
+func setFlag(dst *bool, b []byte) bool {
+	*dst = len(b) == 1 && b[0] == '1'
+	return len(b) == 1 && (b[0] == '0' || b[0] == '1')
+}
+
+// ParseUnixTime parses Unix seconds with an optional fraction
+// ("1490000000.123456"), to nanosecond precision, in UTC: the timestamps
+// of PrivCount's events, and of privstats traces. It does not allocate.
+func ParseUnixTime(b []byte) (time.Time, bool) {
 	dot := bytes.IndexByte(b, '.')
 	ip, fp := b, []byte(nil)
 	if dot >= 0 {

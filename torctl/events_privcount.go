@@ -42,16 +42,18 @@ const privcountStreamEnded = "PRIVCOUNT_STREAM_ENDED"
 // ParsePrivCountStreamEnded parses a PRIVCOUNT_STREAM_ENDED event line.
 func ParsePrivCountStreamEnded(line []byte, ev *PrivCountStreamEndedEvent) error {
 	*ev = PrivCountStreamEndedEvent{Fields: ev.Fields[:0]}
-	t, err := begin(line, privcountStreamEnded, false)
-	if err != nil {
+	var t tokens
+	if err := t.begin(line, privcountStreamEnded, false); err != nil {
 		return err
 	}
+	mark := t.i
 	first := t.next()
 	if first == nil {
 		return eventErr(privcountStreamEnded, "no fields", nil)
 	}
 	if _, _, ok := splitKeyword(first); ok {
-		return parseStreamEndedTagged(&t, first, ev)
+		t.i = mark // the first field, read again as one
+		return parseStreamEndedTagged(&t, ev)
 	}
 	var f [10][]byte
 	f[0] = first
@@ -74,45 +76,32 @@ func ParsePrivCountStreamEnded(line []byte, ev *PrivCountStreamEndedEvent) error
 			return eventErr(privcountStreamEnded, names[i], f[i])
 		}
 	}
-	if err := ev.setPort(f[3]); err != nil {
-		return err
-	}
 	var ok bool
+	if !setPort(&ev.RemotePort, f[3]) {
+		return eventErr(privcountStreamEnded, "bad port", f[3])
+	}
 	if ev.ReadBytes, ok = ParseDecimal(f[4]); !ok {
 		return eventErr(privcountStreamEnded, "bad bytes read", f[4])
 	}
 	if ev.WrittenBytes, ok = ParseDecimal(f[5]); !ok {
 		return eventErr(privcountStreamEnded, "bad bytes written", f[5])
 	}
-	if ev.Created, ok = parseUnixTime(f[6]); !ok {
+	if ev.Created, ok = ParseUnixTime(f[6]); !ok {
 		return eventErr(privcountStreamEnded, "bad start time", f[6])
 	}
-	if ev.Ended, ok = parseUnixTime(f[7]); !ok {
+	if ev.Ended, ok = ParseUnixTime(f[7]); !ok {
 		return eventErr(privcountStreamEnded, "bad end time", f[7])
 	}
 	ev.RemoteHost, ev.RemoteIP = f[8], f[9]
 	return nil
 }
 
-func (ev *PrivCountStreamEndedEvent) setPort(b []byte) error {
-	p, ok := ParseDecimal(b)
-	if !ok || p > 65535 {
-		return eventErr(privcountStreamEnded, "bad port", b)
-	}
-	ev.RemotePort = uint16(p)
-	return nil
-}
-
-func parseStreamEndedTagged(t *tokens, first []byte, ev *PrivCountStreamEndedEvent) error {
+func parseStreamEndedTagged(t *tokens, ev *PrivCountStreamEndedEvent) error {
 	ev.Tagged = true
 	var seen uint8
-	for tok := first; tok != nil; tok = t.next() {
-		k, v, ok := splitKeyword(tok)
-		if !ok {
-			return eventErr(privcountStreamEnded, "field without '='", tok)
-		}
-		ev.Fields = append(ev.Fields, Field{Key: k, Value: v})
-		switch string(k) {
+	for t.nextField(&ev.Fields) {
+		ok := true
+		switch v := t.value; string(t.key) {
 		case "ChanID":
 			ok = setUint(&ev.ChannelID, v)
 		case "CircID":
@@ -120,9 +109,7 @@ func parseStreamEndedTagged(t *tokens, first []byte, ev *PrivCountStreamEndedEve
 		case "StreamID":
 			ok = setUint(&ev.StreamID, v)
 		case "ExitPort":
-			if err := ev.setPort(v); err != nil {
-				return err
-			}
+			ok = setPort(&ev.RemotePort, v)
 			seen |= 1
 		case "ReadBytesExit":
 			ok = setUint(&ev.ReadBytes, v)
@@ -142,8 +129,11 @@ func parseStreamEndedTagged(t *tokens, first []byte, ev *PrivCountStreamEndedEve
 			ev.RemoteIP = v
 		}
 		if !ok {
-			return eventErr(privcountStreamEnded, "bad "+string(k), v)
+			return t.bad(privcountStreamEnded)
 		}
+	}
+	if err := t.end(privcountStreamEnded); err != nil {
+		return err
 	}
 	if seen != 31 {
 		return eventErr(privcountStreamEnded, "missing "+missing(seen, "ExitPort", "ReadBytesExit", "WriteBytesExit", "CreatedTimestamp", "TimeStamp"), nil)
@@ -179,18 +169,14 @@ const privcountConnectionClose = "PRIVCOUNT_CONNECTION_CLOSE"
 // be present.
 func ParsePrivCountConnectionClose(line []byte, ev *PrivCountConnectionCloseEvent) error {
 	*ev = PrivCountConnectionCloseEvent{Fields: ev.Fields[:0]}
-	t, err := begin(line, privcountConnectionClose, false)
-	if err != nil {
+	var t tokens
+	if err := t.begin(line, privcountConnectionClose, false); err != nil {
 		return err
 	}
 	var seen uint8
-	for tok := t.next(); tok != nil; tok = t.next() {
-		k, v, ok := splitKeyword(tok)
-		if !ok {
-			return eventErr(privcountConnectionClose, "field without '='", tok)
-		}
-		ev.Fields = append(ev.Fields, Field{Key: k, Value: v})
-		switch string(k) {
+	for t.nextField(&ev.Fields) {
+		ok := true
+		switch v := t.value; string(t.key) {
 		case "EventTimestamp":
 			ok = setTime(&ev.EventTime, v)
 			seen |= 1
@@ -201,7 +187,7 @@ func ParsePrivCountConnectionClose(line []byte, ev *PrivCountConnectionCloseEven
 			ok = setUint(&ev.ChannelID, v)
 			seen |= 4
 		case "RemoteIsClientFlag":
-			ev.RemoteIsClient, ok = parseFlag(v)
+			ok = setFlag(&ev.RemoteIsClient, v)
 			seen |= 8
 		case "RemoteIPAddress":
 			ev.RemoteIP = v
@@ -227,8 +213,11 @@ func ParsePrivCountConnectionClose(line []byte, ev *PrivCountConnectionCloseEven
 			ev.RemoteCountryCode = v
 		}
 		if !ok {
-			return eventErr(privcountConnectionClose, "bad "+string(k), v)
+			return t.bad(privcountConnectionClose)
 		}
+	}
+	if err := t.end(privcountConnectionClose); err != nil {
+		return err
 	}
 	if seen != 127 {
 		return eventErr(privcountConnectionClose, "missing "+missing(seen, "EventTimestamp", "CreatedTimestamp",
@@ -270,20 +259,16 @@ const privcountCircuitClose = "PRIVCOUNT_CIRCUIT_CLOSE"
 // EventTimestamp is required.
 func ParsePrivCountCircuitClose(line []byte, ev *PrivCountCircuitCloseEvent) error {
 	*ev = PrivCountCircuitCloseEvent{Fields: ev.Fields[:0]}
-	t, err := begin(line, privcountCircuitClose, false)
-	if err != nil {
+	var t tokens
+	if err := t.begin(line, privcountCircuitClose, false); err != nil {
 		return err
 	}
 	seen := false
-	for tok := t.next(); tok != nil; tok = t.next() {
-		k, v, ok := splitKeyword(tok)
-		if !ok {
-			return eventErr(privcountCircuitClose, "field without '='", tok)
-		}
-		ev.Fields = append(ev.Fields, Field{Key: k, Value: v})
+	for t.nextField(&ev.Fields) {
+		ok := true
 		var u *uint64
 		var flag *bool
-		switch string(k) {
+		switch v := t.value; string(t.key) {
 		case "EventTimestamp":
 			ok = setTime(&ev.EventTime, v)
 			seen = true
@@ -360,13 +345,16 @@ func ParsePrivCountCircuitClose(line []byte, ev *PrivCountCircuitCloseEvent) err
 		}
 		switch {
 		case u != nil:
-			ok = setUint(u, v)
+			ok = setUint(u, t.value)
 		case flag != nil:
-			*flag, ok = parseFlag(v)
+			ok = setFlag(flag, t.value)
 		}
 		if !ok {
-			return eventErr(privcountCircuitClose, "bad "+string(k), v)
+			return t.bad(privcountCircuitClose)
 		}
+	}
+	if err := t.end(privcountCircuitClose); err != nil {
+		return err
 	}
 	if !seen {
 		return eventErr(privcountCircuitClose, "missing EventTimestamp", nil)
@@ -409,18 +397,14 @@ func ParsePrivCountHSDirCacheFetch(line []byte, ev *PrivCountHSDirCacheEvent) er
 
 func parseHSDirCache(line []byte, name string, kind EventKind, ev *PrivCountHSDirCacheEvent) error {
 	*ev = PrivCountHSDirCacheEvent{Kind: kind, Fields: ev.Fields[:0]}
-	t, err := begin(line, name, false)
-	if err != nil {
+	var t tokens
+	if err := t.begin(line, name, false); err != nil {
 		return err
 	}
 	var seen uint8
-	for tok := t.next(); tok != nil; tok = t.next() {
-		k, v, ok := splitKeyword(tok)
-		if !ok {
-			return eventErr(name, "field without '='", tok)
-		}
-		ev.Fields = append(ev.Fields, Field{Key: k, Value: v})
-		switch string(k) {
+	for t.nextField(&ev.Fields) {
+		ok := true
+		switch v := t.value; string(t.key) {
 		case "HiddenServiceVersionNumber":
 			ok = setUint(&ev.HSVersion, v)
 			seen |= 1
@@ -432,10 +416,10 @@ func parseHSDirCache(line []byte, name string, kind EventKind, ev *PrivCountHSDi
 			ok = len(v) > 0
 			seen |= 4
 		case "WasAddedToCacheFlag":
-			ev.WasAddedToCache, ok = parseFlag(v)
+			ok = setFlag(&ev.WasAddedToCache, v)
 			seen |= 8
 		case "HasExistingCacheEntryFlag":
-			ev.HasExistingCacheEntry, ok = parseFlag(v)
+			ok = setFlag(&ev.HasExistingCacheEntry, v)
 		case "OnionAddress":
 			ev.OnionAddress = v
 		case "DescriptorIdBase32String":
@@ -450,8 +434,11 @@ func parseHSDirCache(line []byte, name string, kind EventKind, ev *PrivCountHSDi
 			ok = setUint(&ev.RevisionNumber, v)
 		}
 		if !ok {
-			return eventErr(name, "bad "+string(k), v)
+			return t.bad(name)
 		}
+	}
+	if err := t.end(name); err != nil {
+		return err
 	}
 	want := uint8(15)
 	if kind == EventPrivCountHSDirCacheFetch {
@@ -462,16 +449,4 @@ func parseHSDirCache(line []byte, name string, kind EventKind, ev *PrivCountHSDi
 			"CacheReasonString", "WasAddedToCacheFlag"), nil)
 	}
 	return nil
-}
-
-func setUint(dst *uint64, b []byte) bool {
-	n, ok := ParseDecimal(b)
-	*dst = n
-	return ok
-}
-
-func setTime(dst *time.Time, b []byte) bool {
-	t, ok := parseUnixTime(b)
-	*dst = t
-	return ok
 }

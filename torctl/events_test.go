@@ -458,14 +458,14 @@ func TestParseUnixTime(t *testing.T) {
 		"1490000000.123456":     time.Unix(1490000000, 123456000),
 		"1490000000.1234567891": time.Unix(1490000000, 123456789),
 	} {
-		got, ok := parseUnixTime([]byte(in))
+		got, ok := ParseUnixTime([]byte(in))
 		if !ok || !got.Equal(want) {
-			t.Errorf("parseUnixTime(%q) = %v, %v", in, got, ok)
+			t.Errorf("ParseUnixTime(%q) = %v, %v", in, got, ok)
 		}
 	}
 	for _, bad := range []string{"", ".5", "1.", "1.x", "-1", "99999999999999999999"} {
-		if _, ok := parseUnixTime([]byte(bad)); ok {
-			t.Errorf("parseUnixTime(%q) accepted", bad)
+		if _, ok := ParseUnixTime([]byte(bad)); ok {
+			t.Errorf("ParseUnixTime(%q) accepted", bad)
 		}
 	}
 }

@@ -24,8 +24,8 @@ type BWEvent struct {
 // ParseBW parses a BW event line.
 func ParseBW(line []byte, ev *BWEvent) error {
 	*ev = BWEvent{Extra: ev.Extra[:0]}
-	t, err := begin(line, "BW", true)
-	if err != nil {
+	var t tokens
+	if err := t.begin(line, "BW", true); err != nil {
 		return err
 	}
 	var ok bool
@@ -37,10 +37,10 @@ func ParseBW(line []byte, ev *BWEvent) error {
 	if ev.Written, ok = ParseDecimal(tok); !ok {
 		return eventErr("BW", "bad bytes written", tok)
 	}
-	for tok = t.next(); tok != nil; tok = t.next() {
-		ev.Extra = appendExtra(ev.Extra, tok)
+	for t.nextKeyword(&ev.Extra) {
+		t.keep(&ev.Extra)
 	}
-	return t.check("BW")
+	return t.end("BW")
 }
 
 // ORStatus is the status of an OR connection.
@@ -103,8 +103,8 @@ func (e *ORConnEvent) IsRelay() bool { return len(e.Fingerprint) > 0 }
 // ParseORConn parses an ORCONN event line.
 func ParseORConn(line []byte, ev *ORConnEvent) error {
 	*ev = ORConnEvent{Extra: ev.Extra[:0]}
-	t, err := begin(line, "ORCONN", true)
-	if err != nil {
+	var t tokens
+	if err := t.begin(line, "ORCONN", true); err != nil {
 		return err
 	}
 	ev.Target = t.next()
@@ -112,6 +112,7 @@ func ParseORConn(line []byte, ev *ORConnEvent) error {
 		return eventErr("ORCONN", "missing target", nil)
 	}
 	if ev.Target[0] == '$' {
+		var err error
 		if ev.Fingerprint, ev.Nickname, err = SplitLongName(ev.Target); err != nil {
 			return eventErr("ORCONN", "bad relay name", ev.Target)
 		}
@@ -121,30 +122,25 @@ func ParseORConn(line []byte, ev *ORConnEvent) error {
 		return eventErr("ORCONN", "missing status", nil)
 	}
 	ev.Status = orStatus(ev.StatusText)
-	for tok := t.next(); tok != nil; tok = t.next() {
-		k, v, ok := splitKeyword(tok)
-		if !ok {
-			ev.Extra = append(ev.Extra, Field{Key: tok})
-			continue
-		}
-		switch string(k) {
+	for t.nextKeyword(&ev.Extra) {
+		switch v := t.value; string(t.key) {
 		case "REASON":
 			ev.Reason = v
 		case "NCIRCS":
-			if ev.NCircs, ok = ParseDecimal(v); !ok {
-				return eventErr("ORCONN", "bad NCIRCS", v)
+			if !setUint(&ev.NCircs, v) {
+				return t.bad("ORCONN")
 			}
 			ev.HasNCircs = true
 		case "ID":
 			if !isID(v) {
-				return eventErr("ORCONN", "bad ID", v)
+				return t.bad("ORCONN")
 			}
 			ev.ID = v
 		default:
-			ev.Extra = append(ev.Extra, Field{Key: k, Value: v})
+			t.keep(&ev.Extra)
 		}
 	}
-	return t.check("ORCONN")
+	return t.end("ORCONN")
 }
 
 // ConnType is the kind of connection in a CONN_BW event.
@@ -178,21 +174,16 @@ type ConnBWEvent struct {
 // are required.
 func ParseConnBW(line []byte, ev *ConnBWEvent) error {
 	*ev = ConnBWEvent{Extra: ev.Extra[:0]}
-	t, err := begin(line, "CONN_BW", true)
-	if err != nil {
+	var t tokens
+	if err := t.begin(line, "CONN_BW", true); err != nil {
 		return err
 	}
 	var seen uint8
-	for tok := t.next(); tok != nil; tok = t.next() {
-		k, v, ok := splitKeyword(tok)
-		if !ok {
-			ev.Extra = append(ev.Extra, Field{Key: tok})
-			continue
-		}
-		switch string(k) {
+	for t.nextKeyword(&ev.Extra) {
+		switch v := t.value; string(t.key) {
 		case "ID":
 			if !isID(v) {
-				return eventErr("CONN_BW", "bad ID", v)
+				return t.bad("CONN_BW")
 			}
 			ev.ID = v
 			seen |= 1
@@ -208,20 +199,20 @@ func ParseConnBW(line []byte, ev *ConnBWEvent) error {
 			}
 			seen |= 2
 		case "READ":
-			if ev.Read, ok = ParseDecimal(v); !ok {
-				return eventErr("CONN_BW", "bad READ", v)
+			if !setUint(&ev.Read, v) {
+				return t.bad("CONN_BW")
 			}
 			seen |= 4
 		case "WRITTEN":
-			if ev.Written, ok = ParseDecimal(v); !ok {
-				return eventErr("CONN_BW", "bad WRITTEN", v)
+			if !setUint(&ev.Written, v) {
+				return t.bad("CONN_BW")
 			}
 			seen |= 8
 		default:
-			ev.Extra = append(ev.Extra, Field{Key: k, Value: v})
+			t.keep(&ev.Extra)
 		}
 	}
-	if err := t.check("CONN_BW"); err != nil {
+	if err := t.end("CONN_BW"); err != nil {
 		return err
 	}
 	if seen != 15 {
@@ -275,8 +266,8 @@ func (e *CircEvent) Created() (time.Time, error) {
 // ParseCirc parses a CIRC event line.
 func ParseCirc(line []byte, ev *CircEvent) error {
 	*ev = CircEvent{Extra: ev.Extra[:0]}
-	t, err := begin(line, "CIRC", true)
-	if err != nil {
+	var t tokens
+	if err := t.begin(line, "CIRC", true); err != nil {
 		return err
 	}
 	ev.ID = t.next()
@@ -301,19 +292,18 @@ func ParseCirc(line []byte, ev *CircEvent) error {
 	case "CLOSED":
 		ev.Status = CircClosed
 	}
-	for i, tok := 0, t.next(); tok != nil; i, tok = i+1, t.next() {
-		k, v, ok := splitKeyword(tok)
-		if !ok {
-			if i == 0 {
-				// "$FP=nick" hops are not keywords: splitKeyword
-				// rejects the "$".
-				ev.Path = Path(tok)
-			} else {
-				ev.Extra = append(ev.Extra, Field{Key: tok})
-			}
-			continue
+	// The path comes first, if there is one: an argument that is not a
+	// keyword ("$FP=nick" hops are not: splitKeyword rejects the "$").
+	mark := t.i
+	if tok := t.next(); tok != nil {
+		if _, _, isKeyword := splitKeyword(tok); isKeyword {
+			t.i = mark // read it again as a keyword
+		} else {
+			ev.Path = Path(tok)
 		}
-		switch string(k) {
+	}
+	for t.nextKeyword(&ev.Extra) {
+		switch v := t.value; string(t.key) {
 		case "BUILD_FLAGS":
 			ev.BuildFlags = v
 		case "PURPOSE":
@@ -333,10 +323,10 @@ func ParseCirc(line []byte, ev *CircEvent) error {
 		case "SOCKS_PASSWORD":
 			ev.SocksPassword = v
 		default:
-			ev.Extra = append(ev.Extra, Field{Key: k, Value: v})
+			t.keep(&ev.Extra)
 		}
 	}
-	return t.check("CIRC")
+	return t.end("CIRC")
 }
 
 // StreamStatus is the status of a stream.
@@ -384,8 +374,8 @@ type StreamEvent struct {
 // ParseStream parses a STREAM event line.
 func ParseStream(line []byte, ev *StreamEvent) error {
 	*ev = StreamEvent{Extra: ev.Extra[:0]}
-	t, err := begin(line, "STREAM", true)
-	if err != nil {
+	var t tokens
+	if err := t.begin(line, "STREAM", true); err != nil {
 		return err
 	}
 	ev.ID = t.next()
@@ -411,18 +401,12 @@ func ParseStream(line []byte, ev *StreamEvent) error {
 	if colon < 0 {
 		return eventErr("STREAM", "target without port", ev.Target)
 	}
-	port, ok := ParseDecimal(ev.Target[colon+1:])
-	if !ok || port > 65535 {
+	if !setPort(&ev.TargetPort, ev.Target[colon+1:]) {
 		return eventErr("STREAM", "bad target port", ev.Target)
 	}
-	ev.TargetHost, ev.TargetPort = ev.Target[:colon], uint16(port)
-	for tok := t.next(); tok != nil; tok = t.next() {
-		k, v, ok := splitKeyword(tok)
-		if !ok {
-			ev.Extra = append(ev.Extra, Field{Key: tok})
-			continue
-		}
-		switch string(k) {
+	ev.TargetHost = ev.Target[:colon]
+	for t.nextKeyword(&ev.Extra) {
+		switch v := t.value; string(t.key) {
 		case "REASON":
 			ev.Reason = v
 		case "REMOTE_REASON":
@@ -434,10 +418,10 @@ func ParseStream(line []byte, ev *StreamEvent) error {
 		case "PURPOSE":
 			ev.Purpose = v
 		default:
-			ev.Extra = append(ev.Extra, Field{Key: k, Value: v})
+			t.keep(&ev.Extra)
 		}
 	}
-	return t.check("STREAM")
+	return t.end("STREAM")
 }
 
 // CellCounts is a CELL_STATS list "type:n,type:n", e.g.
@@ -530,19 +514,14 @@ type CellStatsEvent struct {
 // ParseCellStats parses a CELL_STATS event line.
 func ParseCellStats(line []byte, ev *CellStatsEvent) error {
 	*ev = CellStatsEvent{Extra: ev.Extra[:0]}
-	t, err := begin(line, "CELL_STATS", true)
-	if err != nil {
+	var t tokens
+	if err := t.begin(line, "CELL_STATS", true); err != nil {
 		return err
 	}
-	for tok := t.next(); tok != nil; tok = t.next() {
-		k, v, ok := splitKeyword(tok)
-		if !ok {
-			ev.Extra = append(ev.Extra, Field{Key: tok})
-			continue
-		}
+	for t.nextKeyword(&ev.Extra) {
 		var id *[]byte
 		var counts *CellCounts
-		switch string(k) {
+		switch string(t.key) {
 		case "ID":
 			id = &ev.ID
 		case "InboundQueue":
@@ -566,22 +545,20 @@ func ParseCellStats(line []byte, ev *CellStatsEvent) error {
 		case "OutboundTime":
 			counts = &ev.OutboundTime
 		default:
-			ev.Extra = append(ev.Extra, Field{Key: k, Value: v})
+			t.keep(&ev.Extra)
 			continue
 		}
+		ok := false
 		if id != nil {
-			if !isID(v) {
-				return eventErr("CELL_STATS", "bad "+string(k), v)
-			}
-			*id = v
+			*id, ok = t.value, isID(t.value)
 		} else {
-			if !validCellCounts(v) {
-				return eventErr("CELL_STATS", "bad "+string(k), v)
-			}
-			*counts = CellCounts(v)
+			*counts, ok = CellCounts(t.value), validCellCounts(t.value)
+		}
+		if !ok {
+			return t.bad("CELL_STATS")
 		}
 	}
-	return t.check("CELL_STATS")
+	return t.end("CELL_STATS")
 }
 
 // StatusEvent is "650 STATUS_SERVER Severity Action [Arguments]" (or
@@ -624,10 +601,10 @@ func ParseStatus(line []byte, ev *StatusEvent) error {
 	if ev.Action = t.next(); ev.Action == nil {
 		return eventErr(name, "missing action", nil)
 	}
-	for tok := t.next(); tok != nil; tok = t.next() {
-		ev.Args = appendExtra(ev.Args, tok)
+	for t.nextKeyword(&ev.Args) {
+		t.keep(&ev.Args)
 	}
-	return t.check(name)
+	return t.end(name)
 }
 
 // ParseStatusServer parses a STATUS_SERVER event line.
@@ -637,22 +614,6 @@ func ParseStatusServer(line []byte, ev *StatusEvent) error {
 	}
 	if ev.Kind != EventStatusServer {
 		return eventErr("STATUS_SERVER", "not a STATUS_SERVER event", []byte(ev.Kind.String()))
-	}
-	return nil
-}
-
-// appendExtra keeps an argument nobody asked for.
-func appendExtra(extra []Field, tok []byte) []Field {
-	if k, v, ok := splitKeyword(tok); ok {
-		return append(extra, Field{Key: k, Value: v})
-	}
-	return append(extra, Field{Key: tok})
-}
-
-// check reports an unterminated quoted string seen while tokenizing.
-func (t *tokens) check(event string) error {
-	if t.err {
-		return eventErr(event, "unterminated quoted string", t.b)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/privstats/privstats/internal/wait"
 )
 
 // Defaults for SessionConfig.
@@ -161,7 +163,7 @@ func (s *Session) Run(ctx context.Context) error {
 			}
 			s.startGap(start, err)
 			s.report(err)
-			if !s.sleep(ctx, backoff(attempt, s.cfg.MinBackoff, s.cfg.MaxBackoff)) {
+			if !wait.Sleep(ctx, backoff(attempt, s.cfg.MinBackoff, s.cfg.MaxBackoff)) {
 				return ctx.Err()
 			}
 			attempt++
@@ -276,17 +278,6 @@ func (s *Session) endGap(at time.Time) {
 func (s *Session) report(err error) {
 	if s.cfg.OnError != nil && err != nil {
 		s.cfg.OnError(err)
-	}
-}
-
-func (s *Session) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

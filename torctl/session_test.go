@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/privstats/privstats/torctl/torctltest"
 )
 
 // sessionHarness runs a Session against a fake tor and lets a test wait
@@ -23,14 +25,14 @@ type sessionHarness struct {
 	errors []error
 }
 
-func startSession(t *testing.T, ft *fakeTor, cfg SessionConfig) *sessionHarness {
+func startSession(t *testing.T, ft *torctltest.Tor, cfg SessionConfig) *sessionHarness {
 	t.Helper()
 	h := &sessionHarness{
 		connects: make(chan ConnectInfo, 16),
 		events:   make(chan string, 1024),
 		done:     make(chan error, 1),
 	}
-	cfg.Network, cfg.Address = ft.network, ft.addr
+	cfg.Network, cfg.Address = ft.Network, ft.Addr
 	cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
 	cfg.SetupTimeout = 2 * time.Second
 	cfg.OnEvent = func(ev *Event) { h.events <- string(ev.Line()) }
@@ -92,29 +94,29 @@ func (h *sessionHarness) stop(t *testing.T) {
 }
 
 func TestSessionReconnectsAndRecordsGap(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "SAFECOOKIE")
+	ft := torctltest.New(t, "tcp", "SAFECOOKIE")
 	h := startSession(t, ft, SessionConfig{Events: []string{"BW"}})
 	info := h.connected(t)
 	if info.AuthMethod != AuthSafeCookie || !slices.Equal(info.Events, []string{"BW"}) {
 		t.Errorf("ConnectInfo = %+v", info)
 	}
-	ft.emit("650 BW 1 2")
+	ft.Emit("650 BW 1 2")
 	if got := h.event(t); got != "BW 1 2" {
 		t.Errorf("event = %q", got)
 	}
 
 	// Tor restarts: it hangs up and refuses connections for a while.
-	ft.setRefuse(true)
+	ft.Refuse(true)
 	lost := time.Now()
-	ft.dropAll()
+	ft.DropAll()
 	time.Sleep(150 * time.Millisecond)
 	if len(h.s.Gaps()) != 1 || !h.s.Gaps()[0].End.IsZero() {
 		t.Errorf("while tor is down, Gaps = %+v, want one open gap", h.s.Gaps())
 	}
-	ft.setRefuse(false)
+	ft.Refuse(false)
 	h.connected(t)
 	back := time.Now()
-	ft.emit("650 BW 3 4")
+	ft.Emit("650 BW 3 4")
 	if got := h.event(t); got != "BW 3 4" {
 		t.Errorf("event after reconnect = %q", got)
 	}
@@ -141,12 +143,12 @@ func TestSessionReconnectsAndRecordsGap(t *testing.T) {
 }
 
 func TestSessionStartsWhileTorIsDown(t *testing.T) {
-	ft := newFakeTor(t, "unix", "NULL")
-	ft.setRefuse(true)
+	ft := torctltest.New(t, "unix", "NULL")
+	ft.Refuse(true)
 	start := time.Now()
 	h := startSession(t, ft, SessionConfig{Events: []string{"BW"}})
 	time.Sleep(60 * time.Millisecond)
-	ft.setRefuse(false)
+	ft.Refuse(false)
 	h.connected(t)
 	gaps := h.s.Gaps()
 	if len(gaps) != 1 || gaps[0].Start.Sub(start) > 50*time.Millisecond || gaps[0].Duration() < 60*time.Millisecond {
@@ -155,11 +157,11 @@ func TestSessionStartsWhileTorIsDown(t *testing.T) {
 }
 
 func TestSessionStopClosesOpenGap(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "NULL")
+	ft := torctltest.New(t, "tcp", "NULL")
 	h := startSession(t, ft, SessionConfig{Events: []string{"BW"}})
 	h.connected(t)
-	ft.setRefuse(true)
-	ft.dropAll()
+	ft.Refuse(true)
+	ft.DropAll()
 	time.Sleep(50 * time.Millisecond)
 	h.stop(t)
 	gaps := h.s.Gaps()
@@ -169,8 +171,8 @@ func TestSessionStopClosesOpenGap(t *testing.T) {
 }
 
 func TestSessionDropsUnrecognizedEvents(t *testing.T) {
-	ft := newFakeTor(t, "unix", "HASHEDPASSWORD")
-	ft.password = "secret"
+	ft := torctltest.New(t, "unix", "HASHEDPASSWORD")
+	ft.Password = "secret"
 	h := startSession(t, ft, SessionConfig{
 		Auth:    AuthOptions{Password: "secret"},
 		Events:  []string{"BW", "TB_EMPTY", "ORCONN", "PRIVCOUNT_STREAM_ENDED"},
@@ -181,9 +183,7 @@ func TestSessionDropsUnrecognizedEvents(t *testing.T) {
 		!slices.Equal(info.Unrecognized, []string{"TB_EMPTY", "PRIVCOUNT_STREAM_ENDED"}) {
 		t.Errorf("Events = %q, Unrecognized = %q", info.Events, info.Unrecognized)
 	}
-	ft.mu.Lock()
-	setconf := slices.Clone(ft.setconf)
-	ft.mu.Unlock()
+	setconf := ft.SetConf()
 	if !slices.Equal(setconf, []string{`EnablePrivCount="1"`}) {
 		t.Errorf("SETCONF sent %q", setconf)
 	}
@@ -193,8 +193,8 @@ func TestSessionDropsUnrecognizedEvents(t *testing.T) {
 }
 
 func TestSessionRetriesAfterAuthFailure(t *testing.T) {
-	ft := newFakeTor(t, "tcp", "HASHEDPASSWORD")
-	ft.password = "right"
+	ft := torctltest.New(t, "tcp", "HASHEDPASSWORD")
+	ft.Password = "right"
 	h := startSession(t, ft, SessionConfig{Auth: AuthOptions{Password: "wrong"}})
 	time.Sleep(80 * time.Millisecond)
 	h.stop(t)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/privstats/privstats/internal/wait"
 )
 
 // stopGrace is how long Stop waits after SIGTERM before SIGKILL. tor with
@@ -413,10 +415,8 @@ func retry(ctx context.Context, interval time.Duration, f func(context.Context) 
 		if err == nil {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !wait.Sleep(ctx, interval) {
 			return fmt.Errorf("%w (last error: %w)", context.Cause(ctx), err)
-		case <-time.After(interval):
 		}
 	}
 }

@@ -42,16 +42,17 @@ func (r *roleFlags) register(fs interface {
 	fs.BoolVar(&r.verbose, "v", false, "log debug detail")
 }
 
-// parse parses a role's flags; -c is required.
-func (r *roleFlags) parse(fs *flag.FlagSet, args []string) error {
+// loadRole parses a role's flags into rf (-c is required) and loads the
+// file -c names with load.
+func loadRole[C any](rf *roleFlags, fs *flag.FlagSet, args []string, load func(path string) (*C, error)) (*C, error) {
 	if err := parse(fs, args, 0, 0); err != nil {
-		return err
+		return nil, err
 	}
-	if r.config == "" {
+	if rf.config == "" {
 		fs.Usage()
-		return errUsage
+		return nil, errUsage
 	}
-	return nil
+	return load(rf.config)
 }
 
 func newLogger(stderr io.Writer, verbose bool) *slog.Logger {
@@ -70,32 +71,51 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// policyHooks opens a node's ledger and returns its check and record hooks.
-func policyHooks(dataDir string, pol policy.Policy) (func(*round.Config, time.Time) error, func(*round.Config) error, error) {
+// roleSetup is what every long-running role has before it starts: its
+// identity, its policy ledger's check and record hooks, and its logger.
+type roleSetup struct {
+	id     *identity.Identity
+	check  func(*round.Config, time.Time) error
+	record func(*round.Config) error
+	log    *slog.Logger
+}
+
+// setUp loads a role's identity key and opens its policy ledger in dataDir.
+func setUp(role, identityKey, dataDir string, pol policy.Policy, verbose bool, stderr io.Writer) (*roleSetup, error) {
+	id, err := identity.Load(identityKey)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	led, err := policy.OpenLedger(filepath.Join(dataDir, policy.LedgerFile))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	check := func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) }
-	record := func(cfg *round.Config) error { return led.Record(cfg, pol) }
-	return check, record, nil
+	return &roleSetup{
+		id:     id,
+		check:  func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) },
+		record: func(cfg *round.Config) error { return led.Record(cfg, pol) },
+		log:    newLogger(stderr, verbose).With("role", role),
+	}, nil
+}
+
+// serveHealth serves a node's health /metrics on listen ("" serves none)
+// until ctx ends.
+func serveHealth(ctx context.Context, role, listen string) *health.Status {
+	status := health.New(role)
+	if listen != "" {
+		go status.Serve(ctx, listen)
+	}
+	return status
 }
 
 func runTally(args []string, stdout, stderr io.Writer) error {
 	fs := flags("tally", "-c tally.yaml", stderr)
 	var rf roleFlags
 	rf.register(fs, "exit once every configured round has ended")
-	if err := rf.parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := config.LoadTally(rf.config)
-	if err != nil {
-		return err
-	}
-	id, err := identity.Load(cfg.IdentityKey)
+	cfg, err := loadRole(&rf, fs, args, config.LoadTally)
 	if err != nil {
 		return err
 	}
@@ -103,27 +123,26 @@ func runTally(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	check, record, err := policyHooks(cfg.DataDir, cfg.Policy)
+	s, err := setUp("tally", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, stderr)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, rf.verbose).With("role", "tally")
 	srv, err := tally.New(tally.Options{
-		Identity: id, Listen: cfg.Listen, HTTPListen: cfg.HTTPListen, DataDir: cfg.DataDir,
+		Identity: s.id, Listen: cfg.Listen, HTTPListen: cfg.HTTPListen, DataDir: cfg.DataDir,
 		Series: cfg.Series, Rounds: cfg.Rounds, RoundLength: time.Duration(cfg.RoundLength),
 		SetupTime: time.Duration(cfg.SetupTime), Period: time.Duration(cfg.Period),
 		Keepers: cfg.Keepers, Threshold: cfg.Threshold, Collectors: cfg.CollectorFingerprints(),
 		Weights: cfg.NoiseWeights, MinCollectors: cfg.MinCollectors, Epsilon: cfg.Epsilon, Delta: cfg.Delta,
-		Statistics: specs, Policy: check, Record: record, MaxBodyBytes: cfg.MaxBodyBytes, Allow: cfg.Allow,
+		Statistics: specs, Policy: s.check, Record: s.record, MaxBodyBytes: cfg.MaxBodyBytes, Allow: cfg.Allow,
 		Published: func(o *outcome.Outcome, path string) {
 			fmt.Fprintf(stdout, "round %s/%d published: %s\n", o.Series, o.Round, path)
 		},
-		Logger: log,
+		Logger: s.log,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("tally server up", "fingerprint", id.Fingerprint, "listen", srv.Addr(), "http", srv.HTTPAddr(), "data_dir", cfg.DataDir)
+	s.log.Info("tally server up", "fingerprint", s.id.Fingerprint, "listen", srv.Addr(), "http", srv.HTTPAddr(), "data_dir", cfg.DataDir)
 	ctx, stop := signalContext()
 	defer stop()
 	return srv.Run(ctx, rf.once)
@@ -133,34 +152,23 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 	fs := flags("keeper", "-c keeper.yaml", stderr)
 	var rf roleFlags
 	rf.register(fs, "exit when the tally server says no more rounds will run")
-	if err := rf.parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := config.LoadKeeper(rf.config)
+	cfg, err := loadRole(&rf, fs, args, config.LoadKeeper)
 	if err != nil {
 		return err
 	}
-	id, err := identity.Load(cfg.IdentityKey)
-	if err != nil {
-		return err
-	}
-	check, record, err := policyHooks(cfg.DataDir, cfg.Policy)
+	s, err := setUp("keeper", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, stderr)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	status := health.New("keeper")
-	if cfg.HealthListen != "" {
-		go status.Serve(ctx, cfg.HealthListen)
-	}
-	log := newLogger(stderr, rf.verbose).With("role", "keeper")
-	k, err := keeper.New(keeper.Options{Identity: id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
-		Keepers: cfg.Keepers, Roster: cfg.RosterFunc(), Policy: check, Record: record, ExitWhenFinished: rf.once, Health: status.Set, Logger: log})
+	status := serveHealth(ctx, "keeper", cfg.HealthListen)
+	k, err := keeper.New(keeper.Options{Identity: s.id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
+		Keepers: cfg.Keepers, Roster: cfg.RosterFunc(), Policy: s.check, Record: s.record, ExitWhenFinished: rf.once, Health: status.Set, Logger: s.log})
 	if err != nil {
 		return err
 	}
-	log.Info("keeper up", "fingerprint", id.Fingerprint, "tally", cfg.Tally.Address)
+	s.log.Info("keeper up", "fingerprint", s.id.Fingerprint, "tally", cfg.Tally.Address)
 	return k.Run(ctx)
 }
 
@@ -169,23 +177,15 @@ func runCollect(args []string, stdout, stderr io.Writer) error {
 	var rf roleFlags
 	rf.register(fs, "exit when the tally server says no more rounds will run")
 	recordTo := fs.String("record", "", "also write every event received to trace `FILE` (your relay's raw events; keep it private)")
-	if err := rf.parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := config.LoadCollector(rf.config)
+	cfg, err := loadRole(&rf, fs, args, config.LoadCollector)
 	if err != nil {
 		return err
 	}
-	id, err := identity.Load(cfg.IdentityKey)
+	s, err := setUp("collector", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, stderr)
 	if err != nil {
 		return err
 	}
-	check, record, err := policyHooks(cfg.DataDir, cfg.Policy)
-	if err != nil {
-		return err
-	}
-	log := newLogger(stderr, rf.verbose).With("role", "collector")
-	src, err := eventSource(cfg, log)
+	src, err := eventSource(cfg, s.log)
 	if err != nil {
 		return err
 	}
@@ -199,20 +199,17 @@ func runCollect(args []string, stdout, stderr io.Writer) error {
 		}
 		defer f.Close()
 		src = source.Record(f, src)
-		log.Warn("recording every tor event this collector sees: the file holds your relay's raw traffic metadata, unblinded; keep it as private as the relay and delete it when done", "file", *recordTo)
+		s.log.Warn("recording every tor event this collector sees: the file holds your relay's raw traffic metadata, unblinded; keep it as private as the relay and delete it when done", "file", *recordTo)
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	status := health.New("collector")
-	if cfg.HealthListen != "" {
-		go status.Serve(ctx, cfg.HealthListen)
-	}
-	c, err := collector.New(collector.Options{Identity: id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
-		Keepers: cfg.Keepers, Source: src, Policy: check, Record: record, ExitWhenFinished: rf.once, Health: status.Set, Logger: log})
+	status := serveHealth(ctx, "collector", cfg.HealthListen)
+	c, err := collector.New(collector.Options{Identity: s.id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
+		Keepers: cfg.Keepers, Source: src, Policy: s.check, Record: s.record, ExitWhenFinished: rf.once, Health: status.Set, Logger: s.log})
 	if err != nil {
 		return err
 	}
-	log.Info("collector up", "fingerprint", id.Fingerprint, "tally", cfg.Tally.Address, "source", sourceName(cfg))
+	s.log.Info("collector up", "fingerprint", s.id.Fingerprint, "tally", cfg.Tally.Address, "source", sourceName(cfg))
 	return c.Run(ctx)
 }
 

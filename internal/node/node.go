@@ -1,7 +1,7 @@
 // Package node is what share keepers and collectors share as clients of
-// the tally server: the long-poll loop that hands each new view of the
-// round to the role, and the signed refusal a node sends when it sits a
-// round out.
+// the tally server: their client and logger, the long-poll loop that hands
+// each new view of the round to the role, and the signed refusal a node
+// sends when it sits a round out.
 package node
 
 import (
@@ -11,7 +11,24 @@ import (
 
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/wait"
 )
+
+// NewClient is a node's client of the tally server at addr, pinned to
+// serverFingerprint. Its timeout outlasts the server's longest long poll,
+// so a poll that waits for news is not cut short.
+func NewClient(id *identity.Identity, addr, serverFingerprint string) (*wire.Client, error) {
+	return wire.NewClient(id, addr, serverFingerprint, (wire.MaxLongPollS+15)*time.Second)
+}
+
+// Logger is log (slog.Default() if nil) naming the node by its role and the
+// start of its fingerprint, as every line a keeper or collector logs does.
+func Logger(log *slog.Logger, role string, id *identity.Identity) *slog.Logger {
+	if log == nil {
+		log = slog.Default()
+	}
+	return log.With(role, id.Fingerprint[:12])
+}
 
 // Poller long-polls the tally server for the round's state.
 type Poller struct {
@@ -47,7 +64,7 @@ func (p Poller) Run(ctx context.Context, handle func(context.Context, *wire.Roun
 			}
 			p.health(false, "")
 			p.Log.Warn("tally server unreachable; retrying", "err", err, "in", backoff)
-			Sleep(ctx, backoff)
+			wait.Sleep(ctx, backoff)
 			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
@@ -55,7 +72,7 @@ func (p Poller) Run(ctx context.Context, handle func(context.Context, *wire.Roun
 		p.health(true, v.Phase)
 		if err := handle(ctx, v); err != nil {
 			p.Log.Error("round", "err", err)
-			Sleep(ctx, time.Second)
+			wait.Sleep(ctx, time.Second)
 			continue
 		}
 		since = v.Version
@@ -69,16 +86,6 @@ func (p Poller) Run(ctx context.Context, handle func(context.Context, *wire.Roun
 func (p Poller) health(connected bool, phase string) {
 	if p.Health != nil {
 		p.Health(connected, phase)
-	}
-}
-
-// Sleep waits for d or until ctx ends.
-func Sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

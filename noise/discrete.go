@@ -183,7 +183,8 @@ func (s *dgSampler) laplace() (y int64, ok bool, err error) {
 }
 
 // bernoulliExp returns true with probability exp(−num/den), num ≥ 0, den > 0
-// (CKS Algorithm 1). It reuses s.quo, s.rem and s.k.
+// (CKS Algorithm 1). num and den must not be the scratch s.quo, s.rem, s.k,
+// s.lim or s.u.
 func (s *dgSampler) bernoulliExp(num, den *big.Int) (bool, error) {
 	s.quo.QuoRem(num, den, s.rem)
 	// e^(−γ) = e^(−1)^⌊γ⌋ · e^(−(γ−⌊γ⌋)); each factor is one Bernoulli draw
@@ -218,9 +219,7 @@ func (s *dgSampler) bernoulliExpSmall(num, den uint64) (bool, error) {
 	for k := uint64(1); ; k++ {
 		hi, dk := bits.Mul64(den, k)
 		if hi != 0 {
-			s.rem.SetUint64(num)
-			s.lim.SetUint64(den)
-			return s.bernoulliExpFracBigFrom(s.rem, s.lim, k)
+			return s.bernoulliExpFracBigFrom(new(big.Int).SetUint64(num), new(big.Int).SetUint64(den), k)
 		}
 		u, err := s.uniform64(dk)
 		if err != nil {
@@ -237,7 +236,7 @@ func (s *dgSampler) bernoulliExpFracBig(num, den *big.Int) (bool, error) {
 }
 
 // bernoulliExpFracBigFrom continues the series of bernoulliExpSmall from
-// k = k0 with big integers. num must not alias s.lim or s.u.
+// k = k0 with big integers. num and den must not be s.k, s.lim or s.u.
 func (s *dgSampler) bernoulliExpFracBigFrom(num, den *big.Int, k0 uint64) (bool, error) {
 	for k := k0; ; k++ {
 		s.k.SetUint64(k)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	mrand "math/rand/v2"
 	"strings"
 	"testing"
@@ -358,5 +359,42 @@ func BenchmarkSampleDiscreteGaussian(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Bernoulli(e^(−num/den)) through each of its paths: uint64, the switch to
+// big.Int when den·k overflows, big.Int from the start, and ⌊γ⌋ ≥ 1. Each
+// frequency of n = 40000 draws must lie within 6.5 standard deviations of
+// e^(−γ); under the normal approximation (n·p ≥ 3000 here) each check fails
+// falsely with probability 8·10⁻¹¹, the five together below 10⁻⁹.
+func TestBernoulliExp(t *testing.T) {
+	const n = 40000
+	huge, _ := new(big.Int).SetString("123456789012345678901234567890", 10)
+	for _, c := range []struct {
+		name     string
+		num, den *big.Int
+	}{
+		{"uint64", big.NewInt(3), big.NewInt(7)},
+		{"overflow to big", new(big.Int).SetUint64(1 << 63), new(big.Int).SetUint64(1<<63 + 1)},
+		{"big", new(big.Int).Rsh(huge, 1), huge},
+		{"γ > 1", big.NewInt(5), big.NewInt(2)},
+		{"big γ > 1", new(big.Int).Lsh(huge, 1), new(big.Int).Sub(huge, big.NewInt(1))},
+	} {
+		s := newDGSampler(rand.Reader, 1)
+		hits := 0
+		for range n {
+			ok, err := s.bernoulliExp(c.num, c.den)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				hits++
+			}
+		}
+		g, _ := new(big.Rat).SetFrac(c.num, c.den).Float64()
+		p := math.Exp(-g)
+		if sd := math.Sqrt(p * (1 - p) / n); math.Abs(float64(hits)/n-p) > 6.5*sd {
+			t.Errorf("%s: Bernoulli(e^(−%v)) came up %v of the time, want %v ± %v", c.name, g, float64(hits)/n, p, 6.5*sd)
+		}
 	}
 }

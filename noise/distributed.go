@@ -236,19 +236,20 @@ func sumDivergence(vars []float64) (float64, error) {
 }
 
 // iidDivergence is sumDivergence for m copies of variance v, where the k-th
-// step has ρ = v·k/(k+1). The steps shrink with k, so it stops once they
-// no longer change the sum.
+// step has ρ = v·k/(k+1). The steps shrink as k grows, so past the first
+// thousand each is bounded by the thousandth.
 func iidDivergence(v float64, m int64) (float64, error) {
-	var eta float64
-	for k := int64(1); k < m; k++ {
-		step, err := stepDivergence(v * float64(k) / float64(k+1))
-		if err != nil {
+	const exact = 1000
+	var eta, step float64
+	for k := int64(1); k < m && k <= exact; k++ {
+		var err error
+		if step, err = stepDivergence(v * float64(k) / float64(k+1)); err != nil {
 			return 0, err
 		}
-		if step == 0 {
-			break
-		}
 		eta += step
+	}
+	if m-1 > exact {
+		eta += float64(m-1-exact) * step
 	}
 	return eta, nil
 }

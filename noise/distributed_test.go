@@ -319,3 +319,34 @@ func BenchmarkDistributedEpsilon(b *testing.B) {
 		}
 	}
 }
+
+func TestIIDDivergence(t *testing.T) {
+	for _, v := range []float64{0.5, 1, 4} {
+		for _, m := range []int64{1, 2, 9, 1000, 1001, 5000} {
+			vars := make([]float64, m)
+			for i := range vars {
+				vars[i] = v
+			}
+			want, err := sumDivergence(vars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := iidDivergence(v, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Past a thousand steps iidDivergence bounds each by the
+			// thousandth, so it may exceed the exact sum, by little.
+			slack := 1e-12
+			if m > 1001 {
+				slack = 1e-2
+			}
+			if got < want*(1-1e-12) || got > want*(1+slack) {
+				t.Errorf("v = %v, m = %d: iidDivergence %.12g, sumDivergence %.12g", v, m, got, want)
+			}
+		}
+	}
+	if _, err := iidDivergence(4, 1<<40); err != nil {
+		t.Errorf("2^40 counters: %v", err)
+	}
+}

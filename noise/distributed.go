@@ -164,6 +164,9 @@ func CheckDistributed(sigmas map[string]float64, epsilon, delta float64, l0 int6
 	})
 	var low []string
 	for _, fp := range fps {
+		if s := sigmas[fp]; math.IsNaN(s) || s < 0 || math.IsInf(s, 0) {
+			return fmt.Errorf("noise: distributed privacy: collector %s has σ = %g, must be non-negative and finite", fp, s)
+		}
 		if s := sigmas[fp]; s > 0 && s < MinCollectorSigma {
 			low = append(low, fmt.Sprintf("%s σ=%.4g", fp, s))
 		}

@@ -246,6 +246,10 @@ func TestCheckDistributedRefuses(t *testing.T) {
 		t.Errorf("set with too little noise: error %v, want the ε it gets", err)
 	}
 
+	if err := CheckDistributed(map[string]float64{"A": 100, "B": math.NaN()}, 0.5, 1e-6, 1, 10); err == nil || !strings.Contains(err.Error(), "collector B has σ = NaN") {
+		t.Errorf("NaN σ: error %v, want the collector named", err)
+	}
+
 	if err := CheckDistributed(map[string]float64{"A": 0}, 0.5, 1e-6, 1, 10); err == nil || !strings.Contains(err.Error(), "no collector adds noise") {
 		t.Errorf("set without noise: error %v", err)
 	}

@@ -16,6 +16,12 @@
 //   - draws each collector's noise with Google's floating-point-safe sampler,
 //     which reads crypto/rand ([Sample]), and then wipes the randomness it
 //     buffered ([Scrub]);
+//   - or draws it from the discrete Gaussian N_Z(0, (w_i σ)²) with the exact
+//     sampler of Canonne, Kamath and Steinke ([SampleDiscreteGaussian],
+//     [SampleDiscrete]), gives that law's true variance
+//     ([DiscreteGaussianVariance]), and proves what (ε, δ) the sum over a
+//     released set of collectors gets, after Kairouz, Liu and Steinke
+//     ([DistributedEpsilon], [CheckDistributed], [MinCollectorSigma]);
 //   - turns a noisy total and its σ into a confidence interval ([CI95]).
 //
 // Google's package is also called noise; this package imports it as dpnoise.

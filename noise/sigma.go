@@ -101,12 +101,18 @@ func normalCDF(x float64) float64 {
 }
 
 // normalMass is Φ(x+h) − Φ(x−h) for h ≥ 0. For small h the difference of
-// CDFs cancels, so it integrates the density by 5-point Gauss–Legendre
-// quadrature instead, which is exact to float64 precision there.
+// CDFs cancels, so it integrates the density by quadrature instead.
 func normalMass(x, h float64) float64 {
 	if h >= 1e-3 {
 		return normalCDF(x+h) - normalCDF(x-h)
 	}
+	return normalMassQuadrature(x, h)
+}
+
+// normalMassQuadrature is Φ(x+h) − Φ(x−h) by 5-point Gauss–Legendre
+// quadrature of the density, which is exact to float64 precision while the
+// density varies little over [x−h, x+h] (h ≲ 10⁻² and h·|x| ≲ 10⁻²).
+func normalMassQuadrature(x, h float64) float64 {
 	nodes := [5]float64{0, -0.5384693101056831, 0.5384693101056831, -0.9061798459386640, 0.9061798459386640}
 	weights := [5]float64{0.5688888888888889, 0.4786286704993665, 0.4786286704993665, 0.2369268850561891, 0.2369268850561891}
 	var sum float64

@@ -23,8 +23,9 @@ import (
 	"github.com/privstats/privstats/aggregator/shamir"
 )
 
-// NoiseSampler draws one integer from N(0, σ²). Production code passes
-// noise.Sample (google's secure Gaussian); it must never be math/rand.
+// NoiseSampler draws one integer of noise with standard deviation σ.
+// Production code passes noise.SampleDiscrete (the exact discrete Gaussian
+// N_Z(0, σ²) from crypto/rand); it must never be math/rand.
 type NoiseSampler func(sigma float64) (int64, error)
 
 // ShareBundle is what a collector sends one keeper: f_c(x) for every

@@ -8,6 +8,7 @@ import (
 	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/noise"
 )
 
 // KeeperRound is a share keeper's state for one round: the bundles it holds
@@ -161,6 +162,22 @@ func (k *KeeperRound) checkNoise(S []string) error {
 	}
 	if w2 < 1-coverageSlack {
 		return fmt.Errorf("keeper: the %d collectors of S carry only %.4g of the round's noise variance σ²", len(S), w2)
+	}
+	// What S's discrete Gaussian noise actually gives, statistic by
+	// statistic: every member adds at least noise.MinCollectorSigma and
+	// the sum is as private as claimed (docs/noise-discrete.md).
+	for _, s := range k.cfg.Statistics {
+		if s.Sigma == 0 || s.Sensitivity <= 0 || s.BinsTouched <= 0 {
+			continue
+		}
+		sigmas := make(map[string]float64, len(S))
+		for _, fp := range S {
+			dc, _ := k.cfg.Collector(fp)
+			sigmas[fp] = dc.NoiseWeight * s.Sigma
+		}
+		if err := noise.CheckDistributed(sigmas, s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity); err != nil {
+			return fmt.Errorf("keeper: statistic %s over S: %w", s.Name, err)
+		}
 	}
 	return nil
 }

@@ -9,15 +9,16 @@ import (
 	"github.com/privstats/privstats/noise"
 )
 
-// TestNoisyTotalsHaveTheConfiguredVariance runs rounds with real secure
-// noise and checks that the totals scatter around the true sums with
-// variance Σ w_i²σ². Every counter of every round is an independent draw.
+// TestNoisyTotalsHaveTheConfiguredVariance runs rounds with the noise
+// collectors really draw (exact discrete Gaussians from crypto/rand) and
+// checks that the totals scatter around the true sums with the variance
+// the outcome publishes. Every counter of every round is an independent
+// draw.
 //
 // With n = 20,000 draws the sample variance of a Gaussian has relative
 // standard deviation √(2/n) = 1%; the bound of 6% is six of those, and the
 // mean bound is six standard errors, so a false failure has probability
-// below 1e-8 (the rounding of each collector's noise adds 5/12 to a
-// variance of 1.25e6, which is negligible).
+// below 1e-8.
 func TestNoisyTotalsHaveTheConfiguredVariance(t *testing.T) {
 	const (
 		sigma      = 1000.0
@@ -39,7 +40,7 @@ func TestNoisyTotalsHaveTheConfiguredVariance(t *testing.T) {
 	var sum, sumSq float64
 	n := 0
 	for range rounds {
-		out, err := LocalRound{Config: cfg, Counts: counts, Sample: noise.Sample}.Run()
+		out, err := LocalRound{Config: cfg, Counts: counts, Sample: noise.SampleDiscrete}.Run()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +53,7 @@ func TestNoisyTotalsHaveTheConfiguredVariance(t *testing.T) {
 	}
 	mean := sum / float64(n)
 	variance := sumSq/float64(n) - mean*mean
-	wantVar := noise.TotalSigma(sigma, []float64{weight, weight, weight, weight, weight})
+	wantVar := noise.DiscreteTotalSigma(sigma, []float64{weight, weight, weight, weight, weight})
 	wantVar *= wantVar
 	if math.Abs(mean) > 6*math.Sqrt(wantVar/float64(n)) {
 		t.Errorf("mean noise %.1f over %d draws, want ≈ 0 (σ_total = %.0f)", mean, n, math.Sqrt(wantVar))

@@ -281,10 +281,10 @@ func (c *Collector) join(ctx context.Context, v *wire.RoundView) error {
 			return fmt.Errorf("policy ledger: %w", err)
 		}
 	}
-	counters, bundles, err := aggregator.SetupCollector(cfg, me.NoiseWeight, noise.Sample, nil)
-	// The DP library buffers crypto/rand output; refill it so the bytes
-	// behind this round's noise do not linger in memory.
-	noise.Scrub()
+	// Exact discrete Gaussian noise from crypto/rand: integers whose sum
+	// over S has proven privacy (docs/noise-discrete.md), unlike a rounded
+	// continuous draw, which small per-collector σ would round to 0.
+	counters, bundles, err := aggregator.SetupCollector(cfg, me.NoiseWeight, noise.SampleDiscrete, nil)
 	if err != nil {
 		return err
 	}

@@ -356,6 +356,11 @@ func (c *checker) rounds(t *Tally) {
 			c.errorf(fmt.Sprintf("statistics[%d].max_per_collector", i), "%v", err)
 		}
 	}
+	// Every keeper and collector refuses a round whose noise gives less
+	// privacy than it claims; say so now, not at the first announcement.
+	if err := noise.CheckClaim(makeRound(specs)); err != nil {
+		c.errorf("statistics", "%v", err)
+	}
 	err = t.Policy.Check(makeRound(specs), nil, start)
 	var r *policy.Refusal
 	switch {

@@ -161,24 +161,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	specs, err := plan(opts)
-	if err != nil {
-		return nil, err
-	}
-	httpListen := ""
-	if opts.Serve || opts.Attack != "" {
-		httpListen = "127.0.0.1:0"
-	}
-	// Each collector's synthetic relay is wrapped in a tee that also
-	// counts it in the clear. The tally server tells every tee of the
-	// round as it announces it, before any collector can join.
-	tees := make([]*tee, opts.Collectors)
-	for i := range tees {
-		tees[i] = &tee{}
-	}
 	rounds, honest := 1, opts.Collectors-opts.FailCollectors
 	var attack Attack
 	var adversary *tally.Adversary
+	var err error
 	if opts.Attack != "" {
 		if attack, err = LookupAttack(opts.Attack); err != nil {
 			return nil, err
@@ -192,6 +178,21 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			// only commit-once stands in the second set's way.
 			honest = min(honest, opts.Collectors-1)
 		}
+	}
+	specs, err := plan(opts, honest)
+	if err != nil {
+		return nil, err
+	}
+	httpListen := ""
+	if opts.Serve || opts.Attack != "" {
+		httpListen = "127.0.0.1:0"
+	}
+	// Each collector's synthetic relay is wrapped in a tee that also
+	// counts it in the clear. The tally server tells every tee of the
+	// round as it announces it, before any collector can join.
+	tees := make([]*tee, opts.Collectors)
+	for i := range tees {
+		tees[i] = &tee{}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -326,7 +327,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 // round's length (at least 1), and it estimates each statistic's total from
 // a pilot run of the same synthetic workload, so the noise is sized to what
 // the demo will actually count.
-func plan(opts Options) ([]round.StatisticSpec, error) {
+//
+// Each of the honest collectors then adds N_Z(0, (σ/√honest)²); σ is raised
+// where needed so that this is at least noise.MinCollectorSigma, below
+// which no node accepts the round (more noise than the budget needs, never
+// less).
+func plan(opts Options, honest int) ([]round.StatisticSpec, error) {
 	var budgets []noise.StatisticBudget
 	var specs []round.StatisticSpec
 	scale := opts.Duration.Seconds() / (24 * time.Hour).Seconds()
@@ -360,7 +366,7 @@ func plan(opts Options) ([]round.StatisticSpec, error) {
 		if opts.NoNoise {
 			continue
 		}
-		specs[i].Sigma = alloc[i].Sigma
+		specs[i].Sigma = max(alloc[i].Sigma, noise.MinCollectorSigma*math.Sqrt(float64(honest))*(1+1e-9))
 		specs[i].Epsilon = alloc[i].Epsilon
 		specs[i].Delta = alloc[i].Delta
 	}

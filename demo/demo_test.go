@@ -3,12 +3,15 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/stats"
@@ -102,7 +105,7 @@ func TestPlanDeclaresWhatItsNoiseIsCalibratedFor(t *testing.T) {
 	if err := opts.defaults(); err != nil {
 		t.Fatal(err)
 	}
-	specs, err := plan(opts)
+	specs, err := plan(opts, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +124,16 @@ func TestPlanDeclaresWhatItsNoiseIsCalibratedFor(t *testing.T) {
 		Collectors: []round.CollectorSpec{{Fingerprint: "dc", NoiseWeight: 1}}}
 	if err := pol.Check(cfg, nil, time.Now()); err != nil {
 		t.Fatal(err)
+	}
+	// Spread over the 50 honest collectors it was planned for, each adds at
+	// least the per-collector floor, and every node accepts the claim.
+	spread := *cfg
+	spread.Collectors, spread.MinCollectors = nil, 50
+	for i := range 50 {
+		spread.Collectors = append(spread.Collectors, round.CollectorSpec{Fingerprint: fmt.Sprint(i), NoiseWeight: 1 / math.Sqrt(50)})
+	}
+	if err := noise.CheckClaim(&spread); err != nil {
+		t.Fatalf("the plan for 50 collectors is refused: %v", err)
 	}
 	// Claiming the catalogue's full daily bound would not match the noise.
 	specs[0].Sensitivity *= 10

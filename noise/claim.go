@@ -14,6 +14,75 @@ import (
 // exceed 0.3).
 const claimSlack = 1e-9
 
+// checkDistributedClaim checks what the collectors' discrete Gaussian noise
+// gives: every collector that adds noise adds at least MinCollectorSigma to
+// each counter, any min_collectors of them carry σ² between them
+// (CheckCoverage), and the min_collectors with the smallest weights, the
+// weakest set that can be released, make each statistic as private as it
+// claims (CheckDistributed).
+func checkDistributedClaim(cfg *round.Config) []string {
+	weights := make(map[string]float64, len(cfg.Collectors))
+	for _, c := range cfg.Collectors {
+		weights[c.Fingerprint] = c.NoiseWeight
+	}
+	noisy := false
+	var problems []string
+	for _, s := range cfg.Statistics {
+		if s.Sigma == 0 {
+			continue
+		}
+		noisy = true
+		var low int
+		smallest := math.Inf(1)
+		for _, w := range weights {
+			if w > 0 && w*s.Sigma < MinCollectorSigma {
+				low++
+				smallest = min(smallest, w)
+			}
+		}
+		if low > 0 {
+			problems = append(problems, fmt.Sprintf("statistic %s: %d collectors would add noise with σ below %d (w·σ = %.4g at the smallest weight), too little for the sum's privacy to be proven; raise σ to at least %.6g",
+				s.Name, low, MinCollectorSigma, smallest*s.Sigma, MinCollectorSigma/smallest))
+		}
+	}
+	if !noisy {
+		return problems
+	}
+	if err := CheckCoverage(weights, cfg.MinCollectors); err != nil {
+		return append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		return problems
+	}
+	weakest := weakestSet(weights, cfg.MinCollectors)
+	for _, s := range cfg.Statistics {
+		if s.Sigma == 0 || s.Sensitivity <= 0 || s.BinsTouched <= 0 {
+			continue
+		}
+		sigmas := make(map[string]float64, len(weakest))
+		for _, fp := range weakest {
+			sigmas[fp] = weights[fp] * s.Sigma
+		}
+		if err := CheckDistributed(sigmas, s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity); err != nil {
+			problems = append(problems, fmt.Sprintf("statistic %s: %v", s.Name, err))
+		}
+	}
+	return problems
+}
+
+// weakestSet is the m collectors with the smallest weights.
+func weakestSet(weights map[string]float64, m int) []string {
+	sorted, err := byVariance(weights)
+	if err != nil || m > len(sorted) {
+		return nil
+	}
+	out := make([]string, m)
+	for i, c := range sorted[:m] {
+		out[i] = c.fingerprint
+	}
+	return out
+}
+
 // Needed is the σ a noisy statistic needs for the (ε, δ) it claims, given
 // the sensitivity (L∞) and bins touched (L0) it declares.
 func Needed(s round.StatisticSpec) (float64, error) {
@@ -50,6 +119,7 @@ func CheckClaim(cfg *round.Config) error {
 				s.Name, s.Sigma, need, s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched))
 		}
 	}
+	problems = append(problems, checkDistributedClaim(cfg)...)
 	if !(sumEps <= cfg.Epsilon*(1+claimSlack)) || math.IsNaN(sumEps) {
 		problems = append(problems, fmt.Sprintf("the statistics' ε add up to %.10g, more than the round's ε = %v", sumEps, cfg.Epsilon))
 	}

@@ -1,18 +1,20 @@
 package noise_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/round/roundtest"
+	"github.com/privstats/privstats/internal/vectortest"
 	"github.com/privstats/privstats/noise"
 )
 
 func TestCheckClaim(t *testing.T) {
 	calibrated := func() *round.Config {
 		cfg := roundtest.Config(3, 2, 4, 0, 0.5)
-		cfg.Epsilon, cfg.Delta = 0.3, 1e-6
+		cfg.Epsilon, cfg.Delta, cfg.MinCollectors = 0.3, 1e-6, 4
 		for i := range cfg.Statistics {
 			s := &cfg.Statistics[i]
 			s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched = 0.15, 5e-7, 10, 1
@@ -50,6 +52,35 @@ func TestCheckClaim(t *testing.T) {
 		err := noise.CheckClaim(cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "claims more privacy than its noise gives") {
 			t.Errorf("%s: CheckClaim = %v, want an error containing %q", name, err, tc.want)
+		}
+	}
+}
+
+// The vector round is one every node accepts.
+func TestVectorRoundIsCalibrated(t *testing.T) {
+	if err := noise.CheckClaim(vectortest.Config()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With 1,000 collectors whose per-collector noise w·σ is 0.16, 0.5 or 1,
+// every node refuses the round: the sum's privacy cannot be proven (and at
+// 0.16 the draws are almost all 0). At 5 it is accepted, and
+// TestTotalsVariance shows the totals' variance is the published σ².
+func TestSmallPerCollectorNoiseIsRefused(t *testing.T) {
+	const n = 1000
+	for _, s := range []float64{0.16, 0.5, 1, 5} {
+		cfg := roundtest.Config(3, 2, n, 0, 1/math.Sqrt(n))
+		cfg.Epsilon, cfg.Delta, cfg.MinCollectors = 0.2, 2e-6, n
+		cfg.Statistics = cfg.Statistics[:1]
+		st := &cfg.Statistics[0]
+		st.Sigma, st.Epsilon, st.Delta, st.Sensitivity, st.BinsTouched, st.MaxPerCollector = s*math.Sqrt(n), 0.2, 2e-6, 1, 1, 1<<20
+		err := noise.CheckClaim(cfg)
+		switch {
+		case s < noise.MinCollectorSigma && (err == nil || !strings.Contains(err.Error(), "too little for the sum's privacy to be proven")):
+			t.Errorf("per-collector σ %v: CheckClaim = %v, want a refusal", s, err)
+		case s >= noise.MinCollectorSigma && err != nil:
+			t.Errorf("per-collector σ %v: refused: %v", s, err)
 		}
 	}
 }

@@ -102,6 +102,20 @@ func TotalSigma(sigma float64, weights []float64) float64 {
 	return sigma * math.Sqrt(sum)
 }
 
+// DiscreteTotalSigma is the true standard deviation of a total to which
+// collectors with the given weights each added exact discrete Gaussian
+// noise N_Z(0, (w·σ)²): √Σ Var(N_Z(0, (w_i·σ)²)), a little below
+// TotalSigma when some w_i·σ is small (docs/noise-discrete.md).
+func DiscreteTotalSigma(sigma float64, weights []float64) float64 {
+	var sum float64
+	for _, w := range weights {
+		if s := w * sigma; s > 0 {
+			sum += DiscreteGaussianVariance(s)
+		}
+	}
+	return math.Sqrt(sum)
+}
+
 // coverageTolerance absorbs float rounding in Σw²: with β weights the m = β·n
 // smallest sum to exactly 1 in real arithmetic but may land an ulp below it in
 // float64. A variance shortfall of 1e-9 changes σ by 5e-10 of itself.

@@ -77,9 +77,9 @@ type Statistic struct {
 	Name    string  `json:"name"`
 	Epsilon float64 `json:"epsilon"`
 	Delta   float64 `json:"delta"`
-	// Sigma is the σ the round config asked for; TotalSigma is the σ the
-	// published totals actually carry, given the noise weights of S (and
-	// the collectors' rounding of their draws to integers).
+	// Sigma is the σ the round config asked for; TotalSigma is the true
+	// standard deviation of the published totals' noise: that of the sum of
+	// S's discrete Gaussian draws, given S's noise weights.
 	Sigma      float64 `json:"sigma"`
 	TotalSigma float64 `json:"total_sigma"`
 	Bins       []Bin   `json:"bins"`
@@ -468,39 +468,15 @@ func combine(cfg *round.Config, hash, digest string, commits, shares []identity.
 	return totals, err
 }
 
-// roundingVariance is the variance rounding a continuous draw to the
-// nearest integer adds (that of a uniform error on [−½, ½]).
-const roundingVariance = 1.0 / 12
-
-// nonzero counts the collectors that add noise at all.
-func nonzero(weights []float64) int {
-	n := 0
-	for _, w := range weights {
-		if w > 0 {
-			n++
-		}
-	}
-	return n
-}
-
 // statistics turns totals into published statistics with the σ that S's
 // noise weights actually give and 95% intervals.
 func statistics(cfg *round.Config, S []string, totals []int64) []Statistic {
-	weights := make([]float64, 0, len(S))
-	for _, fp := range S {
-		dc, _ := cfg.Collector(fp)
-		weights = append(weights, dc.NoiseWeight)
-	}
+	weights := weightsOf(cfg, S)
 	out := make([]Statistic, len(cfg.Statistics))
 	c := 0
 	for i, s := range cfg.Statistics {
-		total := noise.TotalSigma(s.Sigma, weights)
-		if total > 0 {
-			// Each collector rounds its draw to an integer, which adds up
-			// to 1/12 of variance; small σ would otherwise give intervals
-			// narrower than the noise really is.
-			total = math.Sqrt(total*total + roundingVariance*float64(nonzero(weights)))
-		}
+		// The true standard deviation of S's summed discrete Gaussian noise.
+		total := noise.DiscreteTotalSigma(s.Sigma, weights)
 		st := Statistic{Name: s.Name, Epsilon: s.Epsilon, Delta: s.Delta, Sigma: s.Sigma, TotalSigma: total}
 		for b := range s.Counters() {
 			iv := noise.CI95(totals[c], total)

@@ -2,7 +2,6 @@ package outcome
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/noise"
@@ -20,10 +19,13 @@ type StatisticPrivacy struct {
 	Sensitivity float64
 	BinsTouched int64
 	// Needed is the σ that (ε, δ) need for that sensitivity; Carried is
-	// the σ of the noise S's collectors added (their weights, not the
-	// requested σ).
+	// the true standard deviation of the noise S's collectors added (their
+	// weights, not the requested σ).
 	Needed, Carried float64
-	Private         bool
+	// Achieved is the ε S's summed discrete Gaussian noise actually gives
+	// at the claimed δ (noise.DistributedEpsilon); 0 when there is none.
+	Achieved float64
+	Private  bool
 	// Why says what is missing when Private is false.
 	Why string
 }
@@ -90,7 +92,7 @@ func weightsOf(cfg *round.Config, S []string) []float64 {
 
 func statisticPrivacy(s round.StatisticSpec, weights []float64) StatisticPrivacy {
 	sp := StatisticPrivacy{Name: s.Name, Epsilon: s.Epsilon, Delta: s.Delta, Sensitivity: s.Sensitivity, BinsTouched: s.BinsTouched,
-		Carried: noise.TotalSigma(s.Sigma, weights)}
+		Carried: noise.DiscreteTotalSigma(s.Sigma, weights)}
 	switch {
 	case s.Sigma == 0:
 		sp.Why = "no noise was added (σ = 0): the totals are exact"
@@ -102,9 +104,20 @@ func statisticPrivacy(s round.StatisticSpec, weights []float64) StatisticPrivacy
 		return sp
 	}
 	sp.Needed = need
-	if !(sp.Carried >= need*(1-sigmaSlack)) || math.IsNaN(sp.Carried) {
-		sp.Why = fmt.Sprintf("its total carries noise σ = %.6g, less than the %.6g that ε = %v, δ = %v need for sensitivity %v over %d bins",
-			sp.Carried, need, s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched)
+	// What S's noise gives: each collector's discrete Gaussian of σ w_i·σ,
+	// summed (docs/noise-discrete.md). This is the check that counts;
+	// Needed is shown for comparison with the plan.
+	sigmas := make(map[string]float64, len(weights))
+	list := make([]float64, 0, len(weights))
+	for i, w := range weights {
+		sigmas[fmt.Sprint(i)] = w * s.Sigma
+		list = append(list, w*s.Sigma)
+	}
+	if eps, err := noise.DistributedEpsilon(list, s.Delta, s.BinsTouched, s.Sensitivity); err == nil {
+		sp.Achieved = eps
+	}
+	if err := noise.CheckDistributed(sigmas, s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity); err != nil {
+		sp.Why = fmt.Sprintf("its total carries noise σ = %.6g from %d collectors: %v", sp.Carried, len(list), err)
 		return sp
 	}
 	sp.Private = true

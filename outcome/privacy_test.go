@@ -45,8 +45,13 @@ func TestCheckPrivacy(t *testing.T) {
 				o.Config.Statistics[i].Sigma = 0
 			}
 		}, "no noise was added"},
-		"σ short of what ε buys": {func(o *Outcome) { o.Config.Statistics[0].Sigma *= 0.99 }, "less than the"},
-		"a smaller ε claimed":    {func(o *Outcome) { o.Config.Statistics[1].Epsilon /= 2 }, "less than the"},
+		"σ short of what ε buys": {func(o *Outcome) { o.Config.Statistics[0].Sigma *= 0.99 }, "weaker than the claimed ε = 0.15"},
+		"a smaller ε claimed":    {func(o *Outcome) { o.Config.Statistics[1].Epsilon /= 2 }, "weaker than the claimed ε = 0.075"},
+		"per-collector σ below the floor": {func(o *Outcome) {
+			for i := range o.Config.Collectors {
+				o.Config.Collectors[i].NoiseWeight = 1e-3
+			}
+		}, "too little for the sum's privacy to be proven"},
 		"S carries too little noise": {func(o *Outcome) {
 			o.Collectors.Fingerprints = o.Collectors.Fingerprints[:3]
 		}, "carries noise σ"},

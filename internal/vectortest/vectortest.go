@@ -64,8 +64,9 @@ var (
 // Config is the round every vector belongs to, from explicit values: three
 // keepers with threshold 2 and three collectors with noise weight 0.75 (so
 // any two of them carry the round's whole σ²: 2 × 0.75² ≥ 1), counting a
-// scalar and a 4-bin histogram. Its σ are plain test values, not calibrated
-// to its ε and δ by any policy.
+// scalar and a 4-bin histogram. Its σ are calibrated: each statistic's σ is at least what its ε, δ and
+// sensitivity need from the weakest set of min_collectors collectors
+// (noise.CheckClaim), so every node accepts the round.
 func Config() *round.Config {
 	cfg := &round.Config{
 		Version: round.ConfigVersion,
@@ -76,8 +77,8 @@ func Config() *round.Config {
 		Epsilon: 0.3,
 		Delta:   1e-6,
 		Statistics: []round.StatisticSpec{
-			{Name: "exit_streams", Sigma: 250, Epsilon: 0.1, Delta: 3e-7, Sensitivity: 20, BinsTouched: 1, MaxPerCollector: 1 << 32},
-			{Name: "exit_streams_by_port", Bins: []string{"web", "interactive", "p2p", "other"}, Sigma: 300,
+			{Name: "exit_streams", Sigma: 800, Epsilon: 0.1, Delta: 3e-7, Sensitivity: 20, BinsTouched: 1, MaxPerCollector: 1 << 32},
+			{Name: "exit_streams_by_port", Bins: []string{"web", "interactive", "p2p", "other"}, Sigma: 600,
 				Epsilon: 0.2, Delta: 7e-7, Sensitivity: 20, BinsTouched: 2, MaxPerCollector: 1 << 32},
 		},
 		Threshold:     2,

@@ -105,10 +105,20 @@ func New(opts Options) (*Collector, error) {
 // round until ctx ends (or the server is finished, with ExitWhenFinished).
 func (c *Collector) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	defer c.client.CloseIdle()
 	srcErr := make(chan error, 1)
-	go func() { srcErr <- c.opts.Source.Run(ctx, c.event, c.gap) }()
+	srcDone := make(chan struct{})
+	go func() {
+		defer close(srcDone)
+		srcErr <- c.opts.Source.Run(ctx, c.event, c.gap)
+	}()
+	// Stop the source and wait for it before returning, so that a source
+	// with something to finish (a recorder flushing its trace) finishes
+	// before the process may exit.
+	defer func() {
+		cancel()
+		<-srcDone
+	}()
 
 	return node.Poller{
 		Client: c.client, Log: c.log, Health: c.opts.Health, ExitWhenFinished: c.opts.ExitWhenFinished,

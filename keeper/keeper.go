@@ -22,6 +22,7 @@ import (
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/policy"
 )
 
 // Options configure a keeper.
@@ -40,6 +41,10 @@ type Options struct {
 	Roster func() (map[string]string, error)
 	// Policy is the keeper's local policy check; nil accepts.
 	Policy func(cfg *round.Config, now time.Time) error
+	// DishonestKeepers is how many keepers this one assumes may collude
+	// with the tally server (policy dishonest_keepers): it releases only on
+	// seeing policy.ReleaseQuorum commits on its agreement.
+	DishonestKeepers int
 	// Record is told of every round the keeper takes part in (the policy ledger).
 	Record func(cfg *round.Config) error
 	// ExitWhenFinished makes Run return when the tally server says no more
@@ -65,7 +70,9 @@ type Keeper struct {
 	acked    int
 	refused  string // config hash of a round refused or lost
 	commit   string // agreement digest committed to
-	released bool
+	// commitMsg is the signed commit on it, kept for retries.
+	commitMsg identity.Signed
+	released  bool
 	// keyMsg is the signed round key, kept until the tally server shows it
 	// (keyed), so a lost answer is retried with the same key.
 	keyMsg identity.Signed
@@ -135,10 +142,10 @@ func (k *Keeper) handle(ctx context.Context, v *wire.RoundView) error {
 		}
 		return k.commitTo(ctx, v)
 	case round.PhaseReleasing:
-		if k.commit == "" {
-			if err := k.commitTo(ctx, v); err != nil {
-				return err
-			}
+		// commitTo also refuses an agreement other than the one committed
+		// to, and re-sends a commit the view does not show.
+		if err := k.commitTo(ctx, v); err != nil {
+			return err
 		}
 		return k.release(ctx, v)
 	case round.PhaseDone, round.PhaseFailed:
@@ -154,7 +161,7 @@ func (k *Keeper) handle(ctx context.Context, v *wire.RoundView) error {
 // forget drops everything about the current round.
 func (k *Keeper) forget() {
 	k.hash, k.cfg, k.roundKey, k.state = "", nil, nil, nil
-	k.fetched, k.acked, k.commit, k.released = 0, 0, "", false
+	k.fetched, k.acked, k.commit, k.released, k.commitMsg = 0, 0, "", false, identity.Signed{}
 	k.keyMsg, k.keyed = identity.Signed{}, false
 }
 
@@ -361,8 +368,9 @@ func (k *Keeper) commitTo(ctx context.Context, v *wire.RoundView) error {
 		if d := wire.AgreementDigest(v.Agreement.Body); d != k.commit {
 			k.refuse(ctx, k.hash, fmt.Sprintf("the tally server asked for a second agreement (%s) after this keeper committed to %s; a keeper commits once per round, so it leaves the round", d[:12], k.commit[:12]))
 			k.forget()
+			return nil
 		}
-		return nil
+		return k.postCommit(ctx, v)
 	}
 	var ag wire.AgreementMsg
 	if _, err := wire.OpenBody(*v.Agreement, wire.KindAgreement, k.opts.TallyFingerprint, &ag); err != nil {
@@ -390,11 +398,24 @@ func (k *Keeper) commitTo(ctx context.Context, v *wire.RoundView) error {
 	if err != nil {
 		return err
 	}
-	if err := k.client.PostCommit(ctx, msg); err != nil {
-		return fmt.Errorf("committing: %w", err)
-	}
-	k.commit = digest
+	// The promise is made once it is signed: a lost answer is retried with
+	// this commit, and any other agreement is refused, so no dropped
+	// response can draw a second commit out of this keeper.
+	k.commit, k.commitMsg = digest, msg
 	k.log.Info("committed", "round", k.cfg.Round, "collectors", len(ag.Collectors))
+	return k.postCommit(ctx, v)
+}
+
+// postCommit sends the keeper's commit unless the view already shows it.
+func (k *Keeper) postCommit(ctx context.Context, v *wire.RoundView) error {
+	for _, m := range v.Commits {
+		if m.Signer == k.commitMsg.Signer && bytes.Equal(m.Body, k.commitMsg.Body) {
+			return nil
+		}
+	}
+	if err := k.client.PostCommit(ctx, k.commitMsg); err != nil {
+		return fmt.Errorf("committing (will retry): %w", err)
+	}
 	return nil
 }
 
@@ -415,7 +436,10 @@ func (k *Keeper) release(ctx context.Context, v *wire.RoundView) error {
 			committed[fp] = true
 		}
 	}
-	if len(committed) < k.cfg.Threshold {
+	// K commits suffice when keepers are honest; against dishonest keepers
+	// that sign two agreements, a larger quorum keeps any two from both
+	// being released.
+	if len(committed) < policy.ReleaseQuorum(len(k.cfg.Keepers), k.cfg.Threshold, k.opts.DishonestKeepers) {
 		return nil
 	}
 	values, err := k.state.AggregateShare()

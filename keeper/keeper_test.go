@@ -528,3 +528,41 @@ func fingerprints(ids []*identity.Identity) []string {
 	}
 	return out
 }
+
+// A keeper that assumes one dishonest keeper (policy dishonest_keepers: 1)
+// releases only on seeing commits from more than (N+1)/2 keepers: with
+// N = 3, K = 2 all three. With all three alive the round completes; with
+// the third stopped before there is anything to commit to, the two others
+// never release,
+// since K commits could have been two agreements sharing one dishonest
+// keeper.
+func TestReleaseQuorumAgainstADishonestKeeper(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two rounds of a few seconds")
+	}
+	for _, stopThird := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		opts := deploytest.ShortRound()
+		opts.Threshold, opts.PhaseTimeout = 2, 5*time.Second
+		d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts,
+			Keeper: func(i int, o *keeper.Options) { o.DishonestKeepers = 1 }})
+		if stopThird {
+			// Stopped once the window has closed, before any agreement exists:
+			// it acknowledged the bundles but can never commit.
+			if _, err := d.WaitStatus(ctx, "the window to close", func(st tally.Status) bool { return st.Phase == round.PhaseReporting }); err != nil {
+				t.Fatal(err)
+			}
+			d.Keeper(2).Stop()
+			st, err := d.WaitStatus(ctx, "the round to end", func(st tally.Status) bool { return st.Completed+st.Failed >= 1 })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Completed != 0 || st.Released != 0 {
+				t.Errorf("with two of three keepers committed, %d shares were released and %d rounds completed; want none", st.Released, st.Completed)
+			}
+		} else if _, err := d.VerifiedOutcome(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+}

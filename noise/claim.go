@@ -34,11 +34,18 @@ func checkDistributedClaim(cfg *round.Config) []string {
 		noisy = true
 		var low int
 		smallest := math.Inf(1)
+		var high int
 		for _, w := range weights {
 			if w > 0 && w*s.Sigma < MinCollectorSigma {
 				low++
 				smallest = min(smallest, w)
 			}
+			if w*s.Sigma > MaxSampleSigma {
+				high++
+			}
+		}
+		if high > 0 {
+			problems = append(problems, fmt.Sprintf("statistic %s: %d collectors would be asked for noise with σ above 2^53, more than a collector can draw", s.Name, high))
 		}
 		if low > 0 {
 			problems = append(problems, fmt.Sprintf("statistic %s: %d collectors would add noise with σ below %d (w·σ = %.4g at the smallest weight), too little for the sum's privacy to be proven; raise σ to at least %.6g",

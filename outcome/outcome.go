@@ -174,7 +174,7 @@ func Build(in Inputs) (*Outcome, error) {
 
 // offPolynomial is the one reason a share is rejected for; Verify re-derives
 // it rather than trusting the text.
-const offPolynomial = "does not lie on the polynomial the other keepers' shares agree on"
+const offPolynomial = "does not lie on the polynomial the other keepers' shares agree on (the keeper's share is wrong, or a collector sealed it a wrong share)"
 
 // Verify re-checks a published outcome from its signed artefacts alone and
 // names the first problem it finds.

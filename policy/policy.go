@@ -69,6 +69,24 @@ type Policy struct {
 	// and carry no privacy protection at all. It exists for protocol tests
 	// (exact totals prove the arithmetic); never set it for real relays.
 	AllowZeroNoise bool `yaml:"allow_zero_noise"`
+	// DishonestKeepers is how many share keepers this node assumes may
+	// collude with the tally server. A keeper releases its share only when
+	// it sees commits on its agreement from more than (N + this)/2 keepers,
+	// so two agreements can never both reach that quorum while at most this
+	// many keepers sign both (docs/threat-model.md). With 0, the PrivCount
+	// model, K commits suffice, and when 2K − N = 1 the tally server and a
+	// single keeper that signs both could have two collector sets
+	// released. A node refuses a round with too few keepers for it.
+	DishonestKeepers int `yaml:"dishonest_keepers"`
+}
+
+// ReleaseQuorum is how many keepers' commits on one agreement a keeper
+// needs to see before it releases its share, in a round of n keepers with
+// threshold k when up to dishonest keepers may sign two agreements: at
+// least k, and more than (n + dishonest)/2, so that any two quorums share
+// an honest keeper, who commits only once.
+func ReleaseQuorum(n, k, dishonest int) int {
+	return max(k, (n+dishonest)/2+1)
 }
 
 // Defaults is the policy a node enforces unless its operator says
@@ -113,6 +131,9 @@ func (p Policy) Validate() error {
 	}
 	if p.MinCollectors < 1 {
 		bad("min_collectors", "%d must be at least 1", p.MinCollectors)
+	}
+	if p.DishonestKeepers < 0 {
+		bad("dishonest_keepers", "%d is negative", p.DishonestKeepers)
 	}
 	if p.MinRoundLength < 0 {
 		bad("min_round_length", "%s is negative", p.MinRoundLength)
@@ -207,6 +228,9 @@ func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 		if err := noise.CheckCoverage(weights, cfg.MinCollectors); err != nil {
 			refuse("noise weights: %v", err)
 		}
+	}
+	if q := ReleaseQuorum(len(cfg.Keepers), cfg.Threshold, p.DishonestKeepers); q > len(cfg.Keepers) {
+		refuse("with %d keepers no release quorum can tolerate %d dishonest keepers (dishonest_keepers): it would need %d commits", len(cfg.Keepers), p.DishonestKeepers, q)
 	}
 	if cfg.MinCollectors < p.MinCollectors {
 		refuse("round releases totals of as few as %d collectors (min_collectors), this node requires at least %d", cfg.MinCollectors, p.MinCollectors)

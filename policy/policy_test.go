@@ -511,3 +511,34 @@ func TestRenamingTheSeriesDoesNotDodgeTheDelayRule(t *testing.T) {
 		t.Fatalf("after the delay: %v", err)
 	}
 }
+
+func TestReleaseQuorum(t *testing.T) {
+	for _, tc := range []struct{ n, k, dishonest, want int }{
+		{3, 2, 0, 2}, {3, 2, 1, 3}, {5, 3, 0, 3}, {5, 3, 1, 4}, {5, 3, 2, 4}, {7, 4, 2, 5}, {7, 6, 1, 6},
+	} {
+		q := policy.ReleaseQuorum(tc.n, tc.k, tc.dishonest)
+		if q != tc.want {
+			t.Errorf("ReleaseQuorum(%d, %d, %d) = %d, want %d", tc.n, tc.k, tc.dishonest, q, tc.want)
+		}
+		// Any two quorums share more than the dishonest keepers.
+		if 2*q-tc.n <= tc.dishonest {
+			t.Errorf("N=%d, t=%d: two quorums of %d may share only dishonest keepers", tc.n, tc.dishonest, q)
+		}
+	}
+}
+
+func TestTooManyDishonestKeepersForTheRoundIsRefused(t *testing.T) {
+	p := policy.Defaults()
+	p.DishonestKeepers = 3 // 3 keepers cannot out-vote 3 dishonest ones
+	cfg := firstRound()
+	cfg.Keepers = cfg.Keepers[:3]
+	cfg.Threshold = 2
+	err := p.Check(cfg, nil, day1)
+	if err == nil || !strings.Contains(err.Error(), "no release quorum can tolerate 3 dishonest keepers") {
+		t.Fatalf("Check = %v", err)
+	}
+	p.DishonestKeepers = -1
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "dishonest_keepers") {
+		t.Fatalf("Validate with -1: %v", err)
+	}
+}

@@ -2,13 +2,17 @@ package tally
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/privstats/privstats/aggregator/commit"
+	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/transport"
@@ -77,5 +81,45 @@ func TestServerRefusesTrailingDataAndCaseVariantKeys(t *testing.T) {
 	}
 	if got := n.rejected(t, "malformed"); got != 4 {
 		t.Errorf("malformed rejections = %d, want 4", got)
+	}
+}
+
+// A collector whose commitment does not open to its report is found (by
+// bisection) and left out of S; the others' sum opens.
+func TestReportsWhoseCommitmentDoesNotOpenAreLeftOut(t *testing.T) {
+	const n = 3
+	ids := newIDs(t, 8)
+	reports := map[string]wire.Report{}
+	var S []string
+	for i, id := range ids {
+		values := []field.Element{uint64(i), 7, field.P - 1}
+		rho, err := commit.NewBlinding(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := commit.Commit(values, rho)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 || i == 5 {
+			values = []field.Element{uint64(i) + 1, 7, field.P - 1} // reports other than it committed to
+		}
+		m, _ := wire.SignBody(id, wire.KindCommitment, wire.ReportCommitment{ConfigHash: "h", Collector: id.Fingerprint, Commitment: c})
+		reports[id.Fingerprint] = wire.Report{ConfigHash: "h", Collector: id.Fingerprint, Values: values, Blinding: rho, Commitment: m}
+		S = append(S, id.Fingerprint)
+	}
+	slices.Sort(S)
+	if _, err := agreementOver(n, "h", S, reports); err == nil {
+		t.Fatal("the agreement over every report opened, with two bad commitments among them")
+	}
+	good, bad := openEach(n, S, reports)
+	want := []string{ids[2].Fingerprint, ids[5].Fingerprint}
+	slices.Sort(want)
+	slices.Sort(bad)
+	if !slices.Equal(bad, want) || len(good) != 6 {
+		t.Fatalf("bad = %v, want %v; %d good", bad, want, len(good))
+	}
+	if _, err := agreementOver(n, "h", good, reports); err != nil {
+		t.Fatalf("the agreement over the good reports: %v", err)
 	}
 }

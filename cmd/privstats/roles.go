@@ -164,7 +164,7 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	status := serveHealth(ctx, "keeper", cfg.HealthListen)
 	k, err := keeper.New(keeper.Options{Identity: s.id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
-		Keepers: cfg.Keepers, Roster: cfg.RosterFunc(), Policy: s.check, Record: s.record, ExitWhenFinished: rf.once, Health: status.Set, Logger: s.log})
+		Keepers: cfg.Keepers, Roster: cfg.RosterFunc(), DishonestKeepers: cfg.Policy.DishonestKeepers, Policy: s.check, Record: s.record, ExitWhenFinished: rf.once, Health: status.Set, Logger: s.log})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/stats"
 )
 
 // StatisticPrivacy is what a reader of an outcome can rely on for one
@@ -28,6 +29,11 @@ type StatisticPrivacy struct {
 	Private  bool
 	// Why says what is missing when Private is false.
 	Why string
+	// Note warns, without failing the check, that the declared sensitivity
+	// is below the catalogue's action bound: (ε, δ) then protect less
+	// activity than a Tor user's day (a test network, or the demo's
+	// seconds-long rounds, do this on purpose).
+	Note string
 }
 
 // Privacy is verify's account of a round's privacy: each statistic's, and
@@ -93,6 +99,10 @@ func weightsOf(cfg *round.Config, S []string) []float64 {
 func statisticPrivacy(s round.StatisticSpec, weights []float64) StatisticPrivacy {
 	sp := StatisticPrivacy{Name: s.Name, Epsilon: s.Epsilon, Delta: s.Delta, Sensitivity: s.Sensitivity, BinsTouched: s.BinsTouched,
 		Carried: noise.DiscreteTotalSigma(s.Sigma, weights)}
+	if floor, err := stats.Resolve(s.Name, s.Bins); err == nil && s.Sigma > 0 && s.Sensitivity < floor.Sensitivity {
+		sp.Note = fmt.Sprintf("%s declares sensitivity %.6g, below the catalogue's action bound %.6g: its (ε, δ) protect that much of one user's activity, not a Tor user's day",
+			s.Name, s.Sensitivity, floor.Sensitivity)
+	}
 	switch {
 	case s.Sigma == 0:
 		sp.Why = "no noise was added (σ = 0): the totals are exact"

@@ -79,6 +79,11 @@ func printPrivacy(w io.Writer, p outcome.Privacy) {
 		fmt.Fprintf(tw, "%s\t%.6g\t%.3g\t%.6g\t%d\t%.6g\t%.6g\t%s\t\n", s.Name, s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched, s.Needed, s.Carried, verdict)
 	}
 	tw.Flush()
+	for _, s := range p.Statistics {
+		if s.Note != "" {
+			fmt.Fprintf(w, "NOTE: %s\n", s.Note)
+		}
+	}
 	if p.Private {
 		fmt.Fprintln(w, "private: every statistic carries the noise its (ε, δ) needs")
 		return

@@ -229,7 +229,7 @@ func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 			refuse("noise weights: %v", err)
 		}
 	}
-	if q := ReleaseQuorum(len(cfg.Keepers), cfg.Threshold, p.DishonestKeepers); q > len(cfg.Keepers) {
+	if q := ReleaseQuorum(len(cfg.Keepers), cfg.Threshold, p.DishonestKeepers); p.DishonestKeepers > 0 && q > len(cfg.Keepers) {
 		refuse("with %d keepers no release quorum can tolerate %d dishonest keepers (dishonest_keepers): it would need %d commits", len(cfg.Keepers), p.DishonestKeepers, q)
 	}
 	if cfg.MinCollectors < p.MinCollectors {

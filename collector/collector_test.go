@@ -150,7 +150,7 @@ func TestCollectorRefusesWithItsReason(t *testing.T) {
 				t.Fatal(err)
 			}
 			fp := d.CollectorIDs[0].Fingerprint
-			st, err := d.WaitStatus(ctx, "the collector's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+			st, err := d.WaitRefusal(ctx, fp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,23 +168,9 @@ func TestCollectorRefusesWithItsReason(t *testing.T) {
 // one: its health says it is not connected, and the round never hears
 // from it.
 func TestCollectorWithAnotherTallyPinNeverConnects(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	impostor, err := identity.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.PendingRound(), Idle: true})
-	n, err := d.StartCollector(0, func(o *collector.Options) { o.TallyFingerprint = impostor.Fingerprint })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reached, err := n.FirstPoll(ctx); err != nil || reached {
-		t.Fatalf("a collector pinned to another key reached the tally server (%v)", err)
-	}
-	if st := d.Tally.Status(); st.CollectorsJoined != 0 || len(st.Refusals) != 0 {
-		t.Fatalf("status %+v: the tally server heard from a collector that does not trust it", st)
-	}
+	deploytest.CheckWrongPin(t, func(d *deploytest.Deployment, pin string) (*deploytest.Node, error) {
+		return d.StartCollector(0, func(o *collector.Options) { o.TallyFingerprint = pin })
+	})
 }
 
 // A collector that restarts after joining has lost its blinding: it says

@@ -117,7 +117,7 @@ func TestKeeperRefusesWithItsReason(t *testing.T) {
 				t.Fatal(err)
 			}
 			fp := d.KeeperIDs[0].Fingerprint
-			st, err := d.WaitStatus(ctx, "the keeper's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+			st, err := d.WaitRefusal(ctx, fp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +152,7 @@ func TestLateKeeperSitsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp := d.KeeperIDs[0].Fingerprint
-	st, err := d.WaitStatus(ctx, "the late keeper's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+	st, err := d.WaitRefusal(ctx, fp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,23 +166,9 @@ func TestLateKeeperSitsOut(t *testing.T) {
 
 // A keeper pinned to another tally server's key never talks to this one.
 func TestKeeperWithAnotherTallyPinNeverConnects(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	impostor, err := identity.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.PendingRound(), Idle: true})
-	n, err := d.StartKeeper(0, func(o *keeper.Options) { o.TallyFingerprint = impostor.Fingerprint })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reached, err := n.FirstPoll(ctx); err != nil || reached {
-		t.Fatalf("a keeper pinned to another key reached the tally server (%v)", err)
-	}
-	if st := d.Tally.Status(); st.KeepersKeyed != 0 || len(st.Refusals) != 0 {
-		t.Fatalf("status %+v: the tally server heard from a keeper that does not trust it", st)
-	}
+	deploytest.CheckWrongPin(t, func(d *deploytest.Deployment, pin string) (*deploytest.Node, error) {
+		return d.StartKeeper(0, func(o *keeper.Options) { o.TallyFingerprint = pin })
+	})
 }
 
 // A keeper that restarts after publishing its round key has lost the

@@ -120,7 +120,7 @@ func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp := d.KeeperIDs[0].Fingerprint
-	st, err := d.WaitStatus(ctx, "the keeper's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+	st, err := d.WaitRefusal(ctx, fp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -381,6 +381,12 @@ func (d *Deployment) WaitStatus(ctx context.Context, what string, cond func(tall
 	}
 }
 
+// WaitRefusal waits until the tally server has recorded the refusal of the
+// node with fingerprint fp and returns the status that holds it.
+func (d *Deployment) WaitRefusal(ctx context.Context, fp string) (tally.Status, error) {
+	return d.WaitStatus(ctx, "the refusal of node "+fp[:12], func(st tally.Status) bool { return st.Refusals[fp] != "" })
+}
+
 // where says where the current round stands, for failure messages.
 func (d *Deployment) where() string {
 	st := d.Tally.Status()
@@ -433,6 +439,7 @@ type TB interface {
 	TempDir() string
 	Cleanup(func())
 	Fatal(args ...any)
+	Fatalf(format string, args ...any)
 	Errorf(format string, args ...any)
 }
 
@@ -455,6 +462,33 @@ func New(ctx context.Context, t TB, opts Options) *Deployment {
 		}
 	})
 	return d
+}
+
+// CheckWrongPin is the test that a node pinned to a key other than the
+// tally server's never talks to it: in an idle deployment of three keepers
+// and one collector, start starts one node pinned to a fresh key's
+// fingerprint. The node's first poll must not get through, and the tally
+// server must hear from no node at all: no round key, no bundle, no
+// refusal.
+func CheckWrongPin(t TB, start func(d *Deployment, pin string) (*Node, error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	impostor, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(ctx, t, Options{Keepers: 3, Collectors: 1, Tally: PendingRound(), Idle: true})
+	n, err := start(d, impostor.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reached, err := n.FirstPoll(ctx); err != nil || reached {
+		t.Fatalf("a node pinned to another key reached the tally server (%v)", err)
+	}
+	if st := d.Tally.Status(); st.KeepersKeyed != 0 || st.CollectorsJoined != 0 || len(st.Refusals) != 0 {
+		t.Fatalf("the tally server heard from a node that does not trust it: %s", d.where())
+	}
 }
 
 // VerifiedOutcome waits for the first outcome and checks that it verifies.

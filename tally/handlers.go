@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
@@ -229,7 +230,7 @@ func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (re
 	if rep.Collector != peer {
 		return 0, refuse(reasonMalformed, "report names collector %s", rep.Collector)
 	}
-	if err := wire.CheckElements("report", rep.Values, r.cfg.NumCounters()); err != nil {
+	if err := field.CheckCounters("report", rep.Values, r.cfg.NumCounters()); err != nil {
 		return 0, refuse(reasonMalformed, "%v", err)
 	}
 	if len(rep.Gaps) > maxGaps {
@@ -300,7 +301,7 @@ func (s *Server) acceptShare(r *roundState, peer string, m identity.Signed) (res
 	case r.Commits[peer].Body == nil:
 		return 0, refuse(reasonWrongPhase, "keeper has not committed")
 	}
-	if err := wire.CheckElements("aggregate share", a.Values, r.cfg.NumCounters()); err != nil {
+	if err := field.CheckCounters("aggregate share", a.Values, r.cfg.NumCounters()); err != nil {
 		return 0, refuse(reasonMalformed, "%v", err)
 	}
 	if bytes.Equal(r.Shares[peer].Body, m.Body) {

@@ -18,7 +18,6 @@ import (
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/policy"
-	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
 )
 
@@ -29,17 +28,11 @@ func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two rounds of a few seconds")
 	}
-	spec, err := stats.Resolve("relay_bytes_read", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d := deploytest.New(ctx, t, deploytest.Options{
-		Keepers: 3, Collectors: 2,
-		Tally: tally.Options{Series: "repeat", Rounds: 2, RoundLength: 2 * time.Second, SetupTime: 2 * time.Second, Period: 4 * time.Second,
-			ReportGrace: 3 * time.Second, Threshold: 2, MinCollectors: 2, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}},
-	})
+	opts := deploytest.ShortRound()
+	opts.Series, opts.Rounds, opts.Period, opts.MinCollectors = "repeat", 2, 4*time.Second, 2
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts})
 	if err := d.Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -78,14 +71,11 @@ func TestKeeperDeadBeforeItAcknowledgesIsSkipped(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a round of a few seconds")
 	}
-	spec, _ := stats.Resolve("relay_bytes_read", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	d := deploytest.New(ctx, t, deploytest.Options{
-		Keepers: 3, Collectors: 2,
-		Tally: tally.Options{Series: "dead", Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 3 * time.Second, ReportGrace: 2 * time.Second,
-			Threshold: 2, MinCollectors: 2, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}},
-	})
+	opts := deploytest.ShortRound()
+	opts.Series, opts.SetupTime, opts.ReportGrace, opts.MinCollectors = "dead", 3*time.Second, 2*time.Second, 2
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts})
 	// Keeper 3 dies as soon as every round key is in.
 	if _, err := d.WaitStatus(ctx, "every round key", func(st tally.Status) bool { return st.KeepersKeyed == 3 }); err != nil {
 		t.Fatal(err)

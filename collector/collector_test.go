@@ -164,15 +164,6 @@ func TestCollectorRefusesWithItsReason(t *testing.T) {
 	}
 }
 
-// A collector pinned to another tally server's key never talks to this
-// one: its health says it is not connected, and the round never hears
-// from it.
-func TestCollectorWithAnotherTallyPinNeverConnects(t *testing.T) {
-	deploytest.CheckWrongPin(t, func(d *deploytest.Deployment, pin string) (*deploytest.Node, error) {
-		return d.StartCollector(0, func(o *collector.Options) { o.TallyFingerprint = pin })
-	})
-}
-
 // A collector that restarts after joining has lost its blinding: it says
 // so and sits the round out, and the round publishes without it.
 func TestRestartedCollectorSitsOut(t *testing.T) {

@@ -164,13 +164,6 @@ func TestLateKeeperSitsOut(t *testing.T) {
 	}
 }
 
-// A keeper pinned to another tally server's key never talks to this one.
-func TestKeeperWithAnotherTallyPinNeverConnects(t *testing.T) {
-	deploytest.CheckWrongPin(t, func(d *deploytest.Deployment, pin string) (*deploytest.Node, error) {
-		return d.StartKeeper(0, func(o *keeper.Options) { o.TallyFingerprint = pin })
-	})
-}
-
 // A keeper that restarts after publishing its round key has lost the
 // private half and every share sealed to it: it says so and sits the round
 // out, and the other K keepers finish the round.

@@ -439,7 +439,6 @@ type TB interface {
 	TempDir() string
 	Cleanup(func())
 	Fatal(args ...any)
-	Fatalf(format string, args ...any)
 	Errorf(format string, args ...any)
 }
 
@@ -462,33 +461,6 @@ func New(ctx context.Context, t TB, opts Options) *Deployment {
 		}
 	})
 	return d
-}
-
-// CheckWrongPin is the test that a node pinned to a key other than the
-// tally server's never talks to it: in an idle deployment of three keepers
-// and one collector, start starts one node pinned to a fresh key's
-// fingerprint. The node's first poll must not get through, and the tally
-// server must hear from no node at all: no round key, no bundle, no
-// refusal.
-func CheckWrongPin(t TB, start func(d *Deployment, pin string) (*Node, error)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	impostor, err := identity.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := New(ctx, t, Options{Keepers: 3, Collectors: 1, Tally: PendingRound(), Idle: true})
-	n, err := start(d, impostor.Fingerprint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reached, err := n.FirstPoll(ctx); err != nil || reached {
-		t.Fatalf("a node pinned to another key reached the tally server (%v)", err)
-	}
-	if st := d.Tally.Status(); st.KeepersKeyed != 0 || st.CollectorsJoined != 0 || len(st.Refusals) != 0 {
-		t.Fatalf("the tally server heard from a node that does not trust it: %s", d.where())
-	}
 }
 
 // VerifiedOutcome waits for the first outcome and checks that it verifies.

@@ -25,6 +25,7 @@ import (
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/deploytest"
+	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/tally"
@@ -361,8 +362,8 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 	tallyServer := startScripted(t, tallyID, allowed)
 
 	me := keepers[0]
-	k, err := keeper.New(keeper.Options{Identity: me, Tally: tallyServer.addr, TallyFingerprint: tallyID.Fingerprint,
-		Keepers: keeperFPs, Roster: keeper.FixedRoster(fingerprints(collectors)), Logger: slog.New(slog.DiscardHandler)})
+	k, err := keeper.New(keeper.Options{Options: node.Options{Identity: me, Tally: tallyServer.addr, TallyFingerprint: tallyID.Fingerprint,
+		Keepers: keeperFPs, Logger: slog.New(slog.DiscardHandler)}, Roster: keeper.FixedRoster(fingerprints(collectors))})
 	if err != nil {
 		t.Fatal(err)
 	}

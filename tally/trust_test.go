@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/privstats/privstats/aggregator/wire"
+	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/transport"
 )
@@ -20,8 +21,8 @@ import (
 func TestKeeperRefusesACollectorOutsideItsRoster(t *testing.T) {
 	n := startServer(t, 0)
 	admitted := fps(n.collectors[:1]) // the round lists both collectors
-	k, err := keeper.New(keeper.Options{Identity: n.keepers[0], Tally: n.server.Addr(), TallyFingerprint: n.ts.Fingerprint,
-		Keepers: fps(n.keepers), Roster: keeper.FixedRoster(admitted), Logger: discardLogger()})
+	k, err := keeper.New(keeper.Options{Options: node.Options{Identity: n.keepers[0], Tally: n.server.Addr(), TallyFingerprint: n.ts.Fingerprint,
+		Keepers: fps(n.keepers), Logger: discardLogger()}, Roster: keeper.FixedRoster(admitted)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/privstats/privstats/config"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/health"
+	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/policy"
@@ -101,6 +102,14 @@ func setUp(role, identityKey, dataDir string, pol policy.Policy, verbose bool, s
 	}, nil
 }
 
+// nodeOptions are what a keeper or collector runs with: this setup's key,
+// ledger and logger, the tally server and keepers its config pins, and its
+// health hook.
+func (s *roleSetup) nodeOptions(tally config.Peer, keepers []string, exitWhenFinished bool, health func(connected bool, phase string)) node.Options {
+	return node.Options{Identity: s.id, Tally: tally.Address, TallyFingerprint: tally.Fingerprint, Keepers: keepers,
+		Policy: s.check, Record: s.record, ExitWhenFinished: exitWhenFinished, Health: health, Logger: s.log}
+}
+
 // serveHealth serves a node's health /metrics on listen ("" serves none)
 // until ctx ends.
 func serveHealth(ctx context.Context, role, listen string) *health.Status {
@@ -163,8 +172,7 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext()
 	defer stop()
 	status := serveHealth(ctx, "keeper", cfg.HealthListen)
-	k, err := keeper.New(keeper.Options{Identity: s.id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
-		Keepers: cfg.Keepers, Roster: cfg.RosterFunc(), Policy: s.check, Record: s.record, ExitWhenFinished: rf.once, Health: status.Set, Logger: s.log})
+	k, err := keeper.New(keeper.Options{Options: s.nodeOptions(cfg.Tally, cfg.Keepers, rf.once, status.Set), Roster: cfg.RosterFunc()})
 	if err != nil {
 		return err
 	}
@@ -204,8 +212,7 @@ func runCollect(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext()
 	defer stop()
 	status := serveHealth(ctx, "collector", cfg.HealthListen)
-	c, err := collector.New(collector.Options{Identity: s.id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
-		Keepers: cfg.Keepers, Source: src, Policy: s.check, Record: s.record, ExitWhenFinished: rf.once, Health: status.Set, Logger: s.log})
+	c, err := collector.New(collector.Options{Options: s.nodeOptions(cfg.Tally, cfg.Keepers, rf.once, status.Set), Source: src})
 	if err != nil {
 		return err
 	}

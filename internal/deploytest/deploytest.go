@@ -20,6 +20,7 @@ import (
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/source"
@@ -261,14 +262,8 @@ func (d *Deployment) CollectorFingerprints() []string { return fingerprints(d.Co
 // adjust's.
 func (d *Deployment) StartKeeper(i int, adjust func(*keeper.Options)) (*Node, error) {
 	n := d.node(d.KeeperIDs[i], func() (*Node, error) { return d.StartKeeper(i, adjust) })
-	o := keeper.Options{Identity: n.ID, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
-		Keepers: d.KeeperFingerprints(), Roster: keeper.FixedRoster(d.CollectorFingerprints()), ExitWhenFinished: true, Logger: d.opts.Logger("keeper", i)}
-	if d.opts.Keeper != nil {
-		d.opts.Keeper(i, &o)
-	}
-	if adjust != nil {
-		adjust(&o)
-	}
+	o := keeper.Options{Options: d.nodeOptions(n, "keeper", i), Roster: keeper.FixedRoster(d.CollectorFingerprints())}
+	adjustOptions(&o, i, d.opts.Keeper, adjust)
 	o.Health = n.health(o.Health)
 	k, err := keeper.New(o)
 	if err != nil {
@@ -282,15 +277,9 @@ func (d *Deployment) StartKeeper(i int, adjust func(*keeper.Options)) (*Node, er
 // then adjust's.
 func (d *Deployment) StartCollector(i int, adjust func(*collector.Options)) (*Node, error) {
 	n := d.node(d.CollectorIDs[i], func() (*Node, error) { return d.StartCollector(i, adjust) })
-	o := collector.Options{Identity: n.ID, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
-		Keepers: d.KeeperFingerprints(), ExitWhenFinished: true, Logger: d.opts.Logger("collector", i),
+	o := collector.Options{Options: d.nodeOptions(n, "collector", i),
 		Source: source.Synthetic(source.SyntheticOptions{Rate: d.opts.Rate, Seed: uint64(i + 1)})}
-	if d.opts.Collector != nil {
-		d.opts.Collector(i, &o)
-	}
-	if adjust != nil {
-		adjust(&o)
-	}
+	adjustOptions(&o, i, d.opts.Collector, adjust)
 	o.Health = n.health(o.Health)
 	c, err := collector.New(o)
 	if err != nil {
@@ -298,6 +287,25 @@ func (d *Deployment) StartCollector(i int, adjust func(*collector.Options)) (*No
 	}
 	d.run(n, &d.collectors[i], c.Run)
 	return n, nil
+}
+
+// nodeOptions are what node n, number i of its role, starts with: its key,
+// the tally server and keepers pinned, exit when the server is finished,
+// and its logger.
+func (d *Deployment) nodeOptions(n *Node, role string, i int) node.Options {
+	return node.Options{Identity: n.ID, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
+		Keepers: d.KeeperFingerprints(), ExitWhenFinished: true, Logger: d.opts.Logger(role, i)}
+}
+
+// adjustOptions applies the deployment's adjustments for node i (each),
+// then the test's (adjust), to a node's options.
+func adjustOptions[O any](o *O, i int, each func(int, *O), adjust func(*O)) {
+	if each != nil {
+		each(i, o)
+	}
+	if adjust != nil {
+		adjust(o)
+	}
 }
 
 // Keeper returns the keeper i started last, or nil.

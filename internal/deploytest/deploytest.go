@@ -265,12 +265,7 @@ func (d *Deployment) StartKeeper(i int, adjust func(*keeper.Options)) (*Node, er
 	o := keeper.Options{Options: d.nodeOptions(n, "keeper", i), Roster: keeper.FixedRoster(d.CollectorFingerprints())}
 	adjustOptions(&o, i, d.opts.Keeper, adjust)
 	o.Health = n.health(o.Health)
-	k, err := keeper.New(o)
-	if err != nil {
-		return nil, fmt.Errorf("deploytest: keeper %d: %w", i, err)
-	}
-	d.run(n, &d.keepers[i], k.Run)
-	return n, nil
+	return d.run(n, &d.keepers[i], "keeper", i, func() (runner, error) { return keeper.New(o) })
 }
 
 // StartCollector starts collector i with Options.Collector's adjustments,
@@ -281,12 +276,7 @@ func (d *Deployment) StartCollector(i int, adjust func(*collector.Options)) (*No
 		Source: source.Synthetic(source.SyntheticOptions{Rate: d.opts.Rate, Seed: uint64(i + 1)})}
 	adjustOptions(&o, i, d.opts.Collector, adjust)
 	o.Health = n.health(o.Health)
-	c, err := collector.New(o)
-	if err != nil {
-		return nil, fmt.Errorf("deploytest: collector %d: %w", i, err)
-	}
-	d.run(n, &d.collectors[i], c.Run)
-	return n, nil
+	return d.run(n, &d.collectors[i], "collector", i, func() (runner, error) { return collector.New(o) })
 }
 
 // nodeOptions are what node n, number i of its role, starts with: its key,
@@ -326,9 +316,16 @@ func (d *Deployment) node(id *identity.Identity, restart func() (*Node, error)) 
 	return &Node{ID: id, done: make(chan struct{}), restart: restart, polled: make(chan struct{})}
 }
 
-// run runs a node until it or the deployment stops, as the latest node in
-// slot.
-func (d *Deployment) run(n *Node, slot **Node, run func(context.Context) error) {
+// runner is a keeper or a collector.
+type runner interface{ Run(context.Context) error }
+
+// run makes node i of role with build and runs it until it or the
+// deployment stops, as the latest node in slot.
+func (d *Deployment) run(n *Node, slot **Node, role string, i int, build func() (runner, error)) (*Node, error) {
+	r, err := build()
+	if err != nil {
+		return nil, fmt.Errorf("deploytest: %s %d: %w", role, i, err)
+	}
 	var ctx context.Context
 	ctx, n.cancel = context.WithCancel(d.ctx)
 	d.mu.Lock()
@@ -337,8 +334,9 @@ func (d *Deployment) run(n *Node, slot **Node, run func(context.Context) error) 
 	d.mu.Unlock()
 	go func() {
 		defer close(n.done)
-		n.err = run(ctx)
+		n.err = r.Run(ctx)
 	}()
+	return n, nil
 }
 
 // Outcomes returns what the tally server has published so far.

@@ -12,6 +12,7 @@ import (
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/deploytest"
+	"github.com/privstats/privstats/internal/deploytest/slow"
 	"github.com/privstats/privstats/tally"
 )
 
@@ -52,16 +53,11 @@ func (f feed) send(ctx context.Context, t *testing.T, s step) {
 // its gaps clipped to the window, and its report, with the keepers'
 // shares, yields the true total.
 func TestCollectorCountsItsWindowAndReports(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a round of a few seconds")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	src := make(feed)
 	announced := make(chan *round.Config, 1)
 	opts := deploytest.ShortRound()
 	opts.Record = func(cfg *round.Config) error { announced <- cfg; return nil }
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts,
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts,
 		Collector: func(_ int, o *collector.Options) { o.Source = src }})
 	fp := d.CollectorIDs[0].Fingerprint
 
@@ -167,12 +163,7 @@ func TestCollectorRefusesWithItsReason(t *testing.T) {
 // A collector that restarts after joining has lost its blinding: it says
 // so and sits the round out, and the round publishes without it.
 func TestRestartedCollectorSitsOut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a round of a few seconds")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
 	if _, err := d.WaitStatus(ctx, "both collectors to join", func(st tally.Status) bool { return st.CollectorsJoined == 2 }); err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/deploytest"
+	"github.com/privstats/privstats/internal/deploytest/slow"
 	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/noise"
@@ -36,14 +37,9 @@ import (
 // opens the collectors' bundles, commits to the tally server's agreement
 // and releases its aggregate share for it, at its own x.
 func TestKeepersJoinCommitAndRelease(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a round of a few seconds")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	opts := deploytest.ShortRound()
 	opts.Threshold = 2
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 2, Collectors: 2, Tally: opts})
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 2, Collectors: 2, Tally: opts})
 	o, err := d.VerifiedOutcome(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -169,12 +165,7 @@ func TestLateKeeperSitsOut(t *testing.T) {
 // private half and every share sealed to it: it says so and sits the round
 // out, and the other K keepers finish the round.
 func TestRestartedKeeperSitsOut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a round of a few seconds")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
 	if _, err := d.WaitStatus(ctx, "every round key", func(st tally.Status) bool { return st.KeepersKeyed == 3 }); err != nil {
 		t.Fatal(err)
 	}

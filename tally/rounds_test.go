@@ -15,6 +15,7 @@ import (
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/internal/deploytest"
+	"github.com/privstats/privstats/internal/deploytest/slow"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/policy"
@@ -25,14 +26,9 @@ import (
 // keepers and collectors over loopback TLS: both publish, the second starts
 // one period after the first, and each carries its own round number.
 func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs two rounds of a few seconds")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	opts := deploytest.ShortRound()
 	opts.Series, opts.Rounds, opts.Period, opts.MinCollectors = "repeat", 2, 4*time.Second, 2
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts})
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts})
 	if err := d.Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -68,14 +64,9 @@ func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
 // round key and then dies before acknowledging any bundle must not stop
 // the round; S is chosen among the keepers that did acknowledge.
 func TestKeeperDeadBeforeItAcknowledgesIsSkipped(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a round of a few seconds")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
 	opts := deploytest.ShortRound()
 	opts.Series, opts.SetupTime, opts.ReportGrace, opts.MinCollectors = "dead", 3*time.Second, 2*time.Second, 2
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts})
+	ctx, d := slow.Start(t, 40*time.Second, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts})
 	// Keeper 3 dies as soon as every round key is in.
 	if _, err := d.WaitStatus(ctx, "every round key", func(st tally.Status) bool { return st.KeepersKeyed == 3 }); err != nil {
 		t.Fatal(err)

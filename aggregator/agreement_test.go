@@ -8,6 +8,7 @@ import (
 
 	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
 )
 
 // agree builds the honest agreement over reports, as a tally server does:
@@ -49,6 +50,29 @@ func honestAgreement(n int, reports map[string][]field.Element) (Agreement, erro
 	return a, err
 }
 
+// firstKeeper is keeper x = 1 of cfg holding a bundle from each of cfg's
+// collectors (σ = 0); it also returns the collectors' counters by
+// fingerprint.
+func firstKeeper(t *testing.T, cfg *round.Config) (*KeeperRound, map[string]*BlindedCounters) {
+	t.Helper()
+	k, err := NewKeeperRound(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counters := map[string]*BlindedCounters{}
+	for _, dc := range cfg.Collectors {
+		ctr, bundles, err := SetupCollector(cfg, 1, noNoise, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Accept(dc.Fingerprint, bundles[0].Shares); err != nil {
+			t.Fatal(err)
+		}
+		counters[dc.Fingerprint] = ctr
+	}
+	return k, counters
+}
+
 // zeros is a report of n zero values for each collector.
 func zeros(n int, collectors ...string) map[string][]field.Element {
 	out := map[string][]field.Element{}
@@ -63,18 +87,11 @@ func zeros(n int, collectors ...string) map[string][]field.Element {
 func TestKeeperRefusesASumThatDoesNotOpenTheCommitments(t *testing.T) {
 	cfg := testConfig(3, 2, 3, 0, 1)
 	n := cfg.NumCounters()
-	k, _ := NewKeeperRound(cfg, 1)
+	k, counters := firstKeeper(t, cfg)
 	reports := map[string][]field.Element{}
-	for _, dc := range cfg.Collectors {
-		ctr, bundles, err := SetupCollector(cfg, 1, noNoise, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := k.Accept(dc.Fingerprint, bundles[0].Shares); err != nil {
-			t.Fatal(err)
-		}
+	for fp, ctr := range counters {
 		ctr.Add(0, 10)
-		reports[dc.Fingerprint] = ctr.Report()
+		reports[fp] = ctr.Report()
 	}
 	honest := agree(t, n, reports)
 	other := agree(t, n, reports)

@@ -74,13 +74,8 @@ func (k *KeeperRound) Accept(collector string, shares []field.Element) error {
 	if _, dup := k.bundles[collector]; dup {
 		return fmt.Errorf("keeper: already holds a bundle from collector %s", collector)
 	}
-	if len(shares) != k.counters {
-		return fmt.Errorf("keeper: bundle from collector %s has %d shares, the round has %d counters", collector, len(shares), k.counters)
-	}
-	for c, s := range shares {
-		if err := field.Canonical(s); err != nil {
-			return fmt.Errorf("keeper: bundle from collector %s, counter %d: %w", collector, c, err)
-		}
+	if err := field.CheckCounters("keeper: bundle from collector "+collector, shares, k.counters); err != nil {
+		return err
 	}
 	k.bundles[collector] = slices.Clone(shares)
 	return nil

@@ -172,16 +172,7 @@ func aggregateShares(t testing.TB, cfg *round.Config, counts map[string][]uint64
 
 func TestKeeperCommitsOnce(t *testing.T) {
 	cfg := testConfig(3, 2, 3, 0, 1)
-	k, _ := NewKeeperRound(cfg, 1)
-	for _, dc := range cfg.Collectors {
-		_, bundles, err := SetupCollector(cfg, 1, noNoise, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := k.Accept(dc.Fingerprint, bundles[0].Shares); err != nil {
-			t.Fatal(err)
-		}
-	}
+	k, _ := firstKeeper(t, cfg)
 	if _, err := k.AggregateShare(); err == nil {
 		t.Fatal("aggregate share released before any commit")
 	}

@@ -16,7 +16,7 @@ import (
 func SumReports(n int, reports map[string][]field.Element) (commit.IntSum, error) {
 	sum := commit.NewIntSum(n)
 	for fp, v := range reports {
-		if err := checkReport(fp, v, n); err != nil {
+		if err := field.CheckCounters("report from collector "+fp, v, n); err != nil {
 			return nil, err
 		}
 		if err := sum.Add(v); err != nil {
@@ -24,18 +24,6 @@ func SumReports(n int, reports map[string][]field.Element) (commit.IntSum, error
 		}
 	}
 	return sum, nil
-}
-
-func checkReport(fp string, v []field.Element, n int) error {
-	if len(v) != n {
-		return fmt.Errorf("report from collector %s has %d counters, want %d", fp, len(v), n)
-	}
-	for c, x := range v {
-		if err := field.Canonical(x); err != nil {
-			return fmt.Errorf("report from collector %s, counter %d: %w", fp, c, err)
-		}
-	}
-	return nil
 }
 
 // Combine interpolates the keepers' aggregate shares (x-coordinate → share)

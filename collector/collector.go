@@ -33,25 +33,9 @@ import (
 
 // Options configure a collector.
 type Options struct {
-	Identity         *identity.Identity
-	Tally            string
-	TallyFingerprint string
-	// Keepers pins the keeper list; a round naming other keepers, or keys
-	// not signed by them, is refused: the tally server cannot swap in
-	// keepers of its own.
-	Keepers []string
+	node.Options
 	// Source is where events come from.
 	Source source.Source
-	// Policy is the collector's local policy check; nil accepts.
-	Policy func(cfg *round.Config, now time.Time) error
-	// Record is told of every round the collector takes part in (the policy ledger).
-	Record func(cfg *round.Config) error
-	// ExitWhenFinished makes Run return when the tally server says no more
-	// rounds will run.
-	ExitWhenFinished bool
-	// Health, when set, is told connection and phase (for /metrics health).
-	Health func(connected bool, phase string)
-	Logger *slog.Logger
 }
 
 // Collector is a running data collector.
@@ -85,8 +69,9 @@ type activeRound struct {
 
 // New prepares a collector.
 func New(opts Options) (*Collector, error) {
-	if opts.Identity == nil {
-		return nil, errors.New("collector: no identity key")
+	c, log, err := opts.Prepare("collector")
+	if err != nil {
+		return nil, err
 	}
 	if opts.Source == nil {
 		return nil, errors.New("collector: no event source")
@@ -94,11 +79,7 @@ func New(opts Options) (*Collector, error) {
 	if len(opts.Keepers) == 0 {
 		return nil, errors.New("collector: no keepers pinned")
 	}
-	c, err := node.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint)
-	if err != nil {
-		return nil, err
-	}
-	return &Collector{opts: opts, log: node.Logger(opts.Logger, "collector", opts.Identity), client: c}, nil
+	return &Collector{opts: opts, log: log, client: c}, nil
 }
 
 // Run feeds events to the counters and plays the collector's part in every

@@ -12,6 +12,7 @@ import (
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/deploytest"
+	"github.com/privstats/privstats/internal/deploytest/slow"
 	"github.com/privstats/privstats/tally"
 )
 
@@ -52,16 +53,11 @@ func (f feed) send(ctx context.Context, t *testing.T, s step) {
 // its gaps clipped to the window, and its report, with the keepers'
 // shares, yields the true total.
 func TestCollectorCountsItsWindowAndReports(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a round of a few seconds")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	src := make(feed)
 	announced := make(chan *round.Config, 1)
 	opts := deploytest.ShortRound()
 	opts.Record = func(cfg *round.Config) error { announced <- cfg; return nil }
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts,
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts,
 		Collector: func(_ int, o *collector.Options) { o.Source = src }})
 	fp := d.CollectorIDs[0].Fingerprint
 
@@ -150,7 +146,7 @@ func TestCollectorRefusesWithItsReason(t *testing.T) {
 				t.Fatal(err)
 			}
 			fp := d.CollectorIDs[0].Fingerprint
-			st, err := d.WaitStatus(ctx, "the collector's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+			st, err := d.WaitRefusal(ctx, fp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,38 +160,10 @@ func TestCollectorRefusesWithItsReason(t *testing.T) {
 	}
 }
 
-// A collector pinned to another tally server's key never talks to this
-// one: its health says it is not connected, and the round never hears
-// from it.
-func TestCollectorWithAnotherTallyPinNeverConnects(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	impostor, err := identity.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.PendingRound(), Idle: true})
-	n, err := d.StartCollector(0, func(o *collector.Options) { o.TallyFingerprint = impostor.Fingerprint })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reached, err := n.FirstPoll(ctx); err != nil || reached {
-		t.Fatalf("a collector pinned to another key reached the tally server (%v)", err)
-	}
-	if st := d.Tally.Status(); st.CollectorsJoined != 0 || len(st.Refusals) != 0 {
-		t.Fatalf("status %+v: the tally server heard from a collector that does not trust it", st)
-	}
-}
-
 // A collector that restarts after joining has lost its blinding: it says
 // so and sits the round out, and the round publishes without it.
 func TestRestartedCollectorSitsOut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a round of a few seconds")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
 	if _, err := d.WaitStatus(ctx, "both collectors to join", func(st tally.Status) bool { return st.CollectorsJoined == 2 }); err != nil {
 		t.Fatal(err)
 	}

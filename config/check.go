@@ -93,6 +93,28 @@ func (c *checker) peer(path string, p Peer) {
 	}
 }
 
+// pins checks what a keeper or collector runs under and trusts: its
+// identity key, and the tally server and keepers it pins (keepersHint says
+// what the keeper list must hold).
+func (c *checker) pins(identityKey string, tally Peer, keepers []string, keepersHint string) {
+	c.required("identity_key", identityKey, "the file privstats keygen wrote")
+	c.peer("tally", tally)
+	if len(keepers) == 0 {
+		c.errorf("keepers", "required (%s)", keepersHint)
+	}
+	c.fingerprintList("keepers", keepers)
+}
+
+// local checks what a keeper or collector keeps to itself: its policy
+// ledger's directory, its policy and its health address.
+func (c *checker) local(dataDir string, p policy.Policy, healthListen string) {
+	c.required("data_dir", dataDir, "a directory for the policy ledger")
+	c.policy("policy", p)
+	if healthListen != "" {
+		c.listenAddress("health_listen", healthListen)
+	}
+}
+
 func (c *checker) positiveDuration(path string, d policy.Duration, hint string) {
 	if d <= 0 {
 		if c.given(path) {

@@ -119,12 +119,7 @@ func (dc *Collector) complete(c *checker, dir string) {
 	dc.DataDir = resolve(dir, dc.DataDir)
 	dc.Record = resolve(dir, dc.Record)
 
-	c.required("identity_key", dc.IdentityKey, "the file privstats keygen wrote")
-	c.peer("tally", dc.Tally)
-	if len(dc.Keepers) == 0 {
-		c.errorf("keepers", "required (the share keepers' fingerprints, which pin them)")
-	}
-	c.fingerprintList("keepers", dc.Keepers)
+	c.pins(dc.IdentityKey, dc.Tally, dc.Keepers, "the share keepers' fingerprints, which pin them")
 	if dc.RelayFingerprint != "" {
 		dc.RelayFingerprint = strings.ToUpper(strings.TrimPrefix(dc.RelayFingerprint, "$"))
 		if !relayFingerprintRE.MatchString(dc.RelayFingerprint) {
@@ -132,11 +127,7 @@ func (dc *Collector) complete(c *checker, dir string) {
 		}
 	}
 	dc.Source.complete(c, dir)
-	c.required("data_dir", dc.DataDir, "a directory for the policy ledger")
-	c.policy("policy", dc.Policy)
-	if dc.HealthListen != "" {
-		c.listenAddress("health_listen", dc.HealthListen)
-	}
+	c.local(dc.DataDir, dc.Policy, dc.HealthListen)
 }
 
 func (s *Source) complete(c *checker, dir string) {

@@ -280,27 +280,23 @@ func TestPolicyFiles(t *testing.T) {
 
 // Every bad file in testdata fails with its file, line, problem and hint.
 func TestBadFiles(t *testing.T) {
-	tally := func(p string) error { _, err := config.LoadTally(p); return err }
-	keeper := func(p string) error { _, err := config.LoadKeeper(p); return err }
-	collector := func(p string) error { _, err := config.LoadCollector(p); return err }
-	plan := func(p string) error { _, err := config.LoadPrivacyPlan(p); return err }
 	tests := []struct {
 		file string
 		load func(string) error
 		want []string
 	}{
-		{"bad-unknown-key.yaml", tally, []string{`bad-unknown-key.yaml:9: unknown key "treshold" (did you mean "threshold"?)`}},
-		{"bad-policy-key.yaml", keeper, []string{`bad-policy-key.yaml:11: unknown key "min_delta" in policy (did you mean "max_delta"?)`}},
-		{"bad-fingerprint.yaml", keeper, []string{
+		{"bad-unknown-key.yaml", loadTally, []string{`bad-unknown-key.yaml:9: unknown key "treshold" (did you mean "threshold"?)`}},
+		{"bad-policy-key.yaml", loadKeeper, []string{`bad-policy-key.yaml:11: unknown key "min_delta" in policy (did you mean "max_delta"?)`}},
+		{"bad-fingerprint.yaml", loadKeeper, []string{
 			`bad-fingerprint.yaml:9: keepers[1]: fingerprint "E5A01533A2311F8A2B90441F084C9F7923F526070790FBD7F8F10F4DFB2710EA" is not lower-case hex (a fingerprint is 64 lower-case hex digits`,
 			`bad-fingerprint.yaml:10: keepers[2]: fingerprint "2c58fafcc90f148fbbccffc0634278c0914697aeb908f142665fba21a357c80" is not 64 hex digits (`,
 		}},
-		{"bad-duration.yaml", tally, []string{`bad-duration.yaml:4: round_length: invalid duration "1 day" (write a number with a unit: 90s, 1h30m, 24h)`}},
-		{"bad-negative-duration.yaml", keeper, []string{`bad-negative-duration.yaml:9: policy.delay_period: duration "-24h" is negative`}},
-		{"bad-threshold.yaml", tally, []string{`bad-threshold.yaml:9: threshold: 1 is too low: with 3 keepers it must be from 2 to 3 (K > N/2`}},
-		{"bad-source.yaml", collector, []string{`bad-source.yaml:8: source: has control and synthetic; give exactly one source`}},
-		{"bad-type.yaml", plan, []string{`bad-type.yaml:6: statistics[0].sensitivity: cannot use "lots" as a number`}},
-		{"bad-values.yaml", tally, []string{
+		{"bad-duration.yaml", loadTally, []string{`bad-duration.yaml:4: round_length: invalid duration "1 day" (write a number with a unit: 90s, 1h30m, 24h)`}},
+		{"bad-negative-duration.yaml", loadKeeper, []string{`bad-negative-duration.yaml:9: policy.delay_period: duration "-24h" is negative`}},
+		{"bad-threshold.yaml", loadTally, []string{`bad-threshold.yaml:9: threshold: 1 is too low: with 3 keepers it must be from 2 to 3 (K > N/2`}},
+		{"bad-source.yaml", loadCollector, []string{`bad-source.yaml:8: source: has control and synthetic; give exactly one source`}},
+		{"bad-type.yaml", loadPrivacyPlan, []string{`bad-type.yaml:6: statistics[0].sensitivity: cannot use "lots" as a number`}},
+		{"bad-values.yaml", loadTally, []string{
 			`bad-values.yaml:3: listen: "https://tally.example.org:8443" is a URL; write host:port`,
 			`bad-values.yaml:6: period: 30m0s is shorter than round_length 1h0m0s; rounds of a series must not overlap`,
 			`bad-values.yaml:12: min_collectors: 2 must be from 1 to the 1 permitted collectors`,
@@ -328,6 +324,30 @@ func TestBadFiles(t *testing.T) {
 			var ce *config.Error
 			if !errors.As(err, &ce) || ce.Line == 0 || ce.File != filepath.Join("..", "testdata", tt.file) {
 				t.Errorf("errors.As found %+v, want a *config.Error with file and line", ce)
+			}
+		})
+	}
+}
+
+// The loaders as the problem tests call them: a path in, the error out.
+func loadTally(p string) error       { _, err := config.LoadTally(p); return err }
+func loadKeeper(p string) error      { _, err := config.LoadKeeper(p); return err }
+func loadCollector(p string) error   { _, err := config.LoadCollector(p); return err }
+func loadPrivacyPlan(p string) error { _, err := config.LoadPrivacyPlan(p); return err }
+
+// problem is a file a loader must refuse, and what its error must say
+// after the file's path.
+type problem struct{ name, content, want string }
+
+// wantProblems writes each problem's file and wants load to refuse it with
+// an error that names the file and then says what the problem wants.
+func wantProblems(t *testing.T, load func(path string) error, problems []problem) {
+	t.Helper()
+	for _, tt := range problems {
+		t.Run(tt.name, func(t *testing.T) {
+			path := write(t, tt.content)
+			if err := load(path); err == nil || !strings.Contains(err.Error(), path+tt.want) {
+				t.Errorf("got  %v\nwant %s%s", err, path, tt.want)
 			}
 		})
 	}
@@ -394,9 +414,7 @@ func TestTallyDefaults(t *testing.T) {
 
 func TestProblems(t *testing.T) {
 	keeper := "identity_key: k\ntally: {address: \"t:8443\", fingerprint: " + fp1 + "}\nkeepers: [" + fp1 + "]\n"
-	tests := []struct {
-		name, content, want string
-	}{
+	tests := []problem{
 		{"no close key", keeper + "colour: red\n",
 			`:4: unknown key "colour" (valid keys here: collectors, collectors_file, data_dir, health_listen, identity_key, keepers, policy, tally)`},
 		{"key without value", keeper + "health_listen:\n",
@@ -427,15 +445,7 @@ func TestProblems(t *testing.T) {
 		{"alias and merge", keeper + "base: &b\n  max_epsilon: 0.2\npolicy:\n  <<: *b\n  max_epsilson: 0.1\n",
 			`:8: unknown key "max_epsilson" in policy (did you mean "max_epsilon"?)`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := write(t, tt.content)
-			_, err := config.LoadKeeper(path)
-			if err == nil || !strings.Contains(err.Error(), path+tt.want) {
-				t.Errorf("got  %v\nwant %s%s", err, path, tt.want)
-			}
-		})
-	}
+	wantProblems(t, loadKeeper, tests)
 }
 
 // A roster file is read with the same strictness as the role files, and
@@ -456,9 +466,7 @@ func TestRosterFile(t *testing.T) {
 }
 
 func TestTallyProblems(t *testing.T) {
-	tests := []struct {
-		name, content, want string
-	}{
+	tests := []problem{
 		{"coverage", strings.Replace(minimalTally, "min_collectors: 3\n", "min_collectors: 1\nnoise_weights: {honest_fraction: 0.6}\n", 1),
 			`:10: min_collectors: noise: coverage: with min_collectors = 1 of 3 permitted collectors`},
 		{"unknown weight", minimalTally + "noise_weights:\n  explicit:\n    " + dc4 + ": 1\n",
@@ -486,15 +494,7 @@ func TestTallyProblems(t *testing.T) {
 		{"series name", strings.Replace(minimalTally, "series: test", "series: ../etc", 1),
 			`:2: series: "../etc" may hold only letters, digits, _, . and -`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := write(t, tt.content)
-			_, err := config.LoadTally(path)
-			if err == nil || !strings.Contains(err.Error(), path+tt.want) {
-				t.Errorf("got  %v\nwant %s%s", err, path, tt.want)
-			}
-		})
-	}
+	wantProblems(t, loadTally, tests)
 }
 
 // An operator may calibrate for less than the catalogue's action bound

@@ -39,12 +39,7 @@ func (k *Keeper) complete(c *checker, dir string) {
 	k.IdentityKey = resolve(dir, k.IdentityKey)
 	k.DataDir = resolve(dir, k.DataDir)
 
-	c.required("identity_key", k.IdentityKey, "the file privstats keygen wrote")
-	c.peer("tally", k.Tally)
-	if len(k.Keepers) == 0 {
-		c.errorf("keepers", "required (every share keeper's fingerprint, in x-coordinate order, this one included)")
-	}
-	c.fingerprintList("keepers", k.Keepers)
+	c.pins(k.IdentityKey, k.Tally, k.Keepers, "every share keeper's fingerprint, in x-coordinate order, this one included")
 	switch {
 	case len(k.Collectors) > 0 && k.CollectorsFile != "":
 		c.errorf("collectors_file", "give the roster inline (collectors) or as a file (collectors_file), not both")
@@ -56,9 +51,5 @@ func (k *Keeper) complete(c *checker, dir string) {
 	default:
 		c.roster("collectors", k.Collectors)
 	}
-	c.required("data_dir", k.DataDir, "a directory for the policy ledger")
-	c.policy("policy", k.Policy)
-	if k.HealthListen != "" {
-		c.listenAddress("health_listen", k.HealthListen)
-	}
+	c.local(k.DataDir, k.Policy, k.HealthListen)
 }

@@ -27,32 +27,16 @@ import (
 
 // Options configure a keeper.
 type Options struct {
-	Identity *identity.Identity
-	// Tally is the tally server's address; TallyFingerprint pins it.
-	Tally            string
-	TallyFingerprint string
-	// Keepers is the keeper list this keeper expects in every round, in
-	// order; a round naming other keepers is refused.
-	Keepers []string
+	node.Options
 	// Roster returns the collectors this keeper admits (fingerprint →
 	// name); it is called at every round, so a roster file can change
 	// between rounds. A round listing any other collector is refused:
 	// keepers, not the tally server, decide who is a collector.
 	Roster func() (map[string]string, error)
-	// Policy is the keeper's local policy check; nil accepts.
-	Policy func(cfg *round.Config, now time.Time) error
 	// DishonestKeepers is how many keepers this one assumes may collude
 	// with the tally server (policy dishonest_keepers): it releases only on
 	// seeing policy.ReleaseQuorum commits on its agreement.
 	DishonestKeepers int
-	// Record is told of every round the keeper takes part in (the policy ledger).
-	Record func(cfg *round.Config) error
-	// ExitWhenFinished makes Run return when the tally server says no more
-	// rounds will run.
-	ExitWhenFinished bool
-	// Health, when set, is told the keeper's phase (for a health endpoint).
-	Health func(connected bool, phase string)
-	Logger *slog.Logger
 }
 
 // Keeper is a running share keeper.
@@ -81,8 +65,9 @@ type Keeper struct {
 
 // New prepares a keeper.
 func New(opts Options) (*Keeper, error) {
-	if opts.Identity == nil {
-		return nil, errors.New("keeper: no identity key")
+	c, log, err := opts.Prepare("keeper")
+	if err != nil {
+		return nil, err
 	}
 	if !slices.Contains(opts.Keepers, opts.Identity.Fingerprint) {
 		return nil, fmt.Errorf("keeper: own fingerprint %s is not in the configured keeper list", opts.Identity.Fingerprint)
@@ -90,11 +75,7 @@ func New(opts Options) (*Keeper, error) {
 	if opts.Roster == nil {
 		return nil, errors.New("keeper: no collector roster (keepers decide which collectors a round may list)")
 	}
-	c, err := node.NewClient(opts.Identity, opts.Tally, opts.TallyFingerprint)
-	if err != nil {
-		return nil, err
-	}
-	return &Keeper{opts: opts, log: node.Logger(opts.Logger, "keeper", opts.Identity), client: c}, nil
+	return &Keeper{opts: opts, log: log, client: c}, nil
 }
 
 // Run polls the tally server and plays the keeper's part in every round

@@ -25,6 +25,8 @@ import (
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/deploytest"
+	"github.com/privstats/privstats/internal/deploytest/slow"
+	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/tally"
@@ -35,14 +37,9 @@ import (
 // opens the collectors' bundles, commits to the tally server's agreement
 // and releases its aggregate share for it, at its own x.
 func TestKeepersJoinCommitAndRelease(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a round of a few seconds")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	opts := deploytest.ShortRound()
 	opts.Threshold = 2
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 2, Collectors: 2, Tally: opts})
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 2, Collectors: 2, Tally: opts})
 	o, err := d.VerifiedOutcome(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +114,7 @@ func TestKeeperRefusesWithItsReason(t *testing.T) {
 				t.Fatal(err)
 			}
 			fp := d.KeeperIDs[0].Fingerprint
-			st, err := d.WaitStatus(ctx, "the keeper's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+			st, err := d.WaitRefusal(ctx, fp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +149,7 @@ func TestLateKeeperSitsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp := d.KeeperIDs[0].Fingerprint
-	st, err := d.WaitStatus(ctx, "the late keeper's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+	st, err := d.WaitRefusal(ctx, fp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,37 +161,11 @@ func TestLateKeeperSitsOut(t *testing.T) {
 	}
 }
 
-// A keeper pinned to another tally server's key never talks to this one.
-func TestKeeperWithAnotherTallyPinNeverConnects(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	impostor, err := identity.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.PendingRound(), Idle: true})
-	n, err := d.StartKeeper(0, func(o *keeper.Options) { o.TallyFingerprint = impostor.Fingerprint })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if reached, err := n.FirstPoll(ctx); err != nil || reached {
-		t.Fatalf("a keeper pinned to another key reached the tally server (%v)", err)
-	}
-	if st := d.Tally.Status(); st.KeepersKeyed != 0 || len(st.Refusals) != 0 {
-		t.Fatalf("status %+v: the tally server heard from a keeper that does not trust it", st)
-	}
-}
-
 // A keeper that restarts after publishing its round key has lost the
 // private half and every share sealed to it: it says so and sits the round
 // out, and the other K keepers finish the round.
 func TestRestartedKeeperSitsOut(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a round of a few seconds")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 3, Collectors: 2, Tally: deploytest.ShortRound()})
 	if _, err := d.WaitStatus(ctx, "every round key", func(st tally.Status) bool { return st.KeepersKeyed == 3 }); err != nil {
 		t.Fatal(err)
 	}
@@ -382,8 +353,8 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 	tallyServer := startScripted(t, tallyID, allowed)
 
 	me := keepers[0]
-	k, err := keeper.New(keeper.Options{Identity: me, Tally: tallyServer.addr, TallyFingerprint: tallyID.Fingerprint,
-		Keepers: keeperFPs, Roster: keeper.FixedRoster(fingerprints(collectors)), Logger: slog.New(slog.DiscardHandler)})
+	k, err := keeper.New(keeper.Options{Options: node.Options{Identity: me, Tally: tallyServer.addr, TallyFingerprint: tallyID.Fingerprint,
+		Keepers: keeperFPs, Logger: slog.New(slog.DiscardHandler)}, Roster: keeper.FixedRoster(fingerprints(collectors))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -447,7 +447,7 @@ func combine(cfg *round.Config, hash, digest string, commits, shares []identity.
 		case byX[m.X] != nil:
 			return nil, fmt.Errorf("two aggregate shares from keeper %s", fp)
 		}
-		if err := wire.CheckElements("aggregate share from keeper "+fp, m.Values, cfg.NumCounters()); err != nil {
+		if err := field.CheckCounters("aggregate share from keeper "+fp, m.Values, cfg.NumCounters()); err != nil {
 			return nil, err
 		}
 		byX[m.X] = m.Values

@@ -147,15 +147,23 @@ func offByOne(t *testing.T, share identity.Signed, keeper *identity.Identity) id
 	return s
 }
 
-func TestInconsistentKeeperShareIsRejectedAndNamed(t *testing.T) {
+// withBadShare builds the outcome of a round of five keepers (K = 3) in
+// which keeper 2's share is off by one. It returns the inputs (bad share
+// included), the outcome and keeper 2.
+func withBadShare(t *testing.T) (Inputs, *Outcome, *identity.Identity) {
+	t.Helper()
 	in, keepers := testRound(t, 5, 3)
-	// Keeper 2 signs a share with one value off by one.
 	in.Shares[1] = offByOne(t, in.Shares[1], keepers[1])
 	o, err := Build(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.RejectedShares) != 1 || o.RejectedShares[0].Keeper != keepers[1].Fingerprint {
+	return in, o, keepers[1]
+}
+
+func TestInconsistentKeeperShareIsRejectedAndNamed(t *testing.T) {
+	in, o, bad := withBadShare(t)
+	if len(o.RejectedShares) != 1 || o.RejectedShares[0].Keeper != bad.Fingerprint {
 		t.Fatalf("rejected %+v, want keeper 2's share named", o.RejectedShares)
 	}
 	if o.Statistics[0].Bins[0].NoisyTotal != 30 || len(o.Shares) != 4 {

@@ -117,10 +117,7 @@ func TestLedgerFileContents(t *testing.T) {
 
 func TestLedgerIsSafeForConcurrentUse(t *testing.T) {
 	p := policy.Defaults()
-	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	led := newLedger(t)
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
@@ -135,10 +132,7 @@ func TestLedgerIsSafeForConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	again, err := policy.OpenLedger(led.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := reopen(t, led)
 	for i := range 8 {
 		cfg := testRound(2, day1.Add(-time.Hour), day1.Add(time.Hour))
 		cfg.Series = fmt.Sprintf("series-%d", i)

@@ -333,6 +333,26 @@ func take(t *testing.T, p policy.Policy, led *policy.Ledger, cfg *round.Config, 
 	return nil
 }
 
+// newLedger is an empty ledger in a fresh directory.
+func newLedger(t *testing.T) *policy.Ledger {
+	t.Helper()
+	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return led
+}
+
+// afterFirstRound is a node's ledger once it has taken firstRound.
+func afterFirstRound(t *testing.T, p policy.Policy) *policy.Ledger {
+	t.Helper()
+	led := newLedger(t)
+	if err := take(t, p, led, firstRound(), day1); err != nil {
+		t.Fatal(err)
+	}
+	return led
+}
+
 // reopen is a node restart: the ledger comes back from its file alone.
 func reopen(t *testing.T, led *policy.Ledger) *policy.Ledger {
 	t.Helper()
@@ -374,10 +394,7 @@ func TestDelayRuleHoldsAcrossRestarts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
-			if err != nil {
-				t.Fatal(err)
-			}
+			led := newLedger(t)
 			if err := take(t, p, led, firstRound(), day1.Add(-25*time.Hour)); err != nil {
 				t.Fatalf("first round: %v", err)
 			}
@@ -415,13 +432,7 @@ func TestDelayRuleHoldsAcrossRestarts(t *testing.T) {
 
 func TestSigmaWithinToleranceOrHigherIsNoChange(t *testing.T) {
 	p := policy.Defaults()
-	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := take(t, p, led, firstRound(), day1); err != nil {
-		t.Fatal(err)
-	}
+	led := afterFirstRound(t, p)
 	start := day1
 	for n, factor := range []float64{0.995, 1.5, 0.991, 0.9901} {
 		cfg := testRound(uint64(n+2), start, start.Add(time.Hour))
@@ -442,13 +453,7 @@ func TestSigmaWithinToleranceOrHigherIsNoChange(t *testing.T) {
 
 func TestRoundsOfASeriesMustNotOverlap(t *testing.T) {
 	p := policy.Defaults()
-	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := take(t, p, led, firstRound(), day1); err != nil {
-		t.Fatal(err)
-	}
+	led := afterFirstRound(t, p)
 	overlapping := testRound(2, day1.Add(-time.Hour), day1.Add(23*time.Hour))
 	reason := refusal(t, p.Check(overlapping, reopen(t, led), day1))
 	want := `round 2 of series "relays" starts at 2026-11-22T09:00:00Z, before round 1 ended at 2026-11-22T10:00:00Z`
@@ -467,10 +472,7 @@ func TestRoundsOfASeriesMustNotOverlap(t *testing.T) {
 // history, and recording it again changes nothing.
 func TestRecordedRoundIsAcceptedAgain(t *testing.T) {
 	p := policy.Defaults()
-	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	led := newLedger(t)
 	cfg := firstRound()
 	for range 2 {
 		if err := take(t, p, led, cfg, day1); err != nil {
@@ -484,10 +486,7 @@ func TestRecordedRoundIsAcceptedAgain(t *testing.T) {
 // seen is held to the node's latest round of any series.
 func TestRenamingTheSeriesDoesNotDodgeTheDelayRule(t *testing.T) {
 	p := policy.Defaults()
-	led, err := policy.OpenLedger(filepath.Join(t.TempDir(), policy.LedgerFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	led := newLedger(t)
 	if err := led.Record(firstRound(), p); err != nil {
 		t.Fatal(err)
 	}

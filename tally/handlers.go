@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
@@ -120,6 +121,16 @@ func open(r *roundState, peer string, m identity.Signed, kind string, body any, 
 	return nil
 }
 
+// openFromKeeper is open for the messages only the round's keepers send;
+// it also returns the sending keeper's place in the round.
+func openFromKeeper(r *roundState, peer string, m identity.Signed, kind string, body any, hash func() string) (round.KeeperSpec, *rejection) {
+	k, ok := r.cfg.Keeper(peer)
+	if !ok {
+		return k, refuse(reasonNotInRound, "%s is not a keeper of this round", peer)
+	}
+	return k, open(r, peer, m, kind, body, hash)
+}
+
 func inPhase(r *roundState, phases ...string) *rejection {
 	if slices.Contains(phases, r.Phase) {
 		return nil
@@ -128,11 +139,8 @@ func inPhase(r *roundState, phases ...string) *rejection {
 }
 
 func (s *Server) acceptRoundKey(r *roundState, peer string, m identity.Signed) (result, error) {
-	if _, ok := r.cfg.Keeper(peer); !ok {
-		return 0, refuse(reasonNotInRound, "%s is not a keeper of this round", peer)
-	}
 	var k wire.RoundKey
-	if rej := open(r, peer, m, wire.KindRoundKey, &k, func() string { return k.ConfigHash }); rej != nil {
+	if _, rej := openFromKeeper(r, peer, m, wire.KindRoundKey, &k, func() string { return k.ConfigHash }); rej != nil {
 		return 0, rej
 	}
 	if prev, ok := r.RoundKeys[peer]; ok {
@@ -180,11 +188,8 @@ func (s *Server) acceptRefusal(r *roundState, peer string, m identity.Signed) (r
 }
 
 func (s *Server) acceptAck(r *roundState, peer string, m identity.Signed) (result, error) {
-	if _, ok := r.cfg.Keeper(peer); !ok {
-		return 0, refuse(reasonNotInRound, "%s is not a keeper of this round", peer)
-	}
 	var a wire.Ack
-	if rej := open(r, peer, m, wire.KindAck, &a, func() string { return a.ConfigHash }); rej != nil {
+	if _, rej := openFromKeeper(r, peer, m, wire.KindAck, &a, func() string { return a.ConfigHash }); rej != nil {
 		return 0, rej
 	}
 	if rej := inPhase(r, round.PhaseSetup, round.PhaseCollecting, round.PhaseReporting); rej != nil {
@@ -229,7 +234,7 @@ func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (re
 	if rep.Collector != peer {
 		return 0, refuse(reasonMalformed, "report names collector %s", rep.Collector)
 	}
-	if err := wire.CheckElements("report", rep.Values, r.cfg.NumCounters()); err != nil {
+	if err := field.CheckCounters("report", rep.Values, r.cfg.NumCounters()); err != nil {
 		return 0, refuse(reasonMalformed, "%v", err)
 	}
 	if len(rep.Gaps) > maxGaps {
@@ -260,11 +265,8 @@ func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (re
 }
 
 func (s *Server) acceptCommit(r *roundState, peer string, m identity.Signed) (result, error) {
-	if _, ok := r.cfg.Keeper(peer); !ok {
-		return 0, refuse(reasonNotInRound, "%s is not a keeper of this round", peer)
-	}
 	var c wire.Commit
-	if rej := open(r, peer, m, wire.KindCommit, &c, func() string { return c.ConfigHash }); rej != nil {
+	if _, rej := openFromKeeper(r, peer, m, wire.KindCommit, &c, func() string { return c.ConfigHash }); rej != nil {
 		return 0, rej
 	}
 	if rej := inPhase(r, round.PhaseAgreeing, round.PhaseReleasing); rej != nil {
@@ -281,12 +283,9 @@ func (s *Server) acceptCommit(r *roundState, peer string, m identity.Signed) (re
 }
 
 func (s *Server) acceptShare(r *roundState, peer string, m identity.Signed) (result, error) {
-	k, ok := r.cfg.Keeper(peer)
-	if !ok {
-		return 0, refuse(reasonNotInRound, "%s is not a keeper of this round", peer)
-	}
 	var a wire.AggregateShareMsg
-	if rej := open(r, peer, m, wire.KindAggregateShare, &a, func() string { return a.ConfigHash }); rej != nil {
+	k, rej := openFromKeeper(r, peer, m, wire.KindAggregateShare, &a, func() string { return a.ConfigHash })
+	if rej != nil {
 		return 0, rej
 	}
 	if rej := inPhase(r, round.PhaseReleasing); rej != nil {
@@ -300,7 +299,7 @@ func (s *Server) acceptShare(r *roundState, peer string, m identity.Signed) (res
 	case r.Commits[peer].Body == nil:
 		return 0, refuse(reasonWrongPhase, "keeper has not committed")
 	}
-	if err := wire.CheckElements("aggregate share", a.Values, r.cfg.NumCounters()); err != nil {
+	if err := field.CheckCounters("aggregate share", a.Values, r.cfg.NumCounters()); err != nil {
 		return 0, refuse(reasonMalformed, "%v", err)
 	}
 	if bytes.Equal(r.Shares[peer].Body, m.Body) {

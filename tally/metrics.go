@@ -2,6 +2,7 @@ package tally
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/outcome"
@@ -33,55 +34,66 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		value: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "privstats_statistic_value",
-			Help: "Noisy network-wide total of the latest published round, per statistic and bin."}, []string{"statistic", "bin"}),
-		ciLow: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "privstats_statistic_ci95_low",
-			Help: "Lower bound of the 95% confidence interval of the published total."}, []string{"statistic", "bin"}),
-		ciHigh: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "privstats_statistic_ci95_high",
-			Help: "Upper bound of the 95% confidence interval of the published total."}, []string{"statistic", "bin"}),
-		sigma: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "privstats_statistic_sigma",
-			Help: "Standard deviation of the noise in the published total."}, []string{"statistic"}),
-		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "privstats_round_phase",
-			Help: "1 for the phase the current round is in, 0 for the others."}, []string{"phase"}),
-		round: prometheus.NewGauge(prometheus.GaugeOpts{Name: "privstats_round_number",
-			Help: "Sequence number of the current round in its series."}),
-		joined: prometheus.NewGauge(prometheus.GaugeOpts{Name: "privstats_round_collectors_joined",
-			Help: "Collectors whose sealed share bundles the current round accepted."}),
-		reported: prometheus.NewGauge(prometheus.GaugeOpts{Name: "privstats_round_collectors_reported",
-			Help: "Collectors that reported in the current round."}),
-		keyed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "privstats_round_keepers_keyed",
-			Help: "Share keepers that published a round key in the current round."}),
-		committed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "privstats_round_keepers_committed",
-			Help: "Share keepers that committed to the current round's agreement."}),
-		shared: prometheus.NewGauge(prometheus.GaugeOpts{Name: "privstats_round_keepers_released",
-			Help: "Share keepers whose aggregate share the current round accepted."}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "privstats_rejected_requests_total",
-			Help: "Requests and handshakes the tally server refused, by reason (the sender's fault or the round's state; the server's own failures are privstats_tally_internal_errors_total)."}, []string{"reason"}),
-		internal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "privstats_tally_internal_errors_total",
-			Help: "Failures of the tally server itself, by operation; each is logged at ERROR and a request it hit is answered 500."}, []string{"op"}),
-		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "privstats_round_refusals_total",
-			Help: "Rounds a node refused to take part in under its local policy, by the refusing node's role."}, []string{"role"}),
-		completed: prometheus.NewCounter(prometheus.CounterOpts{Name: "privstats_rounds_completed_total",
-			Help: "Rounds that published an outcome."}),
-		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "privstats_rounds_failed_total",
-			Help: "Rounds that ended without an outcome."}),
-		lastResult: prometheus.NewGauge(prometheus.GaugeOpts{Name: "privstats_last_outcome_timestamp_seconds",
-			Help: "When the latest outcome was published (Unix time)."}),
+	reg := prometheus.NewRegistry()
+	// Each metric is registered as it is made (promauto), so none can be
+	// made and then left out of /metrics.
+	f := promauto.With(reg)
+	gauge := func(name, help string) prometheus.Gauge {
+		return f.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 	}
-	m.reg.MustRegister(m.value, m.ciLow, m.ciHigh, m.sigma, m.phase, m.round, m.joined, m.reported,
-		m.keyed, m.committed, m.shared, m.rejected, m.internal, m.refusals, m.completed, m.failed, m.lastResult)
-	for _, r := range reasons {
-		m.rejected.WithLabelValues(string(r))
+	gauges := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return f.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
 	}
-	for _, o := range ops {
-		m.internal.WithLabelValues(string(o))
+	counter := func(name, help string) prometheus.Counter {
+		return f.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
-	for _, r := range []string{"keeper", "collector", "tally"} {
-		m.refusals.WithLabelValues(r)
+	// counters starts every label value of its closed set at zero, so a
+	// reason that never happened reads 0 rather than missing.
+	counters := func(name, help, label string, values ...string) *prometheus.CounterVec {
+		v := f.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+		for _, x := range values {
+			v.WithLabelValues(x)
+		}
+		return v
 	}
-	return m
+	perBin := []string{"statistic", "bin"}
+	return &metrics{
+		reg:    reg,
+		value:  gauges("privstats_statistic_value", "Noisy network-wide total of the latest published round, per statistic and bin.", perBin...),
+		ciLow:  gauges("privstats_statistic_ci95_low", "Lower bound of the 95% confidence interval of the published total.", perBin...),
+		ciHigh: gauges("privstats_statistic_ci95_high", "Upper bound of the 95% confidence interval of the published total.", perBin...),
+		sigma:  gauges("privstats_statistic_sigma", "Standard deviation of the noise in the published total.", "statistic"),
+		phase:  gauges("privstats_round_phase", "1 for the phase the current round is in, 0 for the others.", "phase"),
+
+		round:     gauge("privstats_round_number", "Sequence number of the current round in its series."),
+		joined:    gauge("privstats_round_collectors_joined", "Collectors whose sealed share bundles the current round accepted."),
+		reported:  gauge("privstats_round_collectors_reported", "Collectors that reported in the current round."),
+		keyed:     gauge("privstats_round_keepers_keyed", "Share keepers that published a round key in the current round."),
+		committed: gauge("privstats_round_keepers_committed", "Share keepers that committed to the current round's agreement."),
+		shared:    gauge("privstats_round_keepers_released", "Share keepers whose aggregate share the current round accepted."),
+
+		rejected: counters("privstats_rejected_requests_total",
+			"Requests and handshakes the tally server refused, by reason (the sender's fault or the round's state; the server's own failures are privstats_tally_internal_errors_total).",
+			"reason", labelValues(reasons)...),
+		internal: counters("privstats_tally_internal_errors_total",
+			"Failures of the tally server itself, by operation; each is logged at ERROR and a request it hit is answered 500.",
+			"op", labelValues(ops)...),
+		refusals: counters("privstats_round_refusals_total",
+			"Rounds a node refused to take part in under its local policy, by the refusing node's role.",
+			"role", "keeper", "collector", "tally"),
+		completed:  counter("privstats_rounds_completed_total", "Rounds that published an outcome."),
+		failed:     counter("privstats_rounds_failed_total", "Rounds that ended without an outcome."),
+		lastResult: gauge("privstats_last_outcome_timestamp_seconds", "When the latest outcome was published (Unix time)."),
+	}
+}
+
+// labelValues are a closed set's values as label values.
+func labelValues[S ~string](set []S) []string {
+	out := make([]string, len(set))
+	for i, x := range set {
+		out[i] = string(x)
+	}
+	return out
 }
 
 func (m *metrics) progress(r *roundState) {

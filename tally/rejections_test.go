@@ -9,12 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
@@ -22,81 +18,20 @@ import (
 	"github.com/privstats/privstats/transport"
 )
 
-// verdictNet is a real tally server on loopback TLS with three keepers, two
-// collectors and an observer. Its round waits an hour in each of its first
-// phases, so a test moves it along by posting messages itself.
-type verdictNet struct {
-	ts, observer        *identity.Identity
-	keepers, collectors []*identity.Identity
-	opts                Options
-	server              *Server
-	stop                func()
-	// roundKeys are the public round keys the keepers posted, by keeper.
-	roundKeys map[string][]byte
-}
-
-func startVerdictNet(t *testing.T, maxBody int64) *verdictNet {
-	t.Helper()
-	ids := newIDs(t, 7)
-	n := &verdictNet{ts: ids[0], keepers: ids[1:4], collectors: ids[4:6], observer: ids[6], roundKeys: map[string][]byte{}}
-	n.opts = Options{
-		Identity: n.ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
-		Series: "verdicts", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
-		Keepers: fps(n.keepers), Threshold: 2, Collectors: fps(n.collectors), MinCollectors: 1,
-		Allow: []string{n.observer.Fingerprint}, Epsilon: 1, Delta: 1e-6, MaxBodyBytes: maxBody,
-		Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}},
-		Logger:     discardLogger(),
-	}
-	n.start(t)
-	return n
-}
-
-// start runs a server on the net's data directory.
-func (n *verdictNet) start(t *testing.T) {
-	t.Helper()
-	srv, err := New(n.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		srv.Run(ctx, false)
-		close(done)
-	}()
-	n.server = srv
-	n.stop = sync.OnceFunc(func() {
-		cancel()
-		<-done
-	})
-	t.Cleanup(n.stop)
-}
-
-// restart stops the server and starts another on the same data directory,
-// as after a crash or an upgrade.
-func (n *verdictNet) restart(t *testing.T) {
-	t.Helper()
-	n.stop()
-	n.start(t)
-}
-
 // send posts body to path as id over pinned TLS and returns the result the
 // server answered, or its refusal (a *transport.StatusError for an HTTP
 // answer, another error for a refused handshake).
-func (n *verdictNet) send(t *testing.T, id *identity.Identity, path string, body any) (string, error) {
+func (n *testNet) send(t *testing.T, id *identity.Identity, path string, body any) (string, error) {
 	t.Helper()
-	c, err := transport.NewClient(id, n.server.Addr(), n.ts.Fingerprint, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := n.client(t, id)
 	defer c.CloseIdle()
 	var a acceptance
-	_, err = c.Do(context.Background(), http.MethodPost, path, body, &a)
+	_, err := c.Do(context.Background(), http.MethodPost, path, body, &a)
 	return a.Result, err
 }
 
 // mustStore posts a message that the server must store.
-func (n *verdictNet) mustStore(t *testing.T, id *identity.Identity, path string, body any) {
+func (n *testNet) mustStore(t *testing.T, id *identity.Identity, path string, body any) {
 	t.Helper()
 	if got, err := n.send(t, id, path, body); err != nil || got != stored.String() {
 		t.Fatalf("%s from %.8s: %q, %v; want it stored", path, id.Fingerprint, got, err)
@@ -114,7 +49,7 @@ func sign(t *testing.T, id *identity.Identity, kind string, body any) identity.S
 }
 
 // waitPhase waits until the current round is in the phase and returns it.
-func (n *verdictNet) waitPhase(t *testing.T, phase string) (hash string, cfg *round.Config) {
+func (n *testNet) waitPhase(t *testing.T, phase string) (hash string, cfg *round.Config) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		n.server.mu.Lock()
@@ -133,7 +68,7 @@ func (n *verdictNet) waitPhase(t *testing.T, phase string) (hash string, cfg *ro
 
 // roundKey is a keeper's signed round key with a fresh public key, which it
 // remembers for sealing bundles.
-func (n *verdictNet) roundKey(t *testing.T, keeper *identity.Identity, hash string) identity.Signed {
+func (n *testNet) roundKey(t *testing.T, keeper *identity.Identity, hash string) identity.Signed {
 	t.Helper()
 	_, pub, err := wire.NewRoundKey()
 	if err != nil {
@@ -144,7 +79,7 @@ func (n *verdictNet) roundKey(t *testing.T, keeper *identity.Identity, hash stri
 }
 
 // keyRound has every keeper publish a round key and waits for setup.
-func (n *verdictNet) keyRound(t *testing.T) (hash string, cfg *round.Config) {
+func (n *testNet) keyRound(t *testing.T) (hash string, cfg *round.Config) {
 	t.Helper()
 	hash, _ = n.waitPhase(t, round.PhaseAnnounced)
 	for _, k := range n.keepers {
@@ -155,7 +90,7 @@ func (n *verdictNet) keyRound(t *testing.T) (hash string, cfg *round.Config) {
 
 // bundles are a collector's signed bundles, really sealed to each keeper's
 // round key.
-func (n *verdictNet) bundles(t *testing.T, c *identity.Identity, hash string, cfg *round.Config) []identity.Signed {
+func (n *testNet) bundles(t *testing.T, c *identity.Identity, hash string, cfg *round.Config) []identity.Signed {
 	t.Helper()
 	var out []identity.Signed
 	for _, k := range n.keepers {
@@ -168,38 +103,10 @@ func (n *verdictNet) bundles(t *testing.T, c *identity.Identity, hash string, cf
 	return out
 }
 
-// counts scrapes the public /metrics and returns the samples of one
-// single-label counter family by label value.
-func (n *verdictNet) counts(t *testing.T, family string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + n.server.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mf, ok := families[family]
-	if !ok {
-		t.Fatalf("/metrics has no %s", family)
-	}
-	out := map[string]float64{}
-	for _, m := range mf.GetMetric() {
-		if len(m.GetLabel()) != 1 {
-			t.Fatalf("%s has labels %v, want one", family, m.GetLabel())
-		}
-		out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
-	}
-	return out
-}
-
 // wantInternal checks that a request hit the server's own failure in op:
 // answered 500 naming op, counted once as an internal error of op, and
 // not counted as any rejection.
-func (n *verdictNet) wantInternal(t *testing.T, err error, o op) {
+func (n *testNet) wantInternal(t *testing.T, err error, o op) {
 	t.Helper()
 	if se, ok := errors.AsType[*transport.StatusError](err); !ok || se.Code != http.StatusInternalServerError || !strings.Contains(se.Message, string(o)) {
 		t.Fatalf("%v, want HTTP 500 naming %s", err, o)
@@ -226,7 +133,7 @@ func total(counts map[string]float64) float64 {
 // nothing is counted as an internal error. Accepted messages say whether
 // they were stored or already held.
 func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
-	n := startVerdictNet(t, 16<<10)
+	n := startServer(t, 16<<10)
 	k0, k1, c0 := n.keepers[0], n.keepers[1], n.collectors[0]
 	hash, _ := n.waitPhase(t, round.PhaseAnnounced)
 	key0 := n.roundKey(t, k0, hash)
@@ -280,13 +187,10 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 			return n.send(t, k0, wire.PathAck, sign(t, k0, wire.KindAck, wire.Ack{ConfigHash: hash, Keeper: k0.Fingerprint, Collectors: []string{c0.Fingerprint}}))
 		}},
 		{reasonWrongVersion, http.StatusBadRequest, func() (string, error) {
-			c, err := transport.NewClient(k0, n.server.Addr(), n.ts.Fingerprint, 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := n.client(t, k0)
 			defer c.CloseIdle()
 			c.SetHeader(wire.HeaderVersion, "999")
-			_, err = c.Do(context.Background(), http.MethodPost, wire.PathRoundKey, key0, nil)
+			_, err := c.Do(context.Background(), http.MethodPost, wire.PathRoundKey, key0, nil)
 			return "", err
 		}},
 	}
@@ -342,7 +246,7 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 // error, not as its mistake; nothing already stored is lost, and its retry
 // is stored once the disk is back.
 func TestJournalWriteFailureIsInternal(t *testing.T) {
-	n := startVerdictNet(t, 0)
+	n := startServer(t, 0)
 	hash, cfg := n.keyRound(t)
 	c0, c1 := n.collectors[0], n.collectors[1]
 	b0, b1 := n.bundles(t, c0, hash, cfg), n.bundles(t, c1, hash, cfg)
@@ -396,7 +300,7 @@ func TestJournalWriteFailureIsInternal(t *testing.T) {
 // keeper's retry makes it durable and is answered stored, and the key
 // survives a restart.
 func TestStateWriteFailureIsInternal(t *testing.T) {
-	n := startVerdictNet(t, 0)
+	n := startServer(t, 0)
 	hash, _ := n.waitPhase(t, round.PhaseAnnounced)
 	k0 := n.keepers[0]
 	key := n.roundKey(t, k0, hash)

@@ -15,10 +15,10 @@ import (
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/internal/deploytest"
+	"github.com/privstats/privstats/internal/deploytest/slow"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/policy"
-	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
 )
 
@@ -26,20 +26,9 @@ import (
 // keepers and collectors over loopback TLS: both publish, the second starts
 // one period after the first, and each carries its own round number.
 func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs two rounds of a few seconds")
-	}
-	spec, err := stats.Resolve("relay_bytes_read", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	d := deploytest.New(ctx, t, deploytest.Options{
-		Keepers: 3, Collectors: 2,
-		Tally: tally.Options{Series: "repeat", Rounds: 2, RoundLength: 2 * time.Second, SetupTime: 2 * time.Second, Period: 4 * time.Second,
-			ReportGrace: 3 * time.Second, Threshold: 2, MinCollectors: 2, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}},
-	})
+	opts := deploytest.ShortRound()
+	opts.Series, opts.Rounds, opts.Period, opts.MinCollectors = "repeat", 2, 4*time.Second, 2
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts})
 	if err := d.Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,17 +64,9 @@ func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
 // round key and then dies before acknowledging any bundle must not stop
 // the round; S is chosen among the keepers that did acknowledge.
 func TestKeeperDeadBeforeItAcknowledgesIsSkipped(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a round of a few seconds")
-	}
-	spec, _ := stats.Resolve("relay_bytes_read", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	d := deploytest.New(ctx, t, deploytest.Options{
-		Keepers: 3, Collectors: 2,
-		Tally: tally.Options{Series: "dead", Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 3 * time.Second, ReportGrace: 2 * time.Second,
-			Threshold: 2, MinCollectors: 2, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}},
-	})
+	opts := deploytest.ShortRound()
+	opts.Series, opts.SetupTime, opts.ReportGrace, opts.MinCollectors = "dead", 3*time.Second, 2*time.Second, 2
+	ctx, d := slow.Start(t, 40*time.Second, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts})
 	// Keeper 3 dies as soon as every round key is in.
 	if _, err := d.WaitStatus(ctx, "every round key", func(st tally.Status) bool { return st.KeepersKeyed == 3 }); err != nil {
 		t.Fatal(err)
@@ -120,7 +101,7 @@ func TestStricterKeeperRefusesWithItsReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp := d.KeeperIDs[0].Fingerprint
-	st, err := d.WaitStatus(ctx, "the keeper's refusal", func(st tally.Status) bool { return st.Refusals[fp] != "" })
+	st, err := d.WaitRefusal(ctx, fp)
 	if err != nil {
 		t.Fatal(err)
 	}

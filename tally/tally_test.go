@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
@@ -19,11 +23,19 @@ import (
 	"github.com/privstats/privstats/transport"
 )
 
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// testNet is a real tally server on loopback TLS with three keepers, two
+// collectors and an observer. Its round waits an hour in each of its first
+// phases, so a test moves it along by posting messages itself.
 type testNet struct {
-	ts         *identity.Identity
-	keepers    []*identity.Identity
-	collectors []*identity.Identity
-	server     *Server
+	ts, observer        *identity.Identity
+	keepers, collectors []*identity.Identity
+	opts                Options
+	server              *Server
+	stop                func()
+	// roundKeys are the public round keys the keepers posted, by keeper.
+	roundKeys map[string][]byte
 }
 
 func newIDs(t *testing.T, n int) []*identity.Identity {
@@ -47,19 +59,36 @@ func fps(ids []*identity.Identity) []string {
 	return out
 }
 
-// startServer runs a tally server on loopback whose first round stays in
-// its announcement phase for an hour.
-func startServer(t *testing.T, maxBody int64) *testNet {
+// newTestNet makes a test net's identities and server options; a test may
+// change the options before start.
+func newTestNet(t *testing.T, maxBody int64) *testNet {
 	t.Helper()
-	n := &testNet{ts: newIDs(t, 1)[0], keepers: newIDs(t, 3), collectors: newIDs(t, 2)}
-	srv, err := New(Options{
+	ids := newIDs(t, 7)
+	n := &testNet{ts: ids[0], keepers: ids[1:4], collectors: ids[4:6], observer: ids[6], roundKeys: map[string][]byte{}}
+	n.opts = Options{
 		Identity: n.ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
 		Series: "test", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
 		Keepers: fps(n.keepers), Threshold: 2, Collectors: fps(n.collectors), MinCollectors: 1,
-		Epsilon: 1, Delta: 1e-6, MaxBodyBytes: maxBody,
+		Allow: []string{n.observer.Fingerprint}, Epsilon: 1, Delta: 1e-6, MaxBodyBytes: maxBody,
 		Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", MaxPerCollector: 1 << 40}},
 		Logger:     discardLogger(),
-	})
+	}
+	return n
+}
+
+// startServer starts a test net whose bodies may be maxBody bytes (0: the
+// default).
+func startServer(t *testing.T, maxBody int64) *testNet {
+	t.Helper()
+	n := newTestNet(t, maxBody)
+	n.start(t)
+	return n
+}
+
+// start runs a server on the net's data directory.
+func (n *testNet) start(t *testing.T) {
+	t.Helper()
+	srv, err := New(n.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +98,20 @@ func startServer(t *testing.T, maxBody int64) *testNet {
 		srv.Run(ctx, false)
 		close(done)
 	}()
-	t.Cleanup(func() {
+	n.server = srv
+	n.stop = sync.OnceFunc(func() {
 		cancel()
 		<-done
 	})
-	n.server = srv
-	return n
+	t.Cleanup(n.stop)
+}
+
+// restart stops the server and starts another on the same data directory,
+// as after a crash or an upgrade.
+func (n *testNet) restart(t *testing.T) {
+	t.Helper()
+	n.stop()
+	n.start(t)
 }
 
 func (n *testNet) client(t *testing.T, id *identity.Identity) *transport.Client {
@@ -104,25 +141,38 @@ func (n *testNet) currentRound(t *testing.T, c *transport.Client) wire.RoundView
 	return wire.RoundView{}
 }
 
-// rejected reads privstats_rejected_requests_total{reason} from /metrics.
-func (n *testNet) rejected(t *testing.T, reason string) int {
+// counts scrapes the public /metrics and returns the samples of one
+// single-label counter family by label value.
+func (n *testNet) counts(t *testing.T, family string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + n.server.HTTPAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	want := fmt.Sprintf(`privstats_rejected_requests_total{reason=%q} `, reason)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, want); ok {
-			var x int
-			fmt.Sscan(v, &x)
-			return x
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("/metrics has no %s line", want)
-	return 0
+	mf, ok := families[family]
+	if !ok {
+		t.Fatalf("/metrics has no %s", family)
+	}
+	out := map[string]float64{}
+	for _, m := range mf.GetMetric() {
+		if len(m.GetLabel()) != 1 {
+			t.Fatalf("%s has labels %v, want one", family, m.GetLabel())
+		}
+		out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+	}
+	return out
+}
+
+// rejected reads privstats_rejected_requests_total{reason} from /metrics.
+func (n *testNet) rejected(t *testing.T, r reason) float64 {
+	t.Helper()
+	return n.counts(t, "privstats_rejected_requests_total")[string(r)]
 }
 
 func wantStatus(t *testing.T, err error, code int) {
@@ -130,6 +180,16 @@ func wantStatus(t *testing.T, err error, code int) {
 	var se *transport.StatusError
 	if !errors.As(err, &se) || se.Code != code {
 		t.Fatalf("got %v, want HTTP %d", err, code)
+	}
+}
+
+// wantRejected checks that err is the server's refusal with HTTP code and
+// that /metrics counts one rejection for reason r.
+func (n *testNet) wantRejected(t *testing.T, err error, code int, r reason) {
+	t.Helper()
+	wantStatus(t, err, code)
+	if got := n.rejected(t, r); got != 1 {
+		t.Fatalf("%s rejections = %v, want 1", r, got)
 	}
 }
 
@@ -141,7 +201,7 @@ func TestUnknownKeyIsRefusedAndCounted(t *testing.T) {
 		t.Fatal("a client with an unlisted key was served")
 	}
 	if got := n.rejected(t, reasonUnknownKey); got < 1 {
-		t.Fatalf("unknown_key rejections = %d, want ≥ 1", got)
+		t.Fatalf("unknown_key rejections = %v, want ≥ 1", got)
 	}
 }
 
@@ -152,12 +212,9 @@ func TestNodeOfAnotherProtocolVersionIsRefused(t *testing.T) {
 	n.currentRound(t, c)
 	c.SetHeader(wire.HeaderVersion, strconv.Itoa(wire.ProtocolVersion+1))
 	_, err := c.Do(context.Background(), http.MethodGet, wire.PathRound, nil, nil)
-	wantStatus(t, err, http.StatusBadRequest)
+	n.wantRejected(t, err, http.StatusBadRequest, reasonWrongVersion)
 	if !strings.Contains(err.Error(), "protocol version") {
 		t.Errorf("refusal %q does not say which version the server speaks", err)
-	}
-	if got := n.rejected(t, reasonWrongVersion); got != 1 {
-		t.Fatalf("wrong_version rejections = %d, want 1", got)
 	}
 }
 
@@ -171,10 +228,7 @@ func TestReportReplayedFromAnotherRoundIsRefused(t *testing.T) {
 	}
 	msg, _ := wire.SignBody(n.collectors[0], wire.KindReport, wire.Report{ConfigHash: other, Collector: n.collectors[0].Fingerprint, Values: []uint64{1}})
 	_, err := c.Do(context.Background(), http.MethodPost, wire.PathReport, msg, nil)
-	wantStatus(t, err, http.StatusConflict)
-	if got := n.rejected(t, reasonWrongRound); got != 1 {
-		t.Fatalf("wrong_round rejections = %d, want 1", got)
-	}
+	n.wantRejected(t, err, http.StatusConflict, reasonWrongRound)
 }
 
 func TestOversizeBodyIsRefused(t *testing.T) {
@@ -183,10 +237,7 @@ func TestOversizeBodyIsRefused(t *testing.T) {
 	n.currentRound(t, c)
 	big := n.collectors[0].Sign(wire.KindReport, make([]byte, 10000))
 	_, err := c.Do(context.Background(), http.MethodPost, wire.PathReport, big, nil)
-	wantStatus(t, err, http.StatusRequestEntityTooLarge)
-	if got := n.rejected(t, reasonTooLarge); got != 1 {
-		t.Fatalf("body_too_large rejections = %d, want 1", got)
-	}
+	n.wantRejected(t, err, http.StatusRequestEntityTooLarge, reasonTooLarge)
 }
 
 func TestMalformedAndForgedMessagesAreRefused(t *testing.T) {
@@ -194,23 +245,14 @@ func TestMalformedAndForgedMessagesAreRefused(t *testing.T) {
 	c := n.client(t, n.keepers[0])
 	v := n.currentRound(t, c)
 	_, err := c.Do(context.Background(), http.MethodPost, wire.PathRoundKey, json.RawMessage(`{"surprise": 1}`), nil)
-	wantStatus(t, err, http.StatusBadRequest)
-	if got := n.rejected(t, reasonMalformed); got != 1 {
-		t.Fatalf("malformed rejections = %d, want 1", got)
-	}
+	n.wantRejected(t, err, http.StatusBadRequest, reasonMalformed)
 	// A round key signed by another keeper, sent over keeper 0's connection.
 	forged, _ := wire.SignBody(n.keepers[1], wire.KindRoundKey, wire.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[1].Fingerprint, PublicKey: make([]byte, 32)})
 	_, err = c.Do(context.Background(), http.MethodPost, wire.PathRoundKey, forged, nil)
-	wantStatus(t, err, http.StatusBadRequest)
-	if got := n.rejected(t, reasonBadSignature); got != 1 {
-		t.Fatalf("bad_signature rejections = %d, want 1", got)
-	}
+	n.wantRejected(t, err, http.StatusBadRequest, reasonBadSignature)
 	// A collector may not post keeper messages.
 	_, err = n.client(t, n.collectors[1]).Do(context.Background(), http.MethodPost, wire.PathRoundKey, forged, nil)
-	wantStatus(t, err, http.StatusForbidden)
-	if got := n.rejected(t, reasonWrongRole); got != 1 {
-		t.Fatalf("wrong_role rejections = %d, want 1", got)
-	}
+	n.wantRejected(t, err, http.StatusForbidden, reasonWrongRole)
 	// The genuine key is accepted; a second, different one is a duplicate.
 	_, pub, _ := wire.NewRoundKey()
 	good, _ := wire.SignBody(n.keepers[0], wire.KindRoundKey, wire.RoundKey{ConfigHash: v.ConfigHash, Keeper: n.keepers[0].Fingerprint, PublicKey: pub})
@@ -236,24 +278,12 @@ func TestServerPinIsChecked(t *testing.T) {
 }
 
 func TestUnderNoisedWeightsAreRefused(t *testing.T) {
-	ids := newIDs(t, 6)
-	ts, keepers, collectors := ids[0], ids[1:4], ids[4:6]
+	n := newTestNet(t, 0)
 	// Two collectors with w = 0.5: together they carry only σ²/2.
-	srv, err := New(Options{
-		Identity: ts, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: t.TempDir(),
-		Series: "test", Rounds: 1, RoundLength: time.Hour, SetupTime: time.Hour,
-		Keepers: fps(keepers), Threshold: 2, Collectors: fps(collectors), MinCollectors: 1,
-		Weights: noise.Weights{Default: 0.5}, Epsilon: 1, Delta: 1e-6,
-		Statistics: []round.StatisticSpec{{Name: "relay_bytes_read", Sigma: 100, Epsilon: 1, Delta: 1e-6, MaxPerCollector: 1 << 40}},
-		Logger:     discardLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	go srv.Run(ctx, false)
-	n := &testNet{server: srv}
+	n.opts.Weights = noise.Weights{Default: 0.5}
+	n.opts.Statistics = []round.StatisticSpec{{Name: "relay_bytes_read", Sigma: 100, Epsilon: 1, Delta: 1e-6, MaxPerCollector: 1 << 40}}
+	n.start(t)
+	srv := n.server
 	deadline := time.Now().Add(3 * time.Second)
 	for srv.Status().NotAnnounced == "" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -262,29 +292,9 @@ func TestUnderNoisedWeightsAreRefused(t *testing.T) {
 	if st.Phase != "" || !strings.Contains(st.NotAnnounced, "noise") {
 		t.Fatalf("status %+v: want no round and a noise coverage refusal", st)
 	}
-	if got := n.metric(t, `privstats_round_refusals_total{role="tally"}`); got != 1 {
-		t.Fatalf("tally refusals = %d, want 1", got)
+	if got := n.counts(t, "privstats_round_refusals_total")["tally"]; got != 1 {
+		t.Fatalf("tally refusals = %v, want 1", got)
 	}
-}
-
-// metric reads one sample from /metrics.
-func (n *testNet) metric(t *testing.T, series string) int {
-	t.Helper()
-	resp, err := http.Get("http://" + n.server.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			var x int
-			fmt.Sscan(v, &x)
-			return x
-		}
-	}
-	t.Fatalf("/metrics has no %s", series)
-	return 0
 }
 
 func TestResultsPageShowsTheRound(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/wire"
+	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/transport"
 )
@@ -24,8 +25,8 @@ import (
 func TestKeeperRefusesACollectorOutsideItsRoster(t *testing.T) {
 	n := startServer(t, 0)
 	admitted := fps(n.collectors[:1]) // the round lists both collectors
-	k, err := keeper.New(keeper.Options{Identity: n.keepers[0], Tally: n.server.Addr(), TallyFingerprint: n.ts.Fingerprint,
-		Keepers: fps(n.keepers), Roster: keeper.FixedRoster(admitted), Logger: discardLogger()})
+	k, err := keeper.New(keeper.Options{Options: node.Options{Identity: n.keepers[0], Tally: n.server.Addr(), TallyFingerprint: n.ts.Fingerprint,
+		Keepers: fps(n.keepers), Logger: discardLogger()}, Roster: keeper.FixedRoster(admitted)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +41,8 @@ func TestKeeperRefusesACollectorOutsideItsRoster(t *testing.T) {
 	if !strings.Contains(reason, "not on this keeper's roster") || !strings.Contains(reason, n.collectors[1].Fingerprint[:12]) {
 		t.Fatalf("recorded refusal %q, want the roster reason naming collector %s", reason, n.collectors[1].Fingerprint[:12])
 	}
-	if got := n.metric(t, `privstats_round_refusals_total{role="keeper"}`); got != 1 {
-		t.Fatalf("keeper refusals = %d, want 1", got)
+	if got := n.counts(t, "privstats_round_refusals_total")["keeper"]; got != 1 {
+		t.Fatalf("keeper refusals = %v, want 1", got)
 	}
 }
 
@@ -80,7 +81,7 @@ func TestServerRefusesTrailingDataAndCaseVariantKeys(t *testing.T) {
 		}
 	}
 	if got := n.rejected(t, "malformed"); got != 4 {
-		t.Errorf("malformed rejections = %d, want 4", got)
+		t.Errorf("malformed rejections = %v, want 4", got)
 	}
 }
 

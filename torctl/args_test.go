@@ -1,6 +1,7 @@
 package torctl
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -67,15 +68,23 @@ func TestParseKeywords(t *testing.T) {
 	}
 }
 
+// quoteRoundTrip checks that QuoteString(s) fits on one line and that
+// UnquoteString gives s back.
+func quoteRoundTrip(s string) error {
+	q := QuoteString(s)
+	if strings.ContainsAny(q, "\r\n") {
+		return fmt.Errorf("QuoteString(%q) = %q has a line break", s, q)
+	}
+	if got, err := UnquoteString(q); err != nil || got != s {
+		return fmt.Errorf("UnquoteString(QuoteString(%q)) = %q, %v", s, got, err)
+	}
+	return nil
+}
+
 func TestQuoteString(t *testing.T) {
 	for _, s := range []string{"", "plain", `a"b\c`, "line\r\nbreak\ttab", "\x00\x01\x7f\xff", "caf\u00e9"} {
-		q := QuoteString(s)
-		if strings.ContainsAny(q, "\r\n") {
-			t.Errorf("QuoteString(%q) = %q has a line break", s, q)
-		}
-		got, err := UnquoteString(q)
-		if err != nil || got != s {
-			t.Errorf("UnquoteString(QuoteString(%q)) = %q, %v", s, got, err)
+		if err := quoteRoundTrip(s); err != nil {
+			t.Error(err)
 		}
 	}
 	if _, err := UnquoteString(`"a" `); err == nil {

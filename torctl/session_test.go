@@ -60,23 +60,25 @@ func startSession(t *testing.T, ft *torctltest.Tor, cfg SessionConfig) *sessionH
 
 func (h *sessionHarness) connected(t *testing.T) ConnectInfo {
 	t.Helper()
-	select {
-	case info := <-h.connects:
-		return info
-	case <-time.After(5 * time.Second):
-		t.Fatal("session did not connect")
-		return ConnectInfo{}
-	}
+	return receive(t, h.connects, "session did not connect")
 }
 
 func (h *sessionHarness) event(t *testing.T) string {
 	t.Helper()
+	return receive(t, h.events, "no event arrived")
+}
+
+// receive waits for the session's next value on ch; the test fails with
+// missing if none comes within 5 seconds.
+func receive[T any](t *testing.T, ch <-chan T, missing string) T {
+	t.Helper()
 	select {
-	case ev := <-h.events:
-		return ev
+	case v := <-ch:
+		return v
 	case <-time.After(5 * time.Second):
-		t.Fatal("no event arrived")
-		return ""
+		t.Fatal(missing)
+		var zero T
+		return zero
 	}
 }
 

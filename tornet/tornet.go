@@ -291,12 +291,7 @@ func (n *Network) Restart(ctx context.Context, node *Node) error {
 
 // Node returns the node with the given name, or nil.
 func (n *Network) Node(name string) *Node {
-	for _, node := range n.Nodes {
-		if node.Name == name {
-			return node
-		}
-	}
-	return nil
+	return n.find(func(node *Node) bool { return node.Name == name })
 }
 
 // Client returns the client node, whose SocksAddr HTTPGet uses.
@@ -319,8 +314,13 @@ func (n *Network) Relays() []*Node {
 }
 
 func (n *Network) first(r Role) *Node {
+	return n.find(func(node *Node) bool { return node.Role == r })
+}
+
+// find returns the first node that match accepts, or nil.
+func (n *Network) find(match func(*Node) bool) *Node {
 	for _, node := range n.Nodes {
-		if node.Role == r {
+		if match(node) {
 			return node
 		}
 	}

@@ -32,32 +32,42 @@ func peerFingerprint(cs tls.ConnectionState) (string, error) {
 // is not allowed.
 var ErrUnknownPeer = errors.New("peer fingerprint not allowed")
 
-// ServerConfig is the TLS configuration of the tally server: TLS 1.3 only, a
-// client certificate required, and admitted only when allowed(fingerprint)
-// says so. rejected, when set, is told about every refused handshake.
-func ServerConfig(id *identity.Identity, allowed func(fp string) bool, rejected func(fp string, err error)) (*tls.Config, error) {
+// pinnedConfig is what both sides' configurations share: TLS 1.3 only, id's
+// certificate presented, and every handshake, resumed or not (that is when
+// VerifyConnection runs), decided by check from the fingerprint of the key
+// the peer presented, or the error of reading it.
+func pinnedConfig(id *identity.Identity, check func(fp string, err error) error) (*tls.Config, error) {
 	cert, err := id.Certificate()
 	if err != nil {
 		return nil, err
 	}
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAnyClientCert,
-		// Tickets would let a client skip the pin check on resumption.
-		SessionTicketsDisabled: true,
-		// VerifyConnection runs on every handshake, resumed or not.
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			fp, err := peerFingerprint(cs)
-			if err == nil && !allowed(fp) {
-				err = fmt.Errorf("%w: %s", ErrUnknownPeer, fp)
-			}
-			if err != nil && rejected != nil {
-				rejected(fp, err)
-			}
-			return err
-		},
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{cert},
+		VerifyConnection: func(cs tls.ConnectionState) error { return check(peerFingerprint(cs)) },
 	}, nil
+}
+
+// ServerConfig is the TLS configuration of the tally server: TLS 1.3 only, a
+// client certificate required, and admitted only when allowed(fingerprint)
+// says so. rejected, when set, is told about every refused handshake.
+func ServerConfig(id *identity.Identity, allowed func(fp string) bool, rejected func(fp string, err error)) (*tls.Config, error) {
+	c, err := pinnedConfig(id, func(fp string, err error) error {
+		if err == nil && !allowed(fp) {
+			err = fmt.Errorf("%w: %s", ErrUnknownPeer, fp)
+		}
+		if err != nil && rejected != nil {
+			rejected(fp, err)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.ClientAuth = tls.RequireAnyClientCert
+	// Tickets would let a client skip the pin check on resumption.
+	c.SessionTicketsDisabled = true
+	return c, nil
 }
 
 // ClientConfig is the TLS configuration of a keeper or collector: TLS 1.3
@@ -65,25 +75,17 @@ func ServerConfig(id *identity.Identity, allowed func(fp string) bool, rejected 
 // key has the pinned fingerprint. Chains and names are not checked: the pin
 // is the whole of the trust.
 func ClientConfig(id *identity.Identity, serverFingerprint string) (*tls.Config, error) {
-	cert, err := id.Certificate()
+	c, err := pinnedConfig(id, func(fp string, err error) error {
+		if err == nil && fp != serverFingerprint {
+			err = fmt.Errorf("server key %s is not the pinned %s", fp, serverFingerprint)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		Certificates:       []tls.Certificate{cert},
-		InsecureSkipVerify: true, // replaced by the pin check below
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			fp, err := peerFingerprint(cs)
-			if err != nil {
-				return err
-			}
-			if fp != serverFingerprint {
-				return fmt.Errorf("server key %s is not the pinned %s", fp, serverFingerprint)
-			}
-			return nil
-		},
-	}, nil
+	c.InsecureSkipVerify = true // replaced by the pin check
+	return c, nil
 }
 
 // PeerFingerprint is the identity of the client of a request on a server

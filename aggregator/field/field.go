@@ -51,6 +51,21 @@ func Canonical(x uint64) error {
 	return nil
 }
 
+// CheckCounters checks a vector a peer sent, one value per counter of a
+// round of n counters: that it has n values and every one is canonical.
+// what names the vector in the error ("report from collector …").
+func CheckCounters(what string, vs []Element, n int) error {
+	if len(vs) != n {
+		return fmt.Errorf("%s has %d values, the round has %d counters", what, len(vs), n)
+	}
+	for c, v := range vs {
+		if err := Canonical(v); err != nil {
+			return fmt.Errorf("%s, counter %d: %w", what, c, err)
+		}
+	}
+	return nil
+}
+
 // Add returns a + b mod P.
 func Add(a, b Element) Element {
 	s, carry := bits.Add64(a, b, 0)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"math"
 	"math/big"
+	"strings"
 	"testing"
 )
 
@@ -61,6 +62,26 @@ func TestCanonicalRejectsValuesAtOrAboveP(t *testing.T) {
 	for _, x := range []uint64{0, 1 << 63, P - 1} {
 		if err := Canonical(x); err != nil {
 			t.Errorf("Canonical(%d): %v", x, err)
+		}
+	}
+}
+
+// A peer's vector must have one value per counter, each canonical; the
+// error names the vector and, for a bad value, its counter.
+func TestCheckCounters(t *testing.T) {
+	if err := CheckCounters("report", []Element{0, 1, P - 1}, 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		vs   []Element
+		want string
+	}{
+		{[]Element{0, 1}, "report has 2 values, the round has 3 counters"},
+		{[]Element{0, 1, 2, 3}, "report has 4 values, the round has 3 counters"},
+		{[]Element{0, P, 2}, "report, counter 1: field element"},
+	} {
+		if err := CheckCounters("report", tc.vs, 3); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("CheckCounters(%v) = %v, want %q…", tc.vs, err, tc.want)
 		}
 	}
 }

@@ -225,19 +225,6 @@ func OpenBody(s identity.Signed, kind, signer string, into any) (string, error) 
 	return fp, nil
 }
 
-// CheckElements checks that every value is a canonical field element.
-func CheckElements(what string, vs []field.Element, n int) error {
-	if len(vs) != n {
-		return fmt.Errorf("%s has %d values, the round has %d counters", what, len(vs), n)
-	}
-	for c, v := range vs {
-		if err := field.Canonical(v); err != nil {
-			return fmt.Errorf("%s, counter %d: %w", what, c, err)
-		}
-	}
-	return nil
-}
-
 // The HPKE suite of docs/protocol.md ("Sealed bundles").
 var (
 	bundleKEM  = hpke.DHKEM(ecdh.X25519())
@@ -316,5 +303,5 @@ func OpenShares(priv hpke.PrivateKey, sealed []byte, configHash, collector, keep
 		out[i] = binary.LittleEndian.Uint64(pt[8*i:])
 	}
 	clear(pt)
-	return out, CheckElements("bundle from collector "+collector, out, n)
+	return out, field.CheckCounters("bundle from collector "+collector, out, n)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/privstats/privstats/config"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/health"
+	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/policy"
@@ -33,26 +34,26 @@ type roleFlags struct {
 	verbose bool
 }
 
-func (r *roleFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-}, exitHelp string) {
-	fs.StringVar(&r.config, "c", "", "the role's YAML config `FILE` (required)")
-	fs.BoolVar(&r.once, "exit-when-done", false, exitHelp)
-	fs.BoolVar(&r.verbose, "v", false, "log debug detail")
-}
+// nodeExitHelp is what -exit-when-done does for a keeper or collector.
+const nodeExitHelp = "exit when the tally server says no more rounds will run"
 
-// loadRole parses a role's flags into rf (-c is required) and loads the
-// file -c names with load.
-func loadRole[C any](rf *roleFlags, fs *flag.FlagSet, args []string, load func(path string) (*C, error)) (*C, error) {
+// loadRole registers the flags every long-running role shares on fs
+// (exitHelp says when -exit-when-done exits), parses args (-c is required)
+// and loads the file -c names with load.
+func loadRole[C any](fs *flag.FlagSet, args []string, exitHelp string, load func(path string) (*C, error)) (*C, roleFlags, error) {
+	var rf roleFlags
+	fs.StringVar(&rf.config, "c", "", "the role's YAML config `FILE` (required)")
+	fs.BoolVar(&rf.once, "exit-when-done", false, exitHelp)
+	fs.BoolVar(&rf.verbose, "v", false, "log debug detail")
 	if err := parse(fs, args, 0, 0); err != nil {
-		return nil, err
+		return nil, rf, err
 	}
 	if rf.config == "" {
 		fs.Usage()
-		return nil, errUsage
+		return nil, rf, errUsage
 	}
-	return load(rf.config)
+	cfg, err := load(rf.config)
+	return cfg, rf, err
 }
 
 func newLogger(stderr io.Writer, verbose bool) *slog.Logger {
@@ -101,6 +102,14 @@ func setUp(role, identityKey, dataDir string, pol policy.Policy, verbose bool, s
 	}, nil
 }
 
+// nodeOptions are what a keeper or collector runs with: this setup's key,
+// ledger and logger, the tally server and keepers its config pins, and its
+// health hook.
+func (s *roleSetup) nodeOptions(tally config.Peer, keepers []string, exitWhenFinished bool, health func(connected bool, phase string)) node.Options {
+	return node.Options{Identity: s.id, Tally: tally.Address, TallyFingerprint: tally.Fingerprint, Keepers: keepers,
+		Policy: s.check, Record: s.record, ExitWhenFinished: exitWhenFinished, Health: health, Logger: s.log}
+}
+
 // serveHealth serves a node's health /metrics on listen ("" serves none)
 // until ctx ends.
 func serveHealth(ctx context.Context, role, listen string) *health.Status {
@@ -113,9 +122,7 @@ func serveHealth(ctx context.Context, role, listen string) *health.Status {
 
 func runTally(args []string, stdout, stderr io.Writer) error {
 	fs := flags("tally", "-c tally.yaml", stderr)
-	var rf roleFlags
-	rf.register(fs, "exit once every configured round has ended")
-	cfg, err := loadRole(&rf, fs, args, config.LoadTally)
+	cfg, rf, err := loadRole(fs, args, "exit once every configured round has ended", config.LoadTally)
 	if err != nil {
 		return err
 	}
@@ -150,9 +157,7 @@ func runTally(args []string, stdout, stderr io.Writer) error {
 
 func runKeeper(args []string, stdout, stderr io.Writer) error {
 	fs := flags("keeper", "-c keeper.yaml", stderr)
-	var rf roleFlags
-	rf.register(fs, "exit when the tally server says no more rounds will run")
-	cfg, err := loadRole(&rf, fs, args, config.LoadKeeper)
+	cfg, rf, err := loadRole(fs, args, nodeExitHelp, config.LoadKeeper)
 	if err != nil {
 		return err
 	}
@@ -163,8 +168,7 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext()
 	defer stop()
 	status := serveHealth(ctx, "keeper", cfg.HealthListen)
-	k, err := keeper.New(keeper.Options{Identity: s.id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
-		Keepers: cfg.Keepers, Roster: cfg.RosterFunc(), DishonestKeepers: cfg.Policy.DishonestKeepers, Policy: s.check, Record: s.record, ExitWhenFinished: rf.once, Health: status.Set, Logger: s.log})
+	k, err := keeper.New(keeper.Options{Options: s.nodeOptions(cfg.Tally, cfg.Keepers, rf.once, status.Set), Roster: cfg.RosterFunc(), DishonestKeepers: cfg.Policy.DishonestKeepers})
 	if err != nil {
 		return err
 	}
@@ -174,10 +178,8 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 
 func runCollect(args []string, stdout, stderr io.Writer) error {
 	fs := flags("collect", "-c collector.yaml [--record FILE]", stderr)
-	var rf roleFlags
-	rf.register(fs, "exit when the tally server says no more rounds will run")
 	recordTo := fs.String("record", "", "also write every event received to trace `FILE` (your relay's raw events; keep it private)")
-	cfg, err := loadRole(&rf, fs, args, config.LoadCollector)
+	cfg, rf, err := loadRole(fs, args, nodeExitHelp, config.LoadCollector)
 	if err != nil {
 		return err
 	}
@@ -204,8 +206,7 @@ func runCollect(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext()
 	defer stop()
 	status := serveHealth(ctx, "collector", cfg.HealthListen)
-	c, err := collector.New(collector.Options{Identity: s.id, Tally: cfg.Tally.Address, TallyFingerprint: cfg.Tally.Fingerprint,
-		Keepers: cfg.Keepers, Source: src, Policy: s.check, Record: s.record, ExitWhenFinished: rf.once, Health: status.Set, Logger: s.log})
+	c, err := collector.New(collector.Options{Options: s.nodeOptions(cfg.Tally, cfg.Keepers, rf.once, status.Set), Source: src})
 	if err != nil {
 		return err
 	}

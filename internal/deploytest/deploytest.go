@@ -20,6 +20,7 @@ import (
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/source"
@@ -261,43 +262,40 @@ func (d *Deployment) CollectorFingerprints() []string { return fingerprints(d.Co
 // adjust's.
 func (d *Deployment) StartKeeper(i int, adjust func(*keeper.Options)) (*Node, error) {
 	n := d.node(d.KeeperIDs[i], func() (*Node, error) { return d.StartKeeper(i, adjust) })
-	o := keeper.Options{Identity: n.ID, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
-		Keepers: d.KeeperFingerprints(), Roster: keeper.FixedRoster(d.CollectorFingerprints()), ExitWhenFinished: true, Logger: d.opts.Logger("keeper", i)}
-	if d.opts.Keeper != nil {
-		d.opts.Keeper(i, &o)
-	}
-	if adjust != nil {
-		adjust(&o)
-	}
+	o := keeper.Options{Options: d.nodeOptions(n, "keeper", i), Roster: keeper.FixedRoster(d.CollectorFingerprints())}
+	adjustOptions(&o, i, d.opts.Keeper, adjust)
 	o.Health = n.health(o.Health)
-	k, err := keeper.New(o)
-	if err != nil {
-		return nil, fmt.Errorf("deploytest: keeper %d: %w", i, err)
-	}
-	d.run(n, &d.keepers[i], k.Run)
-	return n, nil
+	return d.run(n, &d.keepers[i], "keeper", i, func() (runner, error) { return keeper.New(o) })
 }
 
 // StartCollector starts collector i with Options.Collector's adjustments,
 // then adjust's.
 func (d *Deployment) StartCollector(i int, adjust func(*collector.Options)) (*Node, error) {
 	n := d.node(d.CollectorIDs[i], func() (*Node, error) { return d.StartCollector(i, adjust) })
-	o := collector.Options{Identity: n.ID, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
-		Keepers: d.KeeperFingerprints(), ExitWhenFinished: true, Logger: d.opts.Logger("collector", i),
+	o := collector.Options{Options: d.nodeOptions(n, "collector", i),
 		Source: source.Synthetic(source.SyntheticOptions{Rate: d.opts.Rate, Seed: uint64(i + 1)})}
-	if d.opts.Collector != nil {
-		d.opts.Collector(i, &o)
+	adjustOptions(&o, i, d.opts.Collector, adjust)
+	o.Health = n.health(o.Health)
+	return d.run(n, &d.collectors[i], "collector", i, func() (runner, error) { return collector.New(o) })
+}
+
+// nodeOptions are what node n, number i of its role, starts with: its key,
+// the tally server and keepers pinned, exit when the server is finished,
+// and its logger.
+func (d *Deployment) nodeOptions(n *Node, role string, i int) node.Options {
+	return node.Options{Identity: n.ID, Tally: d.Addr(), TallyFingerprint: d.TallyID.Fingerprint,
+		Keepers: d.KeeperFingerprints(), ExitWhenFinished: true, Logger: d.opts.Logger(role, i)}
+}
+
+// adjustOptions applies the deployment's adjustments for node i (each),
+// then the test's (adjust), to a node's options.
+func adjustOptions[O any](o *O, i int, each func(int, *O), adjust func(*O)) {
+	if each != nil {
+		each(i, o)
 	}
 	if adjust != nil {
-		adjust(&o)
+		adjust(o)
 	}
-	o.Health = n.health(o.Health)
-	c, err := collector.New(o)
-	if err != nil {
-		return nil, fmt.Errorf("deploytest: collector %d: %w", i, err)
-	}
-	d.run(n, &d.collectors[i], c.Run)
-	return n, nil
 }
 
 // Keeper returns the keeper i started last, or nil.
@@ -318,9 +316,16 @@ func (d *Deployment) node(id *identity.Identity, restart func() (*Node, error)) 
 	return &Node{ID: id, done: make(chan struct{}), restart: restart, polled: make(chan struct{})}
 }
 
-// run runs a node until it or the deployment stops, as the latest node in
-// slot.
-func (d *Deployment) run(n *Node, slot **Node, run func(context.Context) error) {
+// runner is a keeper or a collector.
+type runner interface{ Run(context.Context) error }
+
+// run makes node i of role with build and runs it until it or the
+// deployment stops, as the latest node in slot.
+func (d *Deployment) run(n *Node, slot **Node, role string, i int, build func() (runner, error)) (*Node, error) {
+	r, err := build()
+	if err != nil {
+		return nil, fmt.Errorf("deploytest: %s %d: %w", role, i, err)
+	}
 	var ctx context.Context
 	ctx, n.cancel = context.WithCancel(d.ctx)
 	d.mu.Lock()
@@ -329,8 +334,9 @@ func (d *Deployment) run(n *Node, slot **Node, run func(context.Context) error) 
 	d.mu.Unlock()
 	go func() {
 		defer close(n.done)
-		n.err = run(ctx)
+		n.err = r.Run(ctx)
 	}()
+	return n, nil
 }
 
 // Outcomes returns what the tally server has published so far.
@@ -379,6 +385,12 @@ func (d *Deployment) WaitStatus(ctx context.Context, what string, cond func(tall
 			return d.Tally.Status(), fmt.Errorf("waiting for %s: %v; %s", what, ctx.Err(), d.where())
 		}
 	}
+}
+
+// WaitRefusal waits until the tally server has recorded the refusal of the
+// node with fingerprint fp and returns the status that holds it.
+func (d *Deployment) WaitRefusal(ctx context.Context, fp string) (tally.Status, error) {
+	return d.WaitStatus(ctx, "the refusal of node "+fp[:12], func(st tally.Status) bool { return st.Refusals[fp] != "" })
 }
 
 // where says where the current round stands, for failure messages.

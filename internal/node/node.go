@@ -1,33 +1,64 @@
 // Package node is what share keepers and collectors share as clients of
-// the tally server: their client and logger, the long-poll loop that hands
-// each new view of the round to the role, and the signed refusal a node
-// sends when it sits a round out.
+// the tally server: their common options, their client and logger, the
+// long-poll loop that hands each new view of the round to the role, and the
+// signed refusal a node sends when it sits a round out.
 package node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/wait"
 )
 
-// NewClient is a node's client of the tally server at addr, pinned to
-// serverFingerprint. Its timeout outlasts the server's longest long poll,
-// so a poll that waits for news is not cut short.
-func NewClient(id *identity.Identity, addr, serverFingerprint string) (*wire.Client, error) {
-	return wire.NewClient(id, addr, serverFingerprint, (wire.MaxLongPollS+15)*time.Second)
+// Options are what a share keeper and a collector are both configured
+// with; each role's Options embed them.
+type Options struct {
+	Identity *identity.Identity
+	// Tally is the tally server's address; TallyFingerprint pins it.
+	Tally            string
+	TallyFingerprint string
+	// Keepers pins the keeper list, in x-coordinate order: a round naming
+	// other keepers (or, for a collector, round keys they did not sign) is
+	// refused, so the tally server cannot swap in keepers of its own.
+	Keepers []string
+	// Policy is the node's local policy check; nil accepts.
+	Policy func(cfg *round.Config, now time.Time) error
+	// Record is told of every round the node takes part in (the policy
+	// ledger).
+	Record func(cfg *round.Config) error
+	// ExitWhenFinished makes Run return when the tally server says no more
+	// rounds will run.
+	ExitWhenFinished bool
+	// Health, when set, is told whether the node reaches the tally server
+	// and the round's phase (for its health /metrics).
+	Health func(connected bool, phase string)
+	Logger *slog.Logger
 }
 
-// Logger is log (slog.Default() if nil) naming the node by its role and the
-// start of its fingerprint, as every line a keeper or collector logs does.
-func Logger(log *slog.Logger, role string, id *identity.Identity) *slog.Logger {
+// Prepare checks that o names the node's identity key and returns the
+// node's client of the tally server and its logger. The client's timeout
+// outlasts the server's longest long poll, so a poll that waits for news is
+// not cut short; the logger (o.Logger, or slog.Default()) names role and
+// the start of the node's fingerprint on every line.
+func (o Options) Prepare(role string) (*wire.Client, *slog.Logger, error) {
+	if o.Identity == nil {
+		return nil, nil, fmt.Errorf("%s: no identity key", role)
+	}
+	c, err := wire.NewClient(o.Identity, o.Tally, o.TallyFingerprint, (wire.MaxLongPollS+15)*time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return log.With(role, id.Fingerprint[:12])
+	return c, log.With(role, o.Identity.Fingerprint[:12]), nil
 }
 
 // Poller long-polls the tally server for the round's state.

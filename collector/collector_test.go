@@ -1,13 +1,11 @@
 package collector_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -275,7 +273,7 @@ func TestCollectorReportsTheSampledWindow(t *testing.T) {
 	}
 	opts.Statistics = []round.StatisticSpec{spec}
 	opts.Record = func(cfg *round.Config) error { announced <- cfg; return nil }
-	var logs syncBuffer
+	var logs deploytest.Log
 	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts,
 		// An interval longer than the test: only the edges are read.
 		Collector: func(_ int, o *collector.Options) {
@@ -301,22 +299,4 @@ func TestCollectorReportsTheSampledWindow(t *testing.T) {
 		!strings.Contains(log, "start_late_ms=") || !strings.Contains(log, "end_late_ms=") || !strings.Contains(log, "end_failed=0") {
 		t.Errorf("the collector did not log how late the edge reads were:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a log a test reads while the collector writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -48,7 +48,7 @@ type windowTruth struct {
 	bwRead, bwWritten         uint64 // relay_bytes_read, relay_bytes_written
 	metricRead, metricWritten uint64 // relay_traffic_bytes{read, written}
 	begin                     uint64 // exit_streams_by_type begin
-	edgeRead, edgeWritten     uint64 // the first BW second at or after each edge, both edges summed
+	edgeRead, edgeWritten     uint64 // the BW seconds at each edge (see withinEdges), both edges summed
 }
 
 // window counts the events with a time in [start, end), as the collector
@@ -66,7 +66,7 @@ func (r *relayTruth) window(start, end time.Time) (w windowTruth, err error) {
 			}
 			for i, edge := range []time.Time{start, end} {
 				if !edgeSeen[i] && !ev.at.Before(edge) {
-					edgeSeen[i] = true
+					edgeSeen[i] = !ev.at.Before(edge.Add(source.EdgeTolerance))
 					w.edgeRead += bw.Read
 					w.edgeWritten += bw.Written
 				}
@@ -102,7 +102,9 @@ func (r *relayTruth) window(start, end time.Time) (w windowTruth, err error) {
 // BW events' within the bytes of one BW second at each edge: BW counts
 // whole seconds, each ending when its event arrives, so at the start it
 // may hold up to the first second's bytes from before the window and at
-// the end lack up to the bytes of the second that straddles it.
+// the end lack up to the bytes of the second that straddles it. The
+// MetricsPort's edges are up to source.EdgeTolerance late, so a BW event
+// that arrives within that of an edge counts the next second in too.
 func withinEdges(metric, bw, edges uint64) bool {
 	return metric+edges >= bw && metric <= bw+edges
 }

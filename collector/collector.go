@@ -43,6 +43,9 @@ type Collector struct {
 	opts   Options
 	log    *slog.Logger
 	client *wire.Client
+	// windows tells the source of the rounds' windows, so that a
+	// sampling source reads at their edges (docs/sources.md).
+	windows *source.Windows
 
 	mu      sync.Mutex // guards the counting state below
 	active  *activeRound
@@ -79,7 +82,7 @@ func New(opts Options) (*Collector, error) {
 	if len(opts.Keepers) == 0 {
 		return nil, errors.New("collector: no keepers pinned")
 	}
-	return &Collector{opts: opts, log: log, client: c}, nil
+	return &Collector{opts: opts, log: log, client: c, windows: source.NewWindows()}, nil
 }
 
 // Run feeds events to the counters and plays the collector's part in every
@@ -91,7 +94,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	srcDone := make(chan struct{})
 	go func() {
 		defer close(srcDone)
-		srcErr <- c.opts.Source.Run(ctx, c.event, c.gap)
+		srcErr <- c.opts.Source.Run(ctx, c.windows, c.event, c.gap)
 	}()
 	// Stop the source and wait for it before returning, so that a source
 	// with something to finish (a recorder flushing its trace) finishes
@@ -206,9 +209,15 @@ func (c *Collector) handle(ctx context.Context, v *wire.RoundView) error {
 // drop forgets the active round.
 func (c *Collector) drop() {
 	c.mu.Lock()
+	a := c.active
 	c.active = nil
 	c.mu.Unlock()
+	if a != nil {
+		c.windows.Remove(window(a.cfg))
+	}
 }
+
+func window(cfg *round.Config) source.Window { return source.Window{Start: cfg.Start, End: cfg.End} }
 
 // refuse tells the tally server why this collector sits the round out.
 func (c *Collector) refuse(ctx context.Context, hash, reason string) {
@@ -302,6 +311,7 @@ func (c *Collector) join(ctx context.Context, v *wire.RoundView) error {
 	c.mu.Lock()
 	c.active = a
 	c.mu.Unlock()
+	c.windows.Add(window(cfg))
 	c.log.Info("set up for round", "round", cfg.Round, "counters", cfg.NumCounters(), "keepers", len(keys), "start", cfg.Start, "end", cfg.End)
 	return c.sendBundles(ctx, a)
 }
@@ -379,6 +389,9 @@ func (c *Collector) report(ctx context.Context, a *activeRound) error {
 		return nil
 	}
 	if a.reportMsg == nil {
+		if err := c.awaitEdges(ctx, a); err != nil {
+			return err
+		}
 		msg, err := c.signReport(a)
 		if err != nil {
 			return err
@@ -395,5 +408,28 @@ func (c *Collector) report(ctx context.Context, a *activeRound) error {
 	}
 	c.log.Info("reported", "round", a.cfg.Round, "gaps", len(a.gaps))
 	c.drop()
+	return nil
+}
+
+// awaitEdges waits until every sampling source has read at the window's
+// end (or reported a gap where it could not), so that the report holds the
+// whole window, and says how late the reads at the edges were: the window
+// each sampling source counted is the round's, each edge at most that
+// late. Only times are logged, never a value read.
+func (c *Collector) awaitEdges(ctx context.Context, a *activeRound) error {
+	start, end, err := c.windows.Wait(ctx, window(a.cfg))
+	if err != nil {
+		return err
+	}
+	if start.Read+start.Failed+end.Read+end.Failed == 0 {
+		return nil // no sampling source
+	}
+	level := slog.LevelInfo
+	if start.Failed+end.Failed > 0 || max(start.Late, end.Late) > source.EdgeTolerance {
+		level = slog.LevelWarn
+	}
+	c.log.Log(ctx, level, "sampling sources read at the window's edges", "round", a.cfg.Round,
+		"start_late_ms", float64(start.Late.Microseconds())/1000, "start_failed", start.Failed,
+		"end_late_ms", float64(end.Late.Microseconds())/1000, "end_failed", end.Failed)
 	return nil
 }

@@ -3,7 +3,9 @@ package collector_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/deploytest"
 	"github.com/privstats/privstats/internal/deploytest/slow"
+	"github.com/privstats/privstats/source"
+	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
 )
 
@@ -23,7 +27,7 @@ type step func(emit func(at time.Time, line []byte), gap func(start, end time.Ti
 // run, in order, on the source's goroutine, as tor's events would arrive.
 type feed chan step
 
-func (f feed) Run(ctx context.Context, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
+func (f feed) Run(ctx context.Context, _ *source.Windows, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -184,5 +188,83 @@ func TestRestartedCollectorSitsOut(t *testing.T) {
 	}
 	if o.Statistics[0].Bins[0].NoisyTotal <= 0 {
 		t.Errorf("relay_bytes_read = %d; the collector that stayed counted nothing", o.Statistics[0].Bins[0].NoisyTotal)
+	}
+}
+
+// edgeSampler is a sampling source's counter, as tor's MetricsPort would
+// give it for a round's window: 7 before the window, 27 from its start
+// (20 counted just before the start, which the read at the start sees),
+// 327 from its end; the read at the end answers slowly.
+type edgeSampler struct {
+	cfg  <-chan *round.Config
+	win  *round.Config
+	slow time.Duration
+}
+
+func (s *edgeSampler) Sample(ctx context.Context) (map[source.Series]uint64, error) {
+	if s.win == nil {
+		select {
+		case s.win = <-s.cfg:
+		default:
+		}
+	}
+	v := uint64(7)
+	switch now := time.Now(); {
+	case s.win != nil && !now.Before(s.win.End):
+		select {
+		case <-time.After(s.slow):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		v = 327
+	case s.win != nil && !now.Before(s.win.Start):
+		v = 27
+	}
+	return map[source.Series]uint64{{Name: "tor_relay_traffic_bytes", Labels: `direction="read"`}: v}, nil
+}
+
+// A collector whose source samples counters waits, before it reports,
+// until the source has read at the window's end, however slowly: the
+// report holds exactly the counters' increase between the reads at the
+// window's start and end, and the collector logs how late those reads were.
+func TestCollectorReportsTheSampledWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a round of a few seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	announced := make(chan *round.Config, 1)
+	opts := deploytest.ShortRound()
+	spec, err := stats.Resolve("relay_traffic_bytes", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Statistics = []round.StatisticSpec{spec}
+	opts.Record = func(cfg *round.Config) error { announced <- cfg; return nil }
+	var logs deploytest.Log
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: opts,
+		// An interval longer than the test: only the edges are read.
+		Collector: func(_ int, o *collector.Options) {
+			o.Source = source.Sampled("test counter", &edgeSampler{cfg: announced, slow: 300 * time.Millisecond}, time.Hour)
+		},
+		Logger: func(role string, _ int) *slog.Logger {
+			if role == "collector" {
+				return slog.New(slog.NewTextHandler(&logs, nil))
+			}
+			return slog.New(slog.DiscardHandler)
+		}})
+	o, err := d.VerifiedOutcome(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.Statistics[0].Bins[0].NoisyTotal; got != 300 {
+		t.Errorf("relay_traffic_bytes/read = %d, want 300 (the increase between the reads at the start and the end)", got)
+	}
+	if gaps := o.Collectors.Gaps[d.CollectorIDs[0].Fingerprint]; len(gaps) != 0 {
+		t.Errorf("gaps %v, want none", gaps)
+	}
+	if log := logs.String(); !strings.Contains(log, `msg="sampling sources read at the window's edges"`) ||
+		!strings.Contains(log, "start_late_ms=") || !strings.Contains(log, "end_late_ms=") || !strings.Contains(log, "end_failed=0") {
+		t.Errorf("the collector did not log how late the edge reads were:\n%s", logs.String())
 	}
 }

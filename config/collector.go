@@ -78,7 +78,8 @@ func (s *ControlSource) Network() (network, address string) {
 type MetricsPortSource struct {
 	// URL is the MetricsPort's address, e.g. http://127.0.0.1:9035/metrics.
 	URL string `yaml:"url"`
-	// Interval is the time between scrapes; default 10s.
+	// Interval is the time between scrapes between window edges, where
+	// the source reads as well; default 10s.
 	Interval policy.Duration `yaml:"interval"`
 }
 

@@ -1,31 +1,13 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/privstats/privstats/internal/deploytest"
 )
-
-// syncBuffer is a log sink shared by every component of a demo.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Every attack of the demo's tally server is refused by every keeper, with
 // its reason in the keeper's log, in /api/v1/status and counted in
@@ -39,7 +21,7 @@ func TestEveryAttackIsRefused(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			var log syncBuffer
+			var log deploytest.Log
 			rep, err := Run(ctx, Options{Collectors: 4, Keepers: 3, Duration: 2 * time.Second, Attack: a.Name, Dir: t.TempDir(), Log: &log})
 			if err != nil {
 				t.Fatal(err)

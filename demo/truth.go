@@ -30,8 +30,8 @@ type tee struct {
 
 // Run runs the wrapped source, counting each event before the collector
 // gets it.
-func (t *tee) Run(ctx context.Context, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
-	return t.src.Run(ctx, func(at time.Time, line []byte) {
+func (t *tee) Run(ctx context.Context, w *source.Windows, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
+	return t.src.Run(ctx, w, func(at time.Time, line []byte) {
 		t.count(at, line)
 		emit(at, line)
 	}, gap)

@@ -54,7 +54,7 @@ func Preview(ctx context.Context, tracePath string, statNames []string, w io.Wri
 	counters := make(plainCounters, prog.NumCounters())
 	var c stats.Counters = counters
 	var r report
-	err = source.Trace(tracePath, source.Fast).Run(ctx,
+	err = source.Trace(tracePath, source.Fast).Run(ctx, nil,
 		func(at time.Time, line []byte) {
 			if r.Events == 0 {
 				r.First = at.UTC()

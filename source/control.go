@@ -51,7 +51,7 @@ type control struct {
 // privcountSetting turns on PrivCount-patched tor's events.
 var privcountSetting = torctl.KeyValue{Key: "EnablePrivCount", Value: "1"}
 
-func (c *control) Run(ctx context.Context, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
+func (c *control) Run(ctx context.Context, _ *Windows, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
 	o := c.opts
 	log := o.Logger
 	if log == nil {

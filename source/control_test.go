@@ -71,7 +71,7 @@ func TestControlSubscribesCountsAndReconnects(t *testing.T) {
 	})
 	errc := make(chan error, 1)
 	go func() {
-		errc <- src.Run(ctx,
+		errc <- src.Run(ctx, nil,
 			func(at time.Time, line []byte) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -160,7 +160,7 @@ func TestControlOnStockTorSkipsPrivCount(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- source.Control(source.ControlOptions{Address: ft.Addr, Events: []string{"BW", "PRIVCOUNT_STREAM_ENDED"},
-			Logger: slog.New(slog.DiscardHandler)}).Run(ctx, func(time.Time, []byte) {}, func(time.Time, time.Time) {})
+			Logger: slog.New(slog.DiscardHandler)}).Run(ctx, nil, func(time.Time, []byte) {}, func(time.Time, time.Time) {})
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for !slices.Contains(commandLog(ft), "0: SETEVENTS BW") {

@@ -20,13 +20,13 @@ func Merge(parts ...Source) Source {
 
 type merged []Source
 
-func (m merged) Run(ctx context.Context, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
+func (m merged) Run(ctx context.Context, w *Windows, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errs := make([]error, len(m))
 	for i, s := range m {
 		wg.Go(func() {
-			errs[i] = s.Run(ctx,
+			errs[i] = s.Run(ctx, w,
 				func(at time.Time, line []byte) {
 					mu.Lock()
 					defer mu.Unlock()

@@ -17,7 +17,7 @@ func TestMergeDeliversEveryPartsEventsAndGaps(t *testing.T) {
 	os.WriteFile(b, []byte("# gap 1795316000.000 1795316001.000\n1795316010.000 650 BW 5 6\n"), 0o600)
 	var lines []string
 	gaps := 0
-	err := Merge(Trace(a, Fast), Trace(b, Fast)).Run(context.Background(),
+	err := Merge(Trace(a, Fast), Trace(b, Fast)).Run(context.Background(), nil,
 		func(_ time.Time, line []byte) { lines = append(lines, string(line)) },
 		func(time.Time, time.Time) { gaps++ })
 	if err != nil {
@@ -34,7 +34,7 @@ func TestMergeDeliversEveryPartsEventsAndGaps(t *testing.T) {
 
 func TestMergeReportsAPartsFailure(t *testing.T) {
 	err := Merge(Trace(filepath.Join(t.TempDir(), "missing.trace"), Fast), Synthetic(SyntheticOptions{Fast: true, Limit: 10, Seed: 1})).Run(
-		context.Background(), func(time.Time, []byte) {}, func(time.Time, time.Time) {})
+		context.Background(), nil, func(time.Time, []byte) {}, func(time.Time, time.Time) {})
 	if err == nil {
 		t.Fatal("a missing trace went unreported")
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -27,16 +26,12 @@ const DefaultMetricsInterval = 10 * time.Second
 // maxMetricsBody bounds one scrape; tor's relay metrics are a few KiB.
 const maxMetricsBody = 16 << 20
 
-// MetricsPort returns a source that scrapes tor's MetricsPort at url every
-// interval and emits, for every counter series that grew since the
-// previous scrape, a stats.MetricEvent line with the increase.
-//
-// Counters follow Prometheus semantics: a value lower than the previous one
-// means tor restarted, so the new value is the increase; a series that
-// appears between scrapes started from zero. The first scrape, and the
-// first after a failed one, only sets the baseline. A failed scrape is a
-// gap from the last good scrape to the next one: the increase in between
-// is not counted, because it cannot be placed in time.
+// MetricsPort returns a source that reads tor's MetricsPort at url: at
+// every window edge and every interval in between, as Sampled describes.
+// Every counter series is read: a series of a counter family, of an untyped
+// family named like one (…_total), or a created or rejected series of
+// tor_relay_connections_total (old tors declared it a gauge). Values are
+// floored to whole numbers.
 //
 // client may be nil for a plain client whose timeout is the interval
 // (between 1 s and 30 s).
@@ -47,113 +42,50 @@ func MetricsPort(url string, interval time.Duration, client *http.Client) Source
 	if client == nil {
 		client = &http.Client{Timeout: min(max(interval, time.Second), 30*time.Second)}
 	}
-	return &metricsPort{url: url, interval: interval, client: client}
+	return &metricsPort{url: url, Source: Sampled("tor MetricsPort "+url, &metricsPortSampler{url: url, client: client}, interval)}
 }
 
+// metricsPort checks the URL before it samples.
 type metricsPort struct {
-	url      string
-	interval time.Duration
-	client   *http.Client
+	url string
+	Source
 }
 
-// series is what the source remembers of one counter series: its last
-// value, and the scrape that last saw it.
-type series struct {
-	value float64
-	seen  uint64
-}
-
-func (m *metricsPort) Run(ctx context.Context, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
+func (m *metricsPort) Run(ctx context.Context, w *Windows, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
 	if u, err := url.Parse(m.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("metricsport: %q is not an http:// URL (e.g. http://127.0.0.1:9035/metrics)", m.url)
 	}
-	log := slog.Default()
-	ticker := time.NewTicker(m.interval)
-	defer ticker.Stop()
-	var (
-		prev     = map[string]*series{}
-		scrapes  uint64
-		baseline = true
-		inGap    bool
-		gapStart = time.Now()
-		lastOK   time.Time
-		line     []byte
-		labels   []byte
-	)
-	for {
-		at := time.Now()
-		fams, err := m.scrape(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		if err != nil {
-			if !inGap {
-				inGap = true
-				if !lastOK.IsZero() {
-					gapStart = lastOK
-				}
-				log.Warn("tor MetricsPort scrape failed; counting stops until it works again", "url", m.url, "err", err)
-			}
-			baseline = true
-		} else {
-			if inGap {
-				inGap = false
-				log.Info("tor MetricsPort scrape works again", "url", m.url)
-				gap(gapStart, at)
-			}
-			scrapes++
-			for _, name := range sortedKeys(fams) {
-				fam := fams[name]
-				for _, mt := range fam.GetMetric() {
-					v, ok := counterValue(fam, mt)
-					if !ok {
-						continue
-					}
-					labels = labels[:0]
-					pairs := slices.Clone(mt.GetLabel())
-					slices.SortFunc(pairs, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
-					for _, p := range pairs {
-						labels = stats.AppendMetricLabel(labels, p.GetName(), p.GetValue())
-					}
-					key := name + "{" + string(labels) + "}"
-					s := prev[key]
-					if s == nil {
-						s = &series{value: 0}
-						prev[key] = s
-					}
-					inc := v
-					switch {
-					case baseline:
-						inc = 0
-					case v >= s.value:
-						inc = v - s.value
-					}
-					s.value, s.seen = v, scrapes
-					if inc >= 1 && inc < math.MaxUint64 {
-						line = stats.MetricLine(line[:0], name, string(labels), uint64(inc))
-						emit(at, line)
-					}
-				}
-			}
-			for k, s := range prev {
-				if s.seen != scrapes {
-					delete(prev, k)
-				}
-			}
-			baseline = false
-			lastOK = at
-		}
-		select {
-		case <-ctx.Done():
-		case <-ticker.C:
-			continue
-		}
-		break
+	return m.Source.Run(ctx, w, emit, gap)
+}
+
+type metricsPortSampler struct {
+	url    string
+	client *http.Client
+}
+
+func (m *metricsPortSampler) Sample(ctx context.Context) (map[Series]uint64, error) {
+	fams, err := m.scrape(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if inGap {
-		gap(gapStart, time.Now())
+	vals := map[Series]uint64{}
+	var labels []byte
+	for name, fam := range fams {
+		for _, mt := range fam.GetMetric() {
+			v, ok := counterValue(fam, mt)
+			if !ok || v >= math.MaxUint64 {
+				continue
+			}
+			labels = labels[:0]
+			pairs := slices.Clone(mt.GetLabel())
+			slices.SortFunc(pairs, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+			for _, p := range pairs {
+				labels = stats.AppendMetricLabel(labels, p.GetName(), p.GetValue())
+			}
+			vals[Series{Name: name, Labels: string(labels)}] = uint64(v)
+		}
 	}
-	return nil
+	return vals, nil
 }
 
 // counterValue returns a series' value if it is a counter: a series of a
@@ -194,17 +126,8 @@ func hasLabel(mt *dto.Metric, name string, values ...string) bool {
 	return false
 }
 
-func sortedKeys(fams map[string]*dto.MetricFamily) []string {
-	keys := make([]string, 0, len(fams))
-	for k := range fams {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // scrape fetches and parses one exposition.
-func (m *metricsPort) scrape(ctx context.Context) (map[string]*dto.MetricFamily, error) {
+func (m *metricsPortSampler) scrape(ctx context.Context) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.url, nil)
 	if err != nil {
 		return nil, err
@@ -223,6 +146,11 @@ func (m *metricsPort) scrape(ctx context.Context) (map[string]*dto.MetricFamily,
 	fams, err := parser.TextToMetricFamilies(body)
 	if body.over {
 		return nil, fmt.Errorf("%s: exposition larger than %d bytes", m.url, maxMetricsBody)
+	}
+	if pe := (expfmt.ParseError{}); errors.As(err, &pe) {
+		// The parser's message may quote the offending token, which
+		// could be one of the relay's counts: only the line is named.
+		return nil, fmt.Errorf("%s: the exposition does not parse at line %d", m.url, pe.Line)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.url, err)

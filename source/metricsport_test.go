@@ -97,7 +97,7 @@ func TestMetricsPortEmitsIncreases(t *testing.T) {
 	var gaps []gap
 	errc := make(chan error, 1)
 	go func() {
-		errc <- source.MetricsPort(srv.URL+"/metrics", 20*time.Millisecond, nil).Run(ctx,
+		errc <- source.MetricsPort(srv.URL+"/metrics", 20*time.Millisecond, nil).Run(ctx, nil,
 			func(at time.Time, line []byte) {
 				mu.Lock()
 				evs = append(evs, event{at, string(line)})
@@ -137,12 +137,16 @@ func TestMetricsPortEmitsIncreases(t *testing.T) {
 	if !slices.Equal(lines, want) {
 		t.Errorf("emitted\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
-	// The failed scrape is a gap from the last good scrape (1) to the next (3).
-	if len(gaps) != 1 || len(evs) != len(want) {
+	// The failed scrape is a gap from the last good scrape (1) to the
+	// next (3); the restart is a gap from scrape 3 to scrape 4, since what
+	// tor counted before it restarted is lost. Increases are stamped just
+	// before the scrape that saw them.
+	if len(gaps) != 2 || len(evs) != len(want) {
 		t.Fatalf("gaps = %v", gaps)
 	}
-	if !gaps[0].start.Equal(evs[0].at) || !gaps[0].end.After(gaps[0].start) || !evs[3].at.After(gaps[0].end) {
-		t.Errorf("gap %v–%v; scrape 1 at %v, scrape 4 at %v", gaps[0].start, gaps[0].end, evs[0].at, evs[3].at)
+	scrape1, scrape4 := evs[0].at.Add(time.Nanosecond), evs[3].at.Add(time.Nanosecond)
+	if !gaps[0].start.Equal(scrape1) || !gaps[0].end.After(gaps[0].start) || !gaps[1].start.Equal(gaps[0].end) || !gaps[1].end.Equal(scrape4) {
+		t.Errorf("gaps %v–%v and %v–%v; scrape 1 at %v, scrape 4 at %v", gaps[0].start, gaps[0].end, gaps[1].start, gaps[1].end, scrape1, scrape4)
 	}
 }
 

@@ -59,7 +59,7 @@ type synthetic struct {
 	opts SyntheticOptions
 }
 
-func (s *synthetic) Run(ctx context.Context, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
+func (s *synthetic) Run(ctx context.Context, _ *Windows, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
 	o := s.opts
 	wallStart := time.Now()
 	if o.Start.IsZero() {

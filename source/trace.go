@@ -42,7 +42,7 @@ type trace struct {
 	speed Speed
 }
 
-func (t *trace) Run(ctx context.Context, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
+func (t *trace) Run(ctx context.Context, _ *Windows, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
 	f, err := os.Open(t.path)
 	if err != nil {
 		return fmt.Errorf("trace: %w", err)
@@ -201,7 +201,7 @@ type recorder struct {
 // recordFlushEvery bounds how long recorded lines wait in the buffer.
 const recordFlushEvery = time.Second
 
-func (r *recorder) Run(ctx context.Context, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
+func (r *recorder) Run(ctx context.Context, w *Windows, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	bw := bufio.NewWriter(r.w)
@@ -223,7 +223,7 @@ func (r *recorder) Run(ctx context.Context, emit func(time.Time, []byte), gap fu
 			cancel(werr)
 		}
 	}
-	err := r.src.Run(ctx, func(at time.Time, line []byte) {
+	err := r.src.Run(ctx, w, func(at time.Time, line []byte) {
 		mu.Lock()
 		buf = appendUnixTime(buf[:0], at)
 		buf = append(buf, ' ')

@@ -25,7 +25,7 @@ func collect(t *testing.T, ctx context.Context, src source.Source) ([]event, []g
 	t.Helper()
 	var evs []event
 	var gaps []gap
-	err := src.Run(ctx,
+	err := src.Run(ctx, nil,
 		func(at time.Time, line []byte) { evs = append(evs, event{at, string(line)}) },
 		func(s, e time.Time) { gaps = append(gaps, gap{s, e}) })
 	return evs, gaps, err

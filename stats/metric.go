@@ -16,8 +16,10 @@ import (
 //
 // name is the Prometheus metric name, the labels (if any) are written as in
 // the Prometheus text format, sorted by label name, and increase is a
-// decimal count: how much the counter grew since the previous scrape.
-// Tor never sends this event; only the MetricsPort source makes it.
+// decimal count: how much the counter grew since the previous read. Tor
+// never sends this event; only sampling sources (source.Sampled, such as
+// the MetricsPort source) make it, stamped so that a round's window counts
+// counter(end) − counter(start) (docs/sources.md).
 const MetricEvent = "PRIVSTATS_METRIC"
 
 const metricPrefix = "650 " + MetricEvent + " "

@@ -43,7 +43,7 @@ func countTrace(t *testing.T, path string, specs []round.StatisticSpec) (map[str
 		t.Fatal(err)
 	}
 	c := make(counts, p.NumCounters())
-	err = source.Trace(path, source.Fast).Run(context.Background(),
+	err = source.Trace(path, source.Fast).Run(context.Background(), nil,
 		func(at time.Time, line []byte) { p.CountAt(at, line, c) },
 		func(start, end time.Time) {})
 	if err != nil {

@@ -28,7 +28,7 @@ func TestTornetExitTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	counts := make(plainCounters, prog.NumCounters())
-	err = source.Trace("../testdata/tornet-exit.trace", source.Fast).Run(context.Background(),
+	err = source.Trace("../testdata/tornet-exit.trace", source.Fast).Run(context.Background(), nil,
 		func(at time.Time, line []byte) { prog.CountAt(at, line, counts) }, func(time.Time, time.Time) {})
 	if err != nil {
 		t.Fatal(err)

@@ -278,7 +278,7 @@ statistics:
 			t.Fatal(err)
 		}
 		c := sliceCounters(truth)
-		err = source.Trace(filepath.Join(d.dir, n+".trace"), source.Fast).Run(context.Background(), func(at time.Time, line []byte) {
+		err = source.Trace(filepath.Join(d.dir, n+".trace"), source.Fast).Run(context.Background(), nil, func(at time.Time, line []byte) {
 			if !at.Before(o.Window.Start) && at.Before(o.Window.End) {
 				prog.CountAt(at, line, c)
 			}

@@ -173,3 +173,23 @@ func checkPlan(epsilon, delta float64, stats []StatisticBudget) error {
 	}
 	return nil
 }
+
+// RaiseToFloor raises every allocation's σ to at least floor, the σ below
+// which some collector would add less than MinCollectorSigma and every node
+// would refuse the round (CheckClaim): with weights whose smallest is w,
+// floor = MinCollectorSigma / w. More noise than the budget needs is still
+// as private; the statistic's ε_i and δ_i stay as allocated. It returns
+// the names of the statistics it raised.
+func RaiseToFloor(alloc []Allocation, floor float64) []string {
+	var raised []string
+	for i := range alloc {
+		a := &alloc[i]
+		if a.Sigma >= floor {
+			continue
+		}
+		scale := floor / a.Sigma
+		a.Sigma, a.ExpectedRelativeError, a.CI95HalfWidth = floor, a.ExpectedRelativeError*scale, a.CI95HalfWidth*scale
+		raised = append(raised, a.Name)
+	}
+	return raised
+}

@@ -289,3 +289,20 @@ func BenchmarkAllocate(b *testing.B) {
 		}
 	}
 }
+
+func TestRaiseToFloor(t *testing.T) {
+	alloc := []Allocation{
+		{Name: "small", Sigma: 50, ExpectedRelativeError: 0.01, CI95HalfWidth: 98},
+		{Name: "large", Sigma: 500, ExpectedRelativeError: 0.01, CI95HalfWidth: 980},
+	}
+	raised := RaiseToFloor(alloc, 100)
+	if len(raised) != 1 || raised[0] != "small" {
+		t.Fatalf("raised %v, want [small]", raised)
+	}
+	if a := alloc[0]; a.Sigma != 100 || a.ExpectedRelativeError != 0.02 || a.CI95HalfWidth != 196 {
+		t.Errorf("small after raising: %+v", a)
+	}
+	if a := alloc[1]; a.Sigma != 500 {
+		t.Errorf("large was changed: %+v", a)
+	}
+}

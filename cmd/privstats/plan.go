@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"text/tabwriter"
 
 	"gopkg.in/yaml.v3"
@@ -28,6 +29,14 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	alloc, err := noise.Allocate(plan.Epsilon, plan.Delta, budgets)
 	if err != nil {
 		return err
+	}
+	// Each collector's share of σ must be at least noise.MinCollectorSigma;
+	// with β-weights over n collectors the smallest share is σ/√(βn).
+	var floor float64
+	var raised []string
+	if plan.Collectors > 0 && plan.HonestFraction > 0 {
+		floor = noise.MinCollectorSigma * math.Sqrt(plan.HonestFraction*float64(plan.Collectors)) * (1 + 1e-9)
+		raised = noise.RaiseToFloor(alloc, floor)
 	}
 	switch {
 	case *asJSON:
@@ -65,6 +74,13 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "Noise weights: with honest_fraction β = %g and %d collectors, each adds w² = 1/(βn) of σ²; set min_collectors ≥ %d so every released set carries σ in full.\n",
 				plan.HonestFraction, plan.Collectors, m)
 		}
+	}
+	switch {
+	case len(raised) > 0:
+		fmt.Fprintf(stdout, "Noise floor: each collector must add σ ≥ %d, so σ ≥ %.4g with these weights; raised to it: %s.\n",
+			noise.MinCollectorSigma, floor, strings.Join(raised, ", "))
+	case floor == 0:
+		fmt.Fprintf(stdout, "Noise floor: each collector must add w·σ ≥ %d; give collectors and honest_fraction to have the plan apply it.\n", noise.MinCollectorSigma)
 	}
 	for _, st := range plan.Statistics {
 		if c, ok := stats.Lookup(st.Name); ok && (st.Sensitivity < c.Sensitivity || st.BinsTouched < c.BinsTouched) {

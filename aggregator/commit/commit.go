@@ -224,20 +224,12 @@ func checkValues(values, masks []uint64) error {
 	if len(values) > MaxValues {
 		return fmt.Errorf("%d values, at most %d", len(values), MaxValues)
 	}
-	if len(masks) != len(values) {
-		return fmt.Errorf("%d masks for %d values", len(masks), len(values))
-	}
 	for k, v := range values {
 		if v >= field.P {
 			return fmt.Errorf("value %d is not a canonical field element", k)
 		}
 	}
-	for k, m := range masks {
-		if m >= MaskBound {
-			return fmt.Errorf("mask %d is not below 2^%d", k, MaskBits)
-		}
-	}
-	return nil
+	return CheckMasks(masks, len(values))
 }
 
 // combine returns Σ_{k<n} s_k·G_k + rho·H, where scalar(k) is s_k. Every

@@ -45,6 +45,20 @@ func NewMasks(rand io.Reader, n int) ([]uint64, error) {
 	return masks, nil
 }
 
+// CheckMasks checks that masks holds n masks, each below MaskBound. The
+// error names the first bad mask by index, never its value.
+func CheckMasks(masks []uint64, n int) error {
+	if len(masks) != n {
+		return fmt.Errorf("%d masks for %d values", len(masks), n)
+	}
+	for k, m := range masks {
+		if m >= MaskBound {
+			return fmt.Errorf("mask %d is not below 2^%d", k, MaskBits)
+		}
+	}
+	return nil
+}
+
 // Masked returns v + p·m exactly. For v < p and m < MaskBound it is below
 // p·2^MaskBits < 2^104; it takes the same time whatever v and m are.
 func Masked(v, m uint64) Uint128 {

@@ -12,8 +12,8 @@ import (
 )
 
 // agree builds the honest agreement over reports, as a tally server does:
-// S sorted, each collector's commitment to its report under a fresh
-// blinding, the exact ΣV and the summed blinding.
+// S sorted, each collector's commitment to its masked report under fresh
+// masks and blinding, the exact ΣV and the summed blinding.
 func agree(t testing.TB, n int, reports map[string][]field.Element) Agreement {
 	t.Helper()
 	a, err := honestAgreement(n, reports)
@@ -30,20 +30,26 @@ func honestAgreement(n int, reports map[string][]field.Element) (Agreement, erro
 	}
 	slices.Sort(a.Collectors)
 	var blindings []commit.Scalar
+	masks := map[string][]uint64{}
 	for _, fp := range a.Collectors {
+		m, err := commit.NewMasks(rand.Reader, len(reports[fp]))
+		if err != nil {
+			return a, err
+		}
 		rho, err := commit.NewBlinding(rand.Reader)
 		if err != nil {
 			return a, err
 		}
-		c, err := commit.Commit(reports[fp], rho)
+		c, err := commit.Commit(reports[fp], m, rho)
 		if err != nil {
 			return a, err
 		}
 		a.Commitments = append(a.Commitments, c)
 		blindings = append(blindings, rho)
+		masks[fp] = m
 	}
 	var err error
-	if a.SumV, err = SumReports(n, reports); err != nil {
+	if a.SumV, err = SumReports(n, reports, masks); err != nil {
 		return a, err
 	}
 	a.SumBlinding, err = commit.SumScalars(blindings)
@@ -106,6 +112,19 @@ func TestKeeperRefusesASumThatDoesNotOpenTheCommitments(t *testing.T) {
 			a.SumV[1].Lo += field.P // the same mod p, not as an integer
 			if a.SumV[1].Lo < field.P {
 				a.SumV[1].Hi++
+			}
+		}, "not the sum"},
+		"ΣV without the masks": {func(a *Agreement) {
+			// The sum of the bare values: the same mod p, not what S's
+			// collectors committed to.
+			a.SumV = commit.NewIntSum(n)
+			for _, fp := range a.Collectors {
+				if err := a.SumV.AddMasked(reports[fp], make([]uint64, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !slices.Equal(a.SumV.Field(), honest.SumV.Field()) {
+				t.Fatal("masks changed ΣV mod p")
 			}
 		}, "not the sum"},
 		"a commitment swapped": {func(a *Agreement) { a.Commitments[1] = other.Commitments[1] }, "not the sum"},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/round/roundtest"
@@ -251,11 +252,27 @@ func TestBlindedCountersHideCounts(t *testing.T) {
 }
 
 func TestSumReportsRejectsMalformedReports(t *testing.T) {
-	if _, err := SumReports(2, map[string][]field.Element{"x": {1}}); err == nil {
-		t.Error("short report accepted")
+	type reports = map[string][]field.Element
+	for name, tc := range map[string]struct{ values, masks reports }{
+		"short report":         {reports{"x": {1}}, reports{"x": {0}}},
+		"non-canonical report": {reports{"x": {field.P, 1}}, reports{"x": {0, 0}}},
+		"mask 2^40":            {reports{"x": {1, 1}}, reports{"x": {0, commit.MaskBound}}},
+		"one mask short":       {reports{"x": {1, 1}}, reports{"x": {0}}},
+		"no masks":             {reports{"x": {1, 1}}, reports{}},
+		"another's masks":      {reports{"x": {1, 1}}, reports{"y": {0, 0}}},
+	} {
+		if _, err := SumReports(2, tc.values, tc.masks); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
-	if _, err := SumReports(1, map[string][]field.Element{"x": {field.P}}); err == nil {
-		t.Error("non-canonical report accepted")
+	sum, err := SumReports(2, reports{"x": {1, 2}, "y": {3, field.P - 1}}, reports{"x": {0, 5}, "y": {7, 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Counter 1: 2 + 5p + (p − 1) = 1 + 6p, kept whole, not reduced mod p.
+	want := commit.IntSum{commit.Masked(4, 7), commit.Masked(1, 6)}
+	if !slices.Equal(sum, want) {
+		t.Errorf("SumReports = %v, want %v", sum, want)
 	}
 }
 

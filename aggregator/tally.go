@@ -9,17 +9,25 @@ import (
 	"github.com/privstats/privstats/aggregator/shamir"
 )
 
-// SumReports returns ΣV over the given reports, counter by counter, as
-// exact integers (never reduced mod p: the keepers check the integer sum
-// against the collectors' commitments). Every report must have n
-// canonical values.
-func SumReports(n int, reports map[string][]field.Element) (commit.IntSum, error) {
+// SumReports returns ΣV over the given reports, counter by counter: the
+// exact integer sum of the masked values values[fp][k] + p·masks[fp][k]
+// the collectors committed to (never reduced mod p: the keepers check it
+// against the commitments, and reduce it themselves). Every report must
+// have n canonical values and n masks below commit.MaskBound.
+func SumReports(n int, values, masks map[string][]field.Element) (commit.IntSum, error) {
+	if len(masks) != len(values) {
+		return nil, fmt.Errorf("%d reports with %d sets of masks", len(values), len(masks))
+	}
 	sum := commit.NewIntSum(n)
-	for fp, v := range reports {
+	for fp, v := range values {
 		if err := field.CheckCounters("report from collector "+fp, v, n); err != nil {
 			return nil, err
 		}
-		if err := sum.Add(v); err != nil {
+		m, ok := masks[fp]
+		if !ok {
+			return nil, fmt.Errorf("report from collector %s has no masks", fp)
+		}
+		if err := sum.AddMasked(v, m); err != nil {
 			return nil, fmt.Errorf("report from collector %s: %w", fp, err)
 		}
 	}

@@ -361,22 +361,28 @@ func (c *Collector) roundKeys(cfg *round.Config, hash string, v *wire.RoundView)
 }
 
 // signReport makes the signed report: the blinded counters V, a Pedersen
-// commitment to V signed on its own (which the keepers check ΣV against
-// and the outcome publishes), and the blinding that opens it, which only
-// the tally server sees, as it sees V.
+// commitment to the masked values V_k + p·m_k signed on its own (which the
+// keepers check ΣV against and the outcome publishes), and the masks and
+// blinding that open it, which only the tally server sees, as it sees V.
+// The masks, fresh from crypto/rand each report, keep the integer ΣV from
+// telling keepers how many reports wrapped around p (package commit).
 func (c *Collector) signReport(a *activeRound) (identity.Signed, error) {
 	c.mu.Lock()
 	rep := wire.Report{ConfigHash: a.hash, Collector: c.opts.Identity.Fingerprint, Values: a.counters.Report(), Gaps: slices.Clone(a.gaps)}
 	c.mu.Unlock()
+	masks, err := commit.NewMasks(rand.Reader, len(rep.Values))
+	if err != nil {
+		return identity.Signed{}, err
+	}
 	rho, err := commit.NewBlinding(rand.Reader)
 	if err != nil {
 		return identity.Signed{}, err
 	}
-	cm, err := commit.Commit(rep.Values, rho)
+	cm, err := commit.Commit(rep.Values, masks, rho)
 	if err != nil {
 		return identity.Signed{}, err
 	}
-	rep.Blinding = rho
+	rep.Masks, rep.Blinding = masks, rho
 	if rep.Commitment, err = wire.SignBody(c.opts.Identity, wire.KindCommitment, wire.ReportCommitment{ConfigHash: a.hash, Collector: rep.Collector, Commitment: cm}); err != nil {
 		return identity.Signed{}, err
 	}

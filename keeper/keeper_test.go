@@ -405,35 +405,40 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 		t.Fatalf("keeper acknowledged %v, want both collectors", ack.Collectors)
 	}
 
-	// Each collector commits to its report, as a real one does.
+	// Each collector commits to its masked report, as a real one does.
 	commitments := map[string]identity.Signed{}
 	blindings := map[string]commit.Scalar{}
+	masks := map[string][]uint64{}
 	for _, c := range collectors {
+		m, err := commit.NewMasks(rand.Reader, cfg.NumCounters())
+		if err != nil {
+			t.Fatal(err)
+		}
 		rho, err := commit.NewBlinding(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cm, err := commit.Commit(reports[c.Fingerprint], rho)
+		cm, err := commit.Commit(reports[c.Fingerprint], m, rho)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if commitments[c.Fingerprint], err = wire.SignBody(c, wire.KindCommitment, wire.ReportCommitment{ConfigHash: hash, Collector: c.Fingerprint, Commitment: cm}); err != nil {
 			t.Fatal(err)
 		}
-		blindings[c.Fingerprint] = rho
+		blindings[c.Fingerprint], masks[c.Fingerprint] = rho, m
 	}
 	agreement := func(S ...string) (identity.Signed, string) {
 		slices.Sort(S)
-		picked := map[string][]field.Element{}
+		picked, pickedMasks := map[string][]field.Element{}, map[string][]uint64{}
 		msg := wire.AgreementMsg{ConfigHash: hash, Collectors: S}
 		var rhos []commit.Scalar
 		for _, fp := range S {
-			picked[fp] = reports[fp]
+			picked[fp], pickedMasks[fp] = reports[fp], masks[fp]
 			msg.Commitments = append(msg.Commitments, commitments[fp])
 			rhos = append(rhos, blindings[fp])
 		}
 		var err error
-		if msg.SumV, err = aggregator.SumReports(cfg.NumCounters(), picked); err != nil {
+		if msg.SumV, err = aggregator.SumReports(cfg.NumCounters(), picked, pickedMasks); err != nil {
 			t.Fatal(err)
 		}
 		if msg.SumBlinding, err = commit.SumScalars(rhos); err != nil {

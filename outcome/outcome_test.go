@@ -62,19 +62,24 @@ func testRound(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 		S = append(S, dc.Fingerprint)
 	}
 	slices.Sort(S)
-	sum, _ := aggregator.SumReports(cfg.NumCounters(), reports)
-	// Each collector commits to its report; ΣV opens their sum.
+	// Each collector commits to its masked report; ΣV opens their sum.
 	var commitments []identity.Signed
 	var cs []commit.Commitment
 	var blindings []commit.Scalar
+	masks := map[string][]uint64{}
 	for _, fp := range S {
+		masks[fp], _ = commit.NewMasks(rand.Reader, cfg.NumCounters())
 		rho, _ := commit.NewBlinding(rand.Reader)
-		c, err := commit.Commit(reports[fp], rho)
+		c, err := commit.Commit(reports[fp], masks[fp], rho)
 		if err != nil {
 			t.Fatal(err)
 		}
 		m, _ := wire.SignBody(collectors[fp], wire.KindCommitment, wire.ReportCommitment{ConfigHash: hash, Collector: fp, Commitment: c})
 		commitments, cs, blindings = append(commitments, m), append(cs, c), append(blindings, rho)
+	}
+	sum, err := aggregator.SumReports(cfg.NumCounters(), reports, masks)
+	if err != nil {
+		t.Fatal(err)
 	}
 	sumRho, _ := commit.SumScalars(blindings)
 	// One collector lost its tor for ten minutes; one keeper candidate's

@@ -60,8 +60,12 @@ func syntheticInputs(tb testing.TB, n, counters int) Inputs {
 	if err := field.Random(nil, values); err != nil {
 		tb.Fatal(err)
 	}
+	masks, err := commit.NewMasks(rand.Reader, counters)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	rho, _ := commit.NewBlinding(rand.Reader)
-	c, err := commit.Commit(values, rho)
+	c, err := commit.Commit(values, masks, rho)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -74,7 +78,7 @@ func syntheticInputs(tb testing.TB, n, counters int) Inputs {
 	for i, dc := range cfg.Collectors {
 		ag.Collectors = append(ag.Collectors, dc.Fingerprint)
 		rhos[i] = rho
-		if err := ag.SumV.Add(values); err != nil {
+		if err := ag.SumV.AddMasked(values, masks); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -79,23 +79,24 @@ func vectorInputs(t *testing.T) outcome.Inputs {
 		S = append(S, fp)
 	}
 	slices.Sort(S)
-	sum, err := aggregator.SumReports(cfg.NumCounters(), reports)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Each collector commits to its report under a blinding from its
-	// seeded stream; the agreement carries the commitments and Σρ.
+	// Each collector commits to its masked report under masks and a
+	// blinding from its seeded streams; the agreement carries the
+	// commitments, ΣV of the masked reports and Σρ.
 	var commitments []identity.Signed
 	var cs []commit.Commitment
 	var blindings []commit.Scalar
+	masks := map[string][]uint64{}
 	for _, fp := range S {
 		name := nameOf(fp)
+		if masks[fp], err = commit.NewMasks(rand.NewChaCha8([32]byte(vectortest.Seed(name+" masks"))), cfg.NumCounters()); err != nil {
+			t.Fatal(err)
+		}
 		stream := rand.NewChaCha8([32]byte(vectortest.Seed(name + " blinding")))
 		rho, err := commit.NewBlinding(stream)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := commit.Commit(reports[fp], rho)
+		c, err := commit.Commit(reports[fp], masks[fp], rho)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,6 +105,10 @@ func vectorInputs(t *testing.T) outcome.Inputs {
 			t.Fatal(err)
 		}
 		commitments, cs, blindings = append(commitments, m), append(cs, c), append(blindings, rho)
+	}
+	sum, err := aggregator.SumReports(cfg.NumCounters(), reports, masks)
+	if err != nil {
+		t.Fatal(err)
 	}
 	sumRho, err := commit.SumScalars(blindings)
 	if err != nil {

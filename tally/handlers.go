@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
@@ -236,6 +237,9 @@ func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (re
 	}
 	if err := field.CheckCounters("report", rep.Values, r.cfg.NumCounters()); err != nil {
 		return 0, refuse(reasonMalformed, "%v", err)
+	}
+	if err := commit.CheckMasks(rep.Masks, len(rep.Values)); err != nil {
+		return 0, refuse(reasonMalformed, "report: %v", err)
 	}
 	if len(rep.Gaps) > maxGaps {
 		return 0, refuse(reasonMalformed, "report lists %d gaps, at most %d", len(rep.Gaps), maxGaps)

@@ -652,18 +652,19 @@ func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Tim
 	return s.bump()
 }
 
-// agreementOver builds the agreement over S: ΣV as exact integers, the sum
-// of the blindings, S's signed commitments in S's order, and the digest of
+// agreementOver builds the agreement over S: ΣV as the exact integer sum
+// of the masked reports, the sum of the blindings, S's signed commitments in S's order, and the digest of
 // their gaps. It checks, as every keeper will, that ΣV opens the
 // commitments.
 func agreementOver(n int, hash string, S []string, reports map[string]wire.Report) (wire.AgreementMsg, error) {
 	msg := wire.AgreementMsg{ConfigHash: hash, Collectors: S}
 	values := make(map[string][]uint64, len(S))
+	masks := make(map[string][]uint64, len(S))
 	gaps := map[string][]wire.Gap{}
 	blindings := make([]commit.Scalar, 0, len(S))
 	for _, fp := range S {
 		rep := reports[fp]
-		values[fp] = rep.Values
+		values[fp], masks[fp] = rep.Values, rep.Masks
 		if len(rep.Gaps) > 0 {
 			gaps[fp] = rep.Gaps
 		}
@@ -671,7 +672,7 @@ func agreementOver(n int, hash string, S []string, reports map[string]wire.Repor
 		msg.Commitments = append(msg.Commitments, rep.Commitment)
 	}
 	var err error
-	if msg.SumV, err = aggregator.SumReports(n, values); err != nil {
+	if msg.SumV, err = aggregator.SumReports(n, values, masks); err != nil {
 		return msg, err
 	}
 	if msg.SumBlinding, err = commit.SumScalars(blindings); err != nil {
@@ -704,7 +705,7 @@ func openEach(n int, S []string, reports map[string]wire.Report) (good, bad []st
 			if _, err := wire.OpenBody(rep.Commitment, wire.KindCommitment, fp, &rc); err != nil {
 				return false
 			}
-			if err := a.SumV.Add(rep.Values); err != nil {
+			if err := a.SumV.AddMasked(rep.Values, rep.Masks); err != nil {
 				return false
 			}
 			a.Commitments = append(a.Commitments, rc.Commitment)

@@ -4,16 +4,21 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
+	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
+	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/node"
 	"github.com/privstats/privstats/keeper"
 	"github.com/privstats/privstats/transport"
@@ -85,8 +90,8 @@ func TestServerRefusesTrailingDataAndCaseVariantKeys(t *testing.T) {
 	}
 }
 
-// A collector whose commitment does not open to its report is found (by
-// bisection) and left out of S; the others' sum opens.
+// A collector whose commitment does not open to its report, values or
+// masks, is found (by bisection) and left out of S; the others' sum opens.
 func TestReportsWhoseCommitmentDoesNotOpenAreLeftOut(t *testing.T) {
 	const n = 3
 	ids := newIDs(t, 8)
@@ -94,19 +99,26 @@ func TestReportsWhoseCommitmentDoesNotOpenAreLeftOut(t *testing.T) {
 	var S []string
 	for i, id := range ids {
 		values := []field.Element{uint64(i), 7, field.P - 1}
+		masks, err := commit.NewMasks(rand.Reader, n)
+		if err != nil {
+			t.Fatal(err)
+		}
 		rho, err := commit.NewBlinding(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := commit.Commit(values, rho)
+		c, err := commit.Commit(values, masks, rho)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i == 2 || i == 5 {
-			values = []field.Element{uint64(i) + 1, 7, field.P - 1} // reports other than it committed to
+		switch i {
+		case 2: // reports values other than it committed to
+			values = []field.Element{uint64(i) + 1, 7, field.P - 1}
+		case 5: // reports the values it committed to with another mask
+			masks[1] = (masks[1] + 1) % commit.MaskBound
 		}
 		m, _ := wire.SignBody(id, wire.KindCommitment, wire.ReportCommitment{ConfigHash: "h", Collector: id.Fingerprint, Commitment: c})
-		reports[id.Fingerprint] = wire.Report{ConfigHash: "h", Collector: id.Fingerprint, Values: values, Blinding: rho, Commitment: m}
+		reports[id.Fingerprint] = wire.Report{ConfigHash: "h", Collector: id.Fingerprint, Values: values, Masks: masks, Blinding: rho, Commitment: m}
 		S = append(S, id.Fingerprint)
 	}
 	slices.Sort(S)
@@ -122,5 +134,55 @@ func TestReportsWhoseCommitmentDoesNotOpenAreLeftOut(t *testing.T) {
 	}
 	if _, err := agreementOver(n, "h", good, reports); err != nil {
 		t.Fatalf("the agreement over the good reports: %v", err)
+	}
+}
+
+// A report is stored only with one mask per counter, each below 2^40:
+// the sums and openings need them, and a malformed one is refused when it
+// arrives rather than failing the agreement later. The refusal names the
+// mask by index, never its value.
+func TestReportMasksAreChecked(t *testing.T) {
+	r, dc := journalRound(t)
+	r.Phase = round.PhaseReporting
+	r.Joined[dc.Fingerprint] = true
+	s := &Server{opts: Options{DataDir: t.TempDir()}, metrics: newMetrics()}
+	values := []field.Element{field.P - 1}
+	// Each report commits under mask 0: acceptReport checks the report's
+	// form, and whether it opens its commitment only when S is chosen.
+	report := func(masks []uint64) identity.Signed {
+		rho, err := commit.NewBlinding(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := commit.Commit(values, []uint64{0}, rho)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := sign(t, dc, wire.KindCommitment, wire.ReportCommitment{ConfigHash: r.Hash, Collector: dc.Fingerprint, Commitment: c})
+		return sign(t, dc, wire.KindReport, wire.Report{ConfigHash: r.Hash, Collector: dc.Fingerprint, Values: values, Masks: masks, Blinding: rho, Commitment: rc})
+	}
+	for name, tc := range map[string]struct {
+		masks []uint64
+		want  string
+	}{
+		"no masks":      {nil, "0 masks for 1 values"},
+		"two masks":     {[]uint64{0, 0}, "2 masks for 1 values"},
+		"mask 2^40":     {[]uint64{commit.MaskBound}, "mask 0 is not below 2^40"},
+		"mask 2^64 − 1": {[]uint64{^uint64(0)}, "mask 0 is not below 2^40"},
+	} {
+		_, err := s.acceptReport(r, dc.Fingerprint, report(tc.masks))
+		rej, ok := errors.AsType[*rejection](err)
+		if !ok || rej.reason != reasonMalformed || !strings.Contains(rej.msg, tc.want) {
+			t.Errorf("%s: %v, want a malformed refusal containing %q", name, err, tc.want)
+		}
+		if strings.Contains(fmt.Sprint(err), strconv.FormatUint(^uint64(0), 10)) {
+			t.Errorf("%s: the refusal %q shows the mask", name, err)
+		}
+	}
+	if len(r.Reports) != 0 {
+		t.Fatalf("%d refused reports were stored", len(r.Reports))
+	}
+	if got, err := s.acceptReport(r, dc.Fingerprint, report([]uint64{commit.MaskBound - 1})); err != nil || got != stored {
+		t.Fatalf("a report with mask 2^40 − 1: %v, %v; want it stored", got, err)
 	}
 }

@@ -6,10 +6,11 @@ import (
 	"github.com/cloudflare/circl/group"
 )
 
-// synthetic returns m honest commitments over n counters with their sums.
+// synthetic returns m honest masked commitments over n counters with their
+// sums.
 // Committing m reports in full would take m × 76 ms, so it commits a few
-// base reports B_j = Commit(V_j, ρ_j) and derives the rest as
-// B_j + t·H = Commit(V_j, ρ_j + t): one point addition each. What Sum and
+// base reports B_j = Commit(V_j, M_j, ρ_j) and derives the rest as
+// B_j + t·H = Commit(V_j, M_j, ρ_j + t): one point addition each. What Sum and
 // Verify cost does not depend on how the commitments were made.
 func synthetic(b *testing.B, m, n, bases int) ([]Commitment, IntSum, Scalar) {
 	b.Helper()
@@ -29,7 +30,7 @@ func synthetic(b *testing.B, m, n, bases int) ([]Commitment, IntSum, Scalar) {
 		j := i % bases
 		cs[i] = encodeElement(points[j])
 		sumRho.Add(sumRho, rhos[j])
-		if err := sumV.Add(reports[j].v); err != nil {
+		if err := sumV.AddMasked(reports[j].v, reports[j].m); err != nil {
 			b.Fatal(err)
 		}
 		points[j].Add(points[j], h)
@@ -54,7 +55,7 @@ func BenchmarkCommit1000(b *testing.B) {
 	rep := newReports(b, 1, 1, 1000)[0]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Commit(rep.v, rep.rho); err != nil {
+		if _, err := Commit(rep.v, rep.m, rep.rho); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -64,7 +65,7 @@ func BenchmarkOpen1000(b *testing.B) {
 	rep := newReports(b, 1, 1, 1000)[0]
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := Open(rep.c, rep.v, rep.rho); err != nil {
+		if err := Open(rep.c, rep.v, rep.m, rep.rho); err != nil {
 			b.Fatal(err)
 		}
 	}

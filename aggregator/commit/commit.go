@@ -3,26 +3,33 @@
 // hiding, binding under discrete log (docs/protocol.md,
 // docs/threat-model.md).
 //
-// A collector commits to its report V_i (one field element per counter) as
+// A collector commits to its report V_i (one field element per counter),
+// each value masked by a random multiple of p, as
 //
-//	C_i = Σ_k V_ik·G_k + ρ_i·H
+//	C_i = Σ_k (V_ik + p·m_ik)·G_k + ρ_i·H,  m_ik uniform in [0, 2^40),
 //
-// and signs C_i with the report. The tally server sends the keepers ΣV as
-// exact integers (an IntSum, never reduced mod p) and Σρ; a keeper checks
+// and signs C_i with the report, which carries the masks m_i. The tally
+// server sends the keepers ΣV as exact integers (an IntSum of the masked
+// values, never reduced mod p) and Σρ; a keeper checks
 // Σ_i C_i = Σ_k ΣV_k·G_k + Σρ·H (Verify) before it commits, and anyone
 // holding the outcome repeats the check. Because the commitments are
 // binding, a tally server that changes, drops or adds a report, or
 // publishes a ΣV that is not the sum of the signed reports, fails the check;
-// because they are hiding, publishing C_i reveals nothing about V_i. Each
-// V_ik < p < 2^64 and at most 2^64 reports are summed, so ΣV_k < 2^128 is far
-// below the group order ℓ ≈ 2^252 and the integer sum is the scalar.
+// because they are hiding, publishing C_i reveals nothing about V_i. The
+// masks leave ΣV mod p, which is all the keepers' arithmetic uses,
+// unchanged; they hide how many of the V_ik wrapped around p, which the
+// integer sum of the unmasked values would tell K colluding keepers
+// (docs/threat-model.md, "Residual risks"). Each masked value is below
+// p·2^40 < 2^104 and at most MaxSummands = 2^24 of them are summed, so
+// ΣV_k < 2^128 is far below the group order ℓ ≈ 2^252 and the integer sum
+// is the scalar.
 //
 // What it is not: it does not show that a collector's values are what its
 // relay counted, nor that its noise was honest (a collector commits to
 // whatever it reports); it does not hide a report from the tally server,
-// which receives V_i and ρ_i to find a culprit with Open when a batch fails;
-// and it authenticates nothing — the report's signature (package wire) says
-// who committed.
+// which receives V_i, its masks and ρ_i to find a culprit with Open when a
+// batch fails; and it authenticates nothing — the report's signature
+// (package wire) says who committed.
 //
 // Generators G_0 … G_{n−1} and H are hash_to_ristretto255 (RFC 9380, suite
 // ristretto255_XMD:SHA-512_R255MAP_RO_) of "privstats/v1 pedersen G" ‖
@@ -35,8 +42,8 @@
 // cost: circl offers neither multi-scalar nor variable-time scalar
 // multiplication, so a commitment over n counters costs n + 1
 // constant-time scalar multiplications (~60 µs each). Measured on a shared
-// 2-core AMD EPYC, best of three, 1,000 counters: Commit 60 ms, Open 63 ms,
-// Verify of 7,000 commitments 88 ms (of which Sum is 28 ms), against 21 ms,
+// 2-core AMD EPYC, best of three, 1,000 masked counters: Commit 58 ms, Open
+// 58 ms, Verify of 7,000 commitments 87 ms (of which Sum is 28 ms), against 21 ms,
 // 5 ms and 38 ms with the multi-scalar multiplication of gtank/ristretto255.
 // Verify over 100,000 counters took 7 s and 10 s in two single runs.
 package commit
@@ -98,30 +105,30 @@ func reduceWide(wide *[64]byte) group.Scalar {
 	return s
 }
 
-// Commit returns C = Σ_k values[k]·G_k + rho·H. Every value must be a
-// canonical field element. For valid inputs its time depends only on
-// len(values): neither the blinded values nor rho leak through timing.
-func Commit(values []uint64, rho Scalar) (Commitment, error) {
-	if err := checkValues(values); err != nil {
+// Commit returns C = Σ_k (values[k] + p·masks[k])·G_k + rho·H. Every
+// value must be a canonical field element and every mask below MaskBound,
+// one mask per value. For valid inputs its time depends only on
+// len(values): neither the blinded values, the masks nor rho leak through
+// timing.
+func Commit(values, masks []uint64, rho Scalar) (Commitment, error) {
+	if err := checkValues(values, masks); err != nil {
 		return Commitment{}, fmt.Errorf("commit: %w", err)
 	}
 	r, err := rho.decode()
 	if err != nil {
 		return Commitment{}, fmt.Errorf("commit: blinding: %w", err)
 	}
-	p := combine(len(values), func(k int, buf *[32]byte) {
-		binary.LittleEndian.PutUint64(buf[:8], values[k])
-	}, r)
-	return encodeElement(p), nil
+	return encodeElement(combineMasked(values, masks, r)), nil
 }
 
-// Open checks that c = Σ_k values[k]·G_k + rho·H: the tally server's
-// per-report check to name a culprit when Verify fails. It wraps
-// ErrMismatch when the values do not open c. It need not take constant
-// time (the caller holds values and rho in the clear), but circl offers
-// only constant-time scalar multiplication, so it costs what Commit does.
-func Open(c Commitment, values []uint64, rho Scalar) error {
-	if err := checkValues(values); err != nil {
+// Open checks that c = Σ_k (values[k] + p·masks[k])·G_k + rho·H: the tally
+// server's per-report check to name a culprit when Verify fails. It wraps
+// ErrMismatch when the values and masks do not open c. It need not take
+// constant time (the caller holds them and rho in the clear), but circl
+// offers only constant-time scalar multiplication, so it costs what Commit
+// does.
+func Open(c Commitment, values, masks []uint64, rho Scalar) error {
+	if err := checkValues(values, masks); err != nil {
 		return fmt.Errorf("commit: opening: %w", err)
 	}
 	p, err := c.decode()
@@ -132,13 +139,16 @@ func Open(c Commitment, values []uint64, rho Scalar) error {
 	if err != nil {
 		return fmt.Errorf("commit: opening: blinding: %w", err)
 	}
-	want := combine(len(values), func(k int, buf *[32]byte) {
-		binary.LittleEndian.PutUint64(buf[:8], values[k])
-	}, r)
-	if !p.IsEqual(want) {
-		return fmt.Errorf("commit: %d values and blinding: %w", len(values), ErrMismatch)
+	if !p.IsEqual(combineMasked(values, masks, r)) {
+		return fmt.Errorf("commit: %d values, masks and blinding: %w", len(values), ErrMismatch)
 	}
 	return nil
+}
+
+// combineMasked returns Σ_k (values[k] + p·masks[k])·G_k + rho·H for
+// checked inputs.
+func combineMasked(values, masks []uint64, rho group.Scalar) group.Element {
+	return combine(len(values), func(k int) Uint128 { return Masked(values[k], masks[k]) }, rho)
 }
 
 // Sum returns Σ cs, itself a commitment to the sum of the committed values
@@ -174,10 +184,7 @@ func Verify(cs []Commitment, sumV IntSum, sumRho Scalar) error {
 	if err != nil {
 		return fmt.Errorf("commit: verify: %w", err)
 	}
-	want := combine(len(sumV), func(k int, buf *[32]byte) {
-		binary.LittleEndian.PutUint64(buf[:8], sumV[k].Lo)
-		binary.LittleEndian.PutUint64(buf[8:16], sumV[k].Hi)
-	}, r)
+	want := combine(len(sumV), func(k int) Uint128 { return sumV[k] }, r)
 	if !got.IsEqual(want) {
 		return fmt.Errorf("commit: Σ of %d commitments against ΣV over %d counters and Σρ: %w", len(cs), len(sumV), ErrMismatch)
 	}
@@ -210,33 +217,36 @@ func sum(cs []Commitment) (group.Element, error) {
 	return acc, nil
 }
 
-func checkValues(values []uint64) error {
+// checkValues checks one report: canonical values, one mask below
+// MaskBound per value. Neither a value nor a mask appears in an error: they
+// are a report.
+func checkValues(values, masks []uint64) error {
 	if len(values) > MaxValues {
 		return fmt.Errorf("%d values, at most %d", len(values), MaxValues)
 	}
 	for k, v := range values {
 		if v >= field.P {
-			// The value itself stays out of the error: it may be a report.
 			return fmt.Errorf("value %d is not a canonical field element", k)
 		}
 	}
-	return nil
+	return CheckMasks(masks, len(values))
 }
 
-// combine returns Σ_{k<n} s_k·G_k + rho·H, where scalar(k, buf) writes s_k
-// as a little-endian integer into the zeroed buf (every integer it writes is
-// below 2^128 < ℓ, so it is canonical). circl has no multi-scalar
+// combine returns Σ_{k<n} s_k·G_k + rho·H, where scalar(k) is s_k. Every
+// s_k is below 2^128 < ℓ, so its 32-byte little-endian encoding is a
+// canonical scalar, which is how circl takes it. circl has no multi-scalar
 // multiplication: it takes one constant-time scalar multiplication per
 // term, so its time depends only on n, and its memory is constant.
-func combine(n int, scalar func(k int, buf *[32]byte), rho group.Scalar) group.Element {
+func combine(n int, scalar func(k int) Uint128, rho group.Scalar) group.Element {
 	g, h := generators(n)
 	acc := ristretto.NewElement().Mul(h, rho)
 	term := ristretto.NewElement()
 	s := ristretto.NewScalar()
-	var buf [32]byte // outside the loop: scalar makes it escape
+	var buf [32]byte
 	for k := range n {
-		buf = [32]byte{}
-		scalar(k, &buf)
+		x := scalar(k)
+		binary.LittleEndian.PutUint64(buf[:8], x.Lo)
+		binary.LittleEndian.PutUint64(buf[8:16], x.Hi)
 		if err := s.UnmarshalBinary(buf[:]); err != nil {
 			panic("commit: internal error: integer below 2^128 is not a canonical scalar")
 		}

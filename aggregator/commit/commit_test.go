@@ -18,11 +18,12 @@ import (
 	"github.com/privstats/privstats/aggregator/round"
 )
 
-// report is one collector's values and blinding as the tests hold them.
+// report is one collector's values, masks and blinding as the tests hold
+// them.
 type report struct {
-	v   []uint64
-	rho Scalar
-	c   Commitment
+	v, m []uint64
+	rho  Scalar
+	c    Commitment
 }
 
 func testRand(seed uint64) *rand.ChaCha8 {
@@ -37,15 +38,19 @@ func newReport(t testing.TB, r *rand.ChaCha8, n int) report {
 	if err := field.Random(r, v); err != nil {
 		t.Fatal(err)
 	}
+	m, err := NewMasks(r, n)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rho, err := NewBlinding(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Commit(v, rho)
+	c, err := Commit(v, m, rho)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return report{v, rho, c}
+	return report{v, m, rho, c}
 }
 
 func newReports(t testing.TB, seed uint64, m, n int) []report {
@@ -65,7 +70,7 @@ func sums(t testing.TB, n int, reports []report) ([]Commitment, IntSum, Scalar) 
 	sumV := NewIntSum(n)
 	for i, rep := range reports {
 		cs[i], rhos[i] = rep.c, rep.rho
-		if err := sumV.Add(rep.v); err != nil {
+		if err := sumV.AddMasked(rep.v, rep.m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,30 +89,41 @@ func TestHonestReportsVerifyAndOpen(t *testing.T) {
 			t.Errorf("n=%d: honest reports: %v", n, err)
 		}
 		for i, rep := range reports {
-			if err := Open(rep.c, rep.v, rep.rho); err != nil {
+			if err := Open(rep.c, rep.v, rep.m, rep.rho); err != nil {
 				t.Errorf("n=%d: opening report %d: %v", n, i, err)
 			}
 		}
 	}
 }
 
-// TestCommitIsLinearCombination recomputes C = Σ v_k·G_k + ρ·H from the
-// definition by another path than Commit's (scalars by SetUint64, terms
-// added last to first, H's term last), so the encoding of the values, the
-// pairing of value k with G_k and the use of ρ and H are checked.
+// TestCommitIsLinearCombination recomputes C = Σ (v_k + p·m_k)·G_k + ρ·H
+// from the definition by another path than Commit's (scalars by SetUint64
+// and circl's scalar arithmetic mod ℓ, terms added last to first, H's term
+// last), so the exact 128-bit masked value, its encoding, the pairing of
+// value k with G_k and the use of ρ and H are checked.
 func TestCommitIsLinearCombination(t *testing.T) {
 	r := testRand(7)
+	p := ristretto.NewScalar().SetUint64(field.P)
 	for _, n := range []int{1, 2, 37, 1000} {
 		rep := newReport(t, r, n)
+		// The largest masked value, p − 1 + p·(2^40 − 1), carries into
+		// every limb Masked computes.
+		rep.v[0], rep.m[0] = field.P-1, MaskBound-1
+		var err error
+		if rep.c, err = Commit(rep.v, rep.m, rep.rho); err != nil {
+			t.Fatal(err)
+		}
 		g, h := generators(n)
 		want := ristretto.Identity()
 		for k := n - 1; k >= 0; k-- {
-			s := ristretto.NewScalar().SetUint64(rep.v[k])
+			s := ristretto.NewScalar().SetUint64(rep.m[k])
+			s.Mul(s, p)
+			s.Add(s, ristretto.NewScalar().SetUint64(rep.v[k]))
 			want.Add(want, ristretto.NewElement().Mul(g[k], s))
 		}
 		want.Add(want, ristretto.NewElement().Mul(h, mustScalar(t, rep.rho)))
 		if got, w := rep.c, encodeElement(want); got != w {
-			t.Errorf("n=%d: Commit = %x, Σ v_k·G_k + ρ·H = %x", n, got, w)
+			t.Errorf("n=%d: Commit = %x, Σ (v_k + p·m_k)·G_k + ρ·H = %x", n, got, w)
 		}
 	}
 }
@@ -194,17 +210,26 @@ func TestVerifyRejectsTampering(t *testing.T) {
 		"add foreign":    func(a *agreement) { a.cs = append(a.cs, extra.c) },
 		"replace report": func(a *agreement) { a.cs[3] = extra.c },
 		"counters of one report swapped": func(a *agreement) {
-			v := slices.Clone(reports[2].v)
+			v, m := slices.Clone(reports[2].v), slices.Clone(reports[2].m)
 			v[4], v[5] = v[5], v[4]
-			a.sumV = resum(t, n, reports, 2, v)
+			m[4], m[5] = m[5], m[4]
+			a.sumV = resum(t, n, reports, 2, v, m)
 		},
 		"one collector's values replaced by another's": func(a *agreement) {
-			a.sumV = resum(t, n, reports, 2, reports[3].v)
+			a.sumV = resum(t, n, reports, 2, reports[3].v, reports[3].m)
 		},
 		"one collector's value changed, ΣV recomputed": func(a *agreement) {
 			v := slices.Clone(reports[0].v)
 			v[9] = field.Add(v[9], 1000)
-			a.sumV = resum(t, n, reports, 0, v)
+			a.sumV = resum(t, n, reports, 0, v, reports[0].m)
+		},
+		"one collector's mask changed, ΣV recomputed": func(a *agreement) {
+			m := slices.Clone(reports[1].m)
+			m[9] = (m[9] + 1) % MaskBound
+			a.sumV = resum(t, n, reports, 1, reports[1].v, m)
+		},
+		"one collector's masks all 0, ΣV recomputed": func(a *agreement) {
+			a.sumV = resum(t, n, reports, 4, reports[4].v, make([]uint64, n))
 		},
 	}
 	for name, tamper := range cases {
@@ -219,15 +244,15 @@ func TestVerifyRejectsTampering(t *testing.T) {
 	}
 }
 
-// resum recomputes ΣV with report i's values replaced by v.
-func resum(t *testing.T, n int, reports []report, i int, v []uint64) IntSum {
+// resum recomputes ΣV with report i's values and masks replaced by v and m.
+func resum(t *testing.T, n int, reports []report, i int, v, m []uint64) IntSum {
 	s := NewIntSum(n)
 	for j, rep := range reports {
-		add := rep.v
+		addV, addM := rep.v, rep.m
 		if j == i {
-			add = v
+			addV, addM = v, m
 		}
-		if err := s.Add(add); err != nil {
+		if err := s.AddMasked(addV, addM); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -254,11 +279,16 @@ func TestOpenRejectsWrongOpening(t *testing.T) {
 	a, b := reports[0], reports[1]
 	v := slices.Clone(a.v)
 	v[11] = field.Sub(v[11], 1)
+	m := slices.Clone(a.m)
+	m[3] ^= 1
 	for name, err := range map[string]error{
-		"other values":        Open(a.c, b.v, a.rho),
-		"other blinding":      Open(a.c, a.v, b.rho),
-		"one value off by 1":  Open(a.c, v, a.rho),
-		"one counter dropped": Open(a.c, a.v[:11], a.rho),
+		"other values":                Open(a.c, b.v, a.m, a.rho),
+		"other masks":                 Open(a.c, a.v, b.m, a.rho),
+		"other blinding":              Open(a.c, a.v, a.m, b.rho),
+		"one value off by 1":          Open(a.c, v, a.m, a.rho),
+		"one mask off by 1, value as": Open(a.c, a.v, m, a.rho),
+		"masks all 0":                 Open(a.c, a.v, make([]uint64, 12), a.rho),
+		"one counter dropped":         Open(a.c, a.v[:11], a.m[:11], a.rho),
 	} {
 		if !errors.Is(err, ErrMismatch) {
 			t.Errorf("%s: Open = %v, want ErrMismatch", name, err)
@@ -271,9 +301,9 @@ func TestCommitDependsOnBlinding(t *testing.T) {
 	v := make([]uint64, 8)
 	rho1, _ := NewBlinding(r)
 	rho2, _ := NewBlinding(r)
-	c1, err1 := Commit(v, rho1)
-	c1again, err2 := Commit(v, rho1)
-	c2, err3 := Commit(v, rho2)
+	c1, err1 := Commit(v, v, rho1)
+	c1again, err2 := Commit(v, v, rho1)
+	c2, err3 := Commit(v, v, rho2)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		t.Fatal(err)
 	}
@@ -308,21 +338,22 @@ func TestHomomorphism(t *testing.T) {
 		// The integer sums may exceed p: the commitment sum opens to them,
 		// not to their residues.
 		sumV := NewIntSum(int(n))
-		if err := errors.Join(sumV.Add(a.v), sumV.Add(b.v)); err != nil {
+		if err := errors.Join(sumV.AddMasked(a.v, a.m), sumV.AddMasked(b.v, b.m)); err != nil {
 			t.Fatal(err)
 		}
 		if err := Verify([]Commitment{sumC}, sumV, sumRho); err != nil {
 			t.Errorf("trial %d: C_a + C_b does not open to V_a + V_b, ρ_a + ρ_b: %v", trial, err)
 		}
-		// Where no sum reaches p, it is byte for byte the commitment to the sums.
-		x, y := divide(a.v), divide(b.v)
-		xy := make([]uint64, n)
+		// Where no sum reaches p nor any mask sum 2^40, it is byte for byte
+		// the commitment to the sums.
+		x, y, mx, my := divide(a.v), divide(b.v), divide(a.m), divide(b.m)
+		xy, mxy := make([]uint64, n), make([]uint64, n)
 		for k := range xy {
-			xy[k] = x[k] + y[k]
+			xy[k], mxy[k] = x[k]+y[k], mx[k]+my[k]
 		}
-		ch, err1 := Commit(x, a.rho)
-		cb, err2 := Commit(y, b.rho)
-		direct, err3 := Commit(xy, sumRho)
+		ch, err1 := Commit(x, mx, a.rho)
+		cb, err2 := Commit(y, my, b.rho)
+		direct, err3 := Commit(xy, mxy, sumRho)
 		if err := errors.Join(err1, err2, err3); err != nil {
 			t.Fatal(err)
 		}
@@ -373,7 +404,7 @@ func TestNonCanonicalEncodingsRefused(t *testing.T) {
 		if err := Verify(withBad, sumV, sumRho); err == nil || errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "commitment 2:") {
 			t.Errorf("Verify with %s at index 2: %v, want a malformed-input error naming commitment 2", bad, err)
 		}
-		if err := Open(c, reports[0].v, reports[0].rho); err == nil || errors.Is(err, ErrMismatch) {
+		if err := Open(c, reports[0].v, reports[0].m, reports[0].rho); err == nil || errors.Is(err, ErrMismatch) {
 			t.Errorf("Open of %s: %v, want a malformed-input error", bad, err)
 		}
 		if err := new(Commitment).UnmarshalText([]byte(bad)); err == nil {
@@ -386,10 +417,10 @@ func TestNonCanonicalEncodingsRefused(t *testing.T) {
 		if _, err := SumScalars([]Scalar{one(), s}); err == nil || !strings.Contains(err.Error(), "blinding 1:") {
 			t.Errorf("SumScalars with %s at index 1: %v, want an error naming blinding 1", bad, err)
 		}
-		if _, err := Commit(reports[0].v, s); err == nil {
+		if _, err := Commit(reports[0].v, reports[0].m, s); err == nil {
 			t.Errorf("Commit with blinding %s succeeded", bad)
 		}
-		if err := Open(reports[0].c, reports[0].v, s); err == nil || errors.Is(err, ErrMismatch) {
+		if err := Open(reports[0].c, reports[0].v, reports[0].m, s); err == nil || errors.Is(err, ErrMismatch) {
 			t.Errorf("Open with blinding %s: %v, want a malformed-input error", bad, err)
 		}
 		if err := Verify(cs, sumV, s); err == nil || errors.Is(err, ErrMismatch) {
@@ -404,27 +435,117 @@ func TestNonCanonicalEncodingsRefused(t *testing.T) {
 func TestValuesMustBeFieldElements(t *testing.T) {
 	rho := one()
 	v := []uint64{1, 2, field.P, 4}
-	if _, err := Commit(v, rho); err == nil || !strings.Contains(err.Error(), "value 2") {
+	masks := make([]uint64, 4)
+	if _, err := Commit(v, masks, rho); err == nil || !strings.Contains(err.Error(), "value 2") {
 		t.Errorf("Commit with p at index 2: %v, want an error naming value 2", err)
 	}
-	if err := Open(Commitment{}, v, rho); err == nil || !strings.Contains(err.Error(), "value 2") {
+	if err := Open(Commitment{}, v, masks, rho); err == nil || !strings.Contains(err.Error(), "value 2") {
 		t.Errorf("Open with p at index 2: %v, want an error naming value 2", err)
 	}
 	s := NewIntSum(4)
-	if err := s.Add(v); err == nil || !strings.Contains(err.Error(), "value 2") {
-		t.Errorf("IntSum.Add with p at index 2: %v, want an error naming value 2", err)
+	if err := s.AddMasked(v, masks); err == nil || !strings.Contains(err.Error(), "value 2") {
+		t.Errorf("IntSum.AddMasked with p at index 2: %v, want an error naming value 2", err)
 	}
 	if s.Field()[0] != 0 {
-		t.Error("a refused Add changed the sums")
+		t.Error("a refused AddMasked changed the sums")
 	}
-	if err := s.Add(v[:3]); err == nil {
-		t.Error("IntSum.Add of 3 values to 4 sums succeeded")
+	if err := s.AddMasked(v[:3], masks[:3]); err == nil {
+		t.Error("IntSum.AddMasked of 3 values to 4 sums succeeded")
 	}
-	if _, err := Commit(make([]uint64, MaxValues+1), rho); err == nil {
+	if _, err := Commit(make([]uint64, MaxValues+1), make([]uint64, MaxValues+1), rho); err == nil {
 		t.Errorf("Commit of %d values succeeded", MaxValues+1)
 	}
 	if err := Verify(nil, NewIntSum(MaxValues+1), rho); err == nil {
 		t.Errorf("Verify over %d sums succeeded", MaxValues+1)
+	}
+}
+
+func TestMasksMustBeBelowTheBound(t *testing.T) {
+	rho := one()
+	v := []uint64{1, 2, 3, 4}
+	largest := []uint64{0, MaskBound - 1, 0, 0}
+	if _, err := Commit(v, largest, rho); err != nil {
+		t.Errorf("Commit with mask 2^40 − 1: %v", err)
+	}
+	for name, masks := range map[string][]uint64{
+		"mask 2^40 at index 1":     {0, MaskBound, 0, 0},
+		"mask 2^64 − 1 at index 1": {0, ^uint64(0), 0, 0},
+	} {
+		if _, err := Commit(v, masks, rho); err == nil || !strings.Contains(err.Error(), "mask 1") {
+			t.Errorf("Commit with %s: %v, want an error naming mask 1", name, err)
+		}
+		if err := Open(Commitment{}, v, masks, rho); err == nil || errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "mask 1") {
+			t.Errorf("Open with %s: %v, want a malformed-input error naming mask 1", name, err)
+		}
+		s := NewIntSum(4)
+		if err := s.AddMasked(v, masks); err == nil || !strings.Contains(err.Error(), "mask 1") {
+			t.Errorf("IntSum.AddMasked with %s: %v, want an error naming mask 1", name, err)
+		}
+		if !slices.Equal(s, NewIntSum(4)) {
+			t.Errorf("a refused AddMasked (%s) changed the sums", name)
+		}
+	}
+	for _, masks := range [][]uint64{nil, {0, 0, 0}, {0, 0, 0, 0, 0}} {
+		if _, err := Commit(v, masks, rho); err == nil || !strings.Contains(err.Error(), "masks for 4 values") {
+			t.Errorf("Commit with %d masks for 4 values: %v", len(masks), err)
+		}
+		if err := NewIntSum(4).AddMasked(v, masks); err == nil {
+			t.Errorf("IntSum.AddMasked with %d masks for 4 values succeeded", len(masks))
+		}
+	}
+}
+
+// TestNewMasks checks NewMasks against its definition (the low 40 bits of
+// each 8 little-endian bytes read) and that the masks use all 40 bits.
+func TestNewMasks(t *testing.T) {
+	r := testRand(11)
+	raw := make([]byte, 8*2000)
+	r.Read(raw)
+	masks, err := NewMasks(bytes.NewReader(raw), 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var or uint64
+	for k, m := range masks {
+		if want := binary.LittleEndian.Uint64(raw[8*k:]) % MaskBound; m != want {
+			t.Fatalf("mask %d = %d, want %d", k, m, want)
+		}
+		or |= m
+	}
+	if or != MaskBound-1 {
+		t.Errorf("2,000 masks OR to %#x, want every one of the 40 bits set somewhere", or)
+	}
+	if _, err := NewMasks(bytes.NewReader(raw[:8*3-1]), 3); err == nil {
+		t.Error("NewMasks of 3 from 23 bytes succeeded")
+	}
+}
+
+// TestMaxSummands checks the bound the package documents: MaxSummands
+// largest masked values, (p − 1) + p·(2^40 − 1), sum below 2^128, and
+// round.MaxCollectors is within it.
+func TestMaxSummands(t *testing.T) {
+	largest := Masked(field.P-1, MaskBound-1)
+	want := new(big.Int).Mul(new(big.Int).SetUint64(field.P), new(big.Int).Lsh(big.NewInt(1), MaskBits))
+	want.Sub(want, big.NewInt(1))
+	if largest.big().Cmp(want) != 0 {
+		t.Fatalf("Masked(p − 1, 2^40 − 1) = %s, want p·2^40 − 1 = %s", largest, want)
+	}
+	total := new(big.Int).Mul(want, big.NewInt(MaxSummands))
+	if total.BitLen() > 128 {
+		t.Errorf("%d largest masked values sum to %s, not below 2^128", MaxSummands, total)
+	}
+	if round.MaxCollectors > MaxSummands {
+		t.Errorf("round.MaxCollectors = %d, more than the %d masked reports an IntSum holds", round.MaxCollectors, MaxSummands)
+	}
+	// A sum that would pass 2^128 is refused and left as it was.
+	max128 := Uint128{Hi: ^uint64(0), Lo: ^uint64(0)}
+	s := IntSum{Uint128{Hi: max128.Hi, Lo: max128.Lo - (field.P - 1)}} // 2^128 − 1 − (p − 1)
+	before := s[0]
+	if err := s.AddMasked([]uint64{field.P - 1}, []uint64{1}); err == nil || s[0] != before {
+		t.Errorf("AddMasked past 2^128: %v, sum %s (was %s)", err, s[0], before)
+	}
+	if err := s.AddMasked([]uint64{field.P - 1}, []uint64{0}); err != nil || s[0] != max128 {
+		t.Errorf("AddMasked up to 2^128 − 1: %v, sum %s", err, s[0])
 	}
 }
 
@@ -496,19 +617,29 @@ func TestIntSum(t *testing.T) {
 	for k := range want {
 		want[k] = new(big.Int)
 	}
+	bigP := new(big.Int).SetUint64(field.P)
 	for i := range m {
 		v := make([]uint64, n)
 		if err := field.Random(r, v); err != nil {
 			t.Fatal(err)
 		}
-		if i%3 == 0 {
-			v[0] = field.P - 1 // the largest value, to carry often
+		masks, err := NewMasks(r, n)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := s.Add(v); err != nil {
+		if i%3 == 0 {
+			// The largest value and mask, to carry often.
+			v[0], masks[0] = field.P-1, MaskBound-1
+		}
+		if i%5 == 0 {
+			masks[1] = 0 // an unmasked value, below 2^64
+		}
+		if err := s.AddMasked(v, masks); err != nil {
 			t.Fatal(err)
 		}
 		for k, x := range v {
-			want[k].Add(want[k], new(big.Int).SetUint64(x))
+			mk := new(big.Int).Mul(bigP, new(big.Int).SetUint64(masks[k]))
+			want[k].Add(want[k], mk.Add(mk, new(big.Int).SetUint64(x)))
 			modP[k] = field.Add(modP[k], x)
 		}
 	}
@@ -517,11 +648,12 @@ func TestIntSum(t *testing.T) {
 			t.Errorf("sum %d = %s, want %s", k, s[k], want[k])
 		}
 		if s[k].Hi == 0 {
-			t.Errorf("sum %d of %d field elements did not carry past 2^64", k, m)
+			t.Errorf("sum %d of %d masked values did not carry past 2^64", k, m)
 		}
 	}
+	// The masks vanish mod p: Field is the sum of the values alone.
 	if got := s.Field(); !slices.Equal(got, modP) {
-		t.Errorf("Field() = %v, Σ mod p = %v", got, modP)
+		t.Errorf("Field() = %v, Σ values mod p = %v", got, modP)
 	}
 
 	js, err := json.Marshal(s)

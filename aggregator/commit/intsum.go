@@ -14,35 +14,44 @@ import (
 // text form.
 type Uint128 struct{ Hi, Lo uint64 }
 
-// IntSum is ΣV as exact integers, one per counter: what the agreement
+// IntSum is ΣV as exact integers, one per counter: the sum of the masked
+// values V_ik + p·m_ik the collectors committed to, which the agreement
 // carries so that anyone can check it against the commitments. Reducing it
-// mod p (Field) gives the ΣV the keepers' arithmetic uses.
+// mod p (Field) gives the ΣV the keepers' arithmetic uses: the masks
+// vanish mod p.
 type IntSum []Uint128
 
 // NewIntSum returns n zero sums.
 func NewIntSum(n int) IntSum { return make(IntSum, n) }
 
-// Add adds one report's values, counter by counter. Every value must be a
-// canonical field element.
-func (s IntSum) Add(values []uint64) error {
+// AddMasked adds one report's masked values, values[k] + p·masks[k],
+// counter by counter. Every value must be a canonical field element and
+// every mask below MaskBound, one mask per value. A refused report leaves
+// the sums as they were; so does one that would take a sum past 2^128,
+// which takes more than MaxSummands reports.
+func (s IntSum) AddMasked(values, masks []uint64) error {
 	if len(values) != len(s) {
 		return fmt.Errorf("commit: adding %d values to %d sums", len(values), len(s))
 	}
-	for k, v := range values {
-		if v >= field.P {
-			return fmt.Errorf("commit: adding value %d: not a canonical field element", k)
+	if err := checkValues(values, masks); err != nil {
+		return fmt.Errorf("commit: adding: %w", err)
+	}
+	for k := range values {
+		if _, carry := add128(s[k], Masked(values[k], masks[k])); carry != 0 {
+			return fmt.Errorf("commit: adding: sum %d would reach 2^128 (more than %d reports)", k, MaxSummands)
 		}
 	}
-	for k, v := range values {
-		var carry uint64
-		s[k].Lo, carry = bits.Add64(s[k].Lo, v, 0)
-		s[k].Hi, carry = bits.Add64(s[k].Hi, 0, carry)
-		if carry != 0 {
-			// Needs more than 2^64 reports; privstats has at most 10^5.
-			panic("commit: integer sum overflows 2^128")
-		}
+	for k := range values {
+		s[k], _ = add128(s[k], Masked(values[k], masks[k]))
 	}
 	return nil
+}
+
+// add128 returns a + b mod 2^128 and the carry out.
+func add128(a, b Uint128) (Uint128, uint64) {
+	lo, c := bits.Add64(a.Lo, b.Lo, 0)
+	hi, c := bits.Add64(a.Hi, b.Hi, c)
+	return Uint128{Hi: hi, Lo: lo}, c
 }
 
 // twoTo64ModP is 2^64 mod p = 2^32 − 1 for the Goldilocks prime.

@@ -195,6 +195,12 @@ func (c *Config) Collector(fingerprint string) (CollectorSpec, bool) {
 // every bundle, report and share.
 const MaxCounters = 100000
 
+// MaxCollectors bounds a round's permitted collectors, so that the exact
+// integer sum of their masked reports, each value below p·2^40 < 2^104,
+// stays below 2^128 (commit.MaxSummands = 2^24; arithmetic.md,
+// "Commitments"). Tor has about 7,000 relays.
+const MaxCollectors = 1 << 20
+
 // noiseTailSigmas is how many standard deviations of total noise the
 // overflow check allows for: the chance of exceeding it is below 1e-30.
 const noiseTailSigmas = 12
@@ -258,6 +264,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Collectors) == 0 {
 		return errors.New("round config: no collectors permitted")
+	}
+	if len(c.Collectors) > MaxCollectors {
+		return fmt.Errorf("round config: %d collectors permitted, at most %d", len(c.Collectors), MaxCollectors)
 	}
 	collectors := map[string]bool{}
 	for _, dc := range c.Collectors {

@@ -55,6 +55,9 @@ func TestConfigValidation(t *testing.T) {
 		"min_collectors too high":  {func(c *round.Config) { c.MinCollectors = 99 }, "min_collectors"},
 		"repeated bin":             {func(c *round.Config) { c.Statistics[1].Bins[1] = "web" }, "repeated"},
 		"overflow":                 {func(c *round.Config) { c.Statistics[0].MaxPerCollector = 1 << 62 }, "could overflow"},
+		"too many collectors": {func(c *round.Config) {
+			c.Collectors = append(c.Collectors, make([]round.CollectorSpec, round.MaxCollectors+1-len(c.Collectors))...)
+		}, "at most 1048576"},
 	} {
 		cfg := roundtest.Config(3, 2, 4, 10, 1)
 		tc.edit(cfg)

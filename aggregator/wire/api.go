@@ -34,8 +34,10 @@ const (
 //
 // Version 2: reports carry a signed Pedersen commitment and its blinding,
 // agreements carry ΣV as exact integers with S's commitments, and outcomes
-// carry a signed publication time (docs/threat-model.md).
-const ProtocolVersion = 2
+// carry a signed publication time (docs/threat-model.md). Version 3:
+// reports carry masks, and commitments and ΣV are over the masked values
+// V + p·m (package commit).
+const ProtocolVersion = 3
 
 // RoundView is what the tally server tells a polling node about the current
 // round. It holds only public or signed data.

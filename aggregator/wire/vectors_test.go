@@ -156,12 +156,12 @@ func vectorMessages(t *testing.T, sealed []byte) []message {
 		t.Fatal(err)
 	}
 	reason := "policy: round ε = 0.3 is more than this node's max_epsilon 0.2"
-	// Each collector's report: values, a blinding drawn from a seeded
-	// stream, and its signed commitment; the agreement sums them.
+	// Each collector's report: values, masks and a blinding drawn from
+	// seeded streams, and its signed commitment; the agreement sums them.
 	type report struct {
-		values     []field.Element
-		blinding   commit.Scalar
-		commitment identity.Signed
+		values, masks []field.Element
+		blinding      commit.Scalar
+		commitment    identity.Signed
 	}
 	reports := map[string]report{}
 	sum := commit.NewIntSum(len(collector1Values))
@@ -172,12 +172,22 @@ func vectorMessages(t *testing.T, sealed []byte) []message {
 		for c := range values {
 			values[c] = field.Add(values[c], field.Element(i*1000+c))
 		}
+		maskSeed := sha512.Sum512([]byte("privstats test vector masks " + name))
+		masks, err := commit.NewMasks(bytes.NewReader(maskSeed[:]), len(values))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			// collector-1's p − 1 gets the largest mask: the largest
+			// masked value, p·2^40 − 1.
+			masks[2] = commit.MaskBound - 1
+		}
 		seed := sha512.Sum512([]byte("privstats test vector blinding " + name))
 		rho, err := commit.NewBlinding(bytes.NewReader(seed[:]))
 		if err != nil {
 			t.Fatal(err)
 		}
-		cm, err := commit.Commit(values, rho)
+		cm, err := commit.Commit(values, masks, rho)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,8 +195,8 @@ func vectorMessages(t *testing.T, sealed []byte) []message {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reports[fp(name)] = report{values, rho, signed}
-		if err := sum.Add(values); err != nil {
+		reports[fp(name)] = report{values, masks, rho, signed}
+		if err := sum.AddMasked(values, masks); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,9 +220,9 @@ func vectorMessages(t *testing.T, sealed []byte) []message {
 		{KindRoundKey, "keeper-1", "keeper-1 publishes its round key (the one sealed-bundle.txtar opens with).", RoundKey{ConfigHash: hash, Keeper: k1, PublicKey: priv.PublicKey().Bytes()}},
 		{KindShareBundle, "collector-1", "collector-1 sends keeper-1 the sealed bundle of sealed-bundle.txtar.", SealedBundle{ConfigHash: hash, Collector: c1, Keeper: k1, Ciphertext: sealed}},
 		{KindAck, "keeper-1", "keeper-1 holds bundles from all three collectors.", Ack{ConfigHash: hash, Keeper: k1, Collectors: S}},
-		{KindReport, "collector-1", "collector-1 reports its blinded counters and a 15-minute gap in its event feed.",
-			Report{ConfigHash: hash, Collector: c1, Values: reports[c1].values, Blinding: reports[c1].blinding, Commitment: reports[c1].commitment, Gaps: gaps}},
-		{KindCommitment, "collector-1", "collector-1's Pedersen commitment to its report's values (package commit),\nsigned on its own so keepers and readers of the outcome can check ΣV against it.",
+		{KindReport, "collector-1", "collector-1 reports its blinded counters, the masks and blinding that open its\ncommitment, and a 15-minute gap in its event feed.",
+			Report{ConfigHash: hash, Collector: c1, Values: reports[c1].values, Masks: reports[c1].masks, Blinding: reports[c1].blinding, Commitment: reports[c1].commitment, Gaps: gaps}},
+		{KindCommitment, "collector-1", "collector-1's Pedersen commitment to its report's masked values (package commit),\nsigned on its own so keepers and readers of the outcome can check ΣV against it.",
 			ReportCommitment{ConfigHash: hash, Collector: c1, Commitment: mustCommitment(t, reports[c1].commitment)}},
 		{KindAgreement, vectortest.Tally, "The tally server proposes S (all three collectors) and ΣV, with collector-1's\ngaps by digest and the refuser's refusal.", agreement},
 		{KindCommit, "keeper-1", "keeper-1 commits to the agreement of agreement.txtar (by the SHA-256 of its body).", Commit{ConfigHash: hash, Keeper: k1, Agreement: digest}},

@@ -66,21 +66,26 @@ type Ack struct {
 
 // Report is a collector's blinded counters at the end of the window, with
 // the gaps in its event feed (what it says about itself, never counts). It
-// goes to the tally server only. Blinding opens Commitment, the
-// collector's separately signed ReportCommitment to Values, which the
-// tally server shows the keepers and publishes: they check that ΣV is the
-// sum of what the collectors committed to without seeing any report.
+// goes to the tally server only. Masks (one per counter, each below
+// commit.MaskBound) and Blinding open Commitment, the collector's
+// separately signed ReportCommitment to the masked values
+// Values[k] + p·Masks[k], which the tally server shows the keepers and
+// publishes: they check that ΣV, the integer sum of the masked values, is
+// the sum of what the collectors committed to without seeing any report.
+// The masks hide from keepers how many reports wrapped around p, which the
+// sum of the bare values would tell (package commit).
 type Report struct {
 	ConfigHash string          `json:"config_hash"`
 	Collector  string          `json:"collector"`
 	Values     []field.Element `json:"values"`
+	Masks      []uint64        `json:"masks"`
 	Blinding   commit.Scalar   `json:"blinding"`
 	Commitment identity.Signed `json:"commitment"`
 	Gaps       []Gap           `json:"gaps,omitempty"`
 }
 
 // ReportCommitment is a collector's Pedersen commitment to its report's
-// values (package commit), signed on its own so it can be shown to keepers
+// masked values (package commit), signed on its own so it can be shown to keepers
 // and published while the report itself is not.
 type ReportCommitment struct {
 	ConfigHash string            `json:"config_hash"`
@@ -96,7 +101,8 @@ type Gap struct {
 }
 
 // AgreementMsg is the tally server's proposal (S, ΣV). ΣV is the exact
-// integer sum of S's reports, opened against the collectors' signed
+// integer sum of S's masked reports (commit.IntSum; its residues mod p are
+// the sum of the values), opened against the collectors' signed
 // commitments (one per member of S, in S's order) by SumBlinding: keepers
 // and verify check it, so the tally server cannot commit keepers to a sum
 // other than what S reported. It also signs what the outcome will say

@@ -118,7 +118,7 @@ func TestKeeperExample(t *testing.T) {
 		Policy: policy.Policy{
 			MaxEpsilon: 0.3, MaxDelta: 1e-3, MinCollectors: 3,
 			MinRoundLength: policy.Duration(12 * time.Hour), MaxStatistics: 20,
-			DelayPeriod: policy.Duration(24 * time.Hour), SigmaTolerance: 0.01,
+			DelayPeriod: policy.Duration(24 * time.Hour), SigmaTolerance: 0.01, DishonestKeepers: 1,
 		},
 		HealthListen: "127.0.0.1:9465",
 	}

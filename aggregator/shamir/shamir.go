@@ -143,10 +143,14 @@ func lagrangeShifted(xs []int) ([]field.Element, error) {
 }
 
 // InconsistentError says that the shares do not all lie on one polynomial of
-// degree K−1. Bad lists the x-coordinates that disagree with the polynomial
-// most shares agree on; when no polynomial is agreed on by more than K shares
-// (for example K+1 shares with one bad), the culprit cannot be isolated and
-// Suspects lists every share involved instead.
+// degree K−1 per counter. Bad lists the x-coordinates of the shares that are
+// off, for at least one counter, the polynomial all but at most ⌊(n−K)/2⌋
+// of the n shares lie on; that polynomial is then the only one so many
+// shares agree on (Reed–Solomon unique decoding), and Bad has at most
+// ⌊(n−K)/2⌋ entries, so the other shares, K or more, determine the secrets.
+// When no such set of at most ⌊(n−K)/2⌋ shares exists (for example K+1
+// shares with one bad), the culprits cannot be told apart from the honest
+// and Suspects lists every share instead.
 type InconsistentError struct {
 	Bad      []int
 	Suspects []int
@@ -167,16 +171,12 @@ func joinInts(xs []int) string {
 	return strings.Join(parts, ", ")
 }
 
-// maxSubsets bounds the search for a consistent K-subset when shares
-// disagree; privstats deployments have a handful of keepers, far below it.
-const maxSubsets = 1 << 14
-
-// maxIsolate is the most shares isolate searches among.
-const maxIsolate = 16
-
 // Combine recovers the secrets from k or more shares. With more than k it
 // checks that every share lies on the polynomial defined by the others and,
 // if not, returns an *InconsistentError naming the shares that do not.
+// Consistent shares cost O(n·k·C) field operations for n shares of C
+// counters; naming the bad ones costs about as much again in the usual case
+// and O(n²·C) at worst (see isolate).
 func Combine(shares []Share, k int) ([]field.Element, error) {
 	if k < 1 {
 		return nil, fmt.Errorf("shamir: threshold %d", k)
@@ -195,6 +195,9 @@ func Combine(shares []Share, k int) ([]field.Element, error) {
 		if s.X < 1 || s.X > MaxHolders {
 			return nil, fmt.Errorf("shamir: x-coordinate %d outside 1..%d", s.X, MaxHolders)
 		}
+		if len(s.Values) != len(shares[0].Values) {
+			return nil, fmt.Errorf("shamir: share %d has %d values, share %d has %d", s.X, len(s.Values), shares[0].X, len(shares[0].Values))
+		}
 	}
 	agree, err := agreeing(shares[:k], shares[k:])
 	if err != nil {
@@ -203,7 +206,7 @@ func Combine(shares []Share, k int) ([]field.Element, error) {
 	if len(agree) == len(shares)-k {
 		return interpolateAt(shares[:k], 0)
 	}
-	return nil, isolate(shares, k)
+	return nil, isolate(nil, shares, k)
 }
 
 // agreeing returns the shares among rest that lie on the polynomial through base.
@@ -221,74 +224,136 @@ func agreeing(base, rest []Share) ([]Share, error) {
 	return out, nil
 }
 
-// isolate searches K-subsets for the polynomial with the most support. A
-// polynomial backed by more than K shares is unique when errors are few
-// (Reed–Solomon: up to (n−K)/2 bad shares), so its dissenters are the bad
-// shares; with no such polynomial every share is a suspect.
-func isolate(shares []Share, k int) error {
+// isolate names the bad shares after Combine found the shares inconsistent.
+// Shares are Reed–Solomon codewords, one per counter, so it decodes with
+// Gao's algorithm, but not counter by counter: it first decodes one random
+// linear combination of the counters, z_j = Σ_c r_c·v_j[c] with r drawn
+// uniformly from the field (from rand; crypto/rand when nil). A share whose
+// values are off on any counter has a nonzero error vector e, and Σ r_c·e_c
+// is then 0 with probability exactly 1/p, so with probability at least
+// 1 − b/p ≥ 1 − 2^−56 for b ≤ 255 bad shares the combination is off at
+// exactly the bad shares. The candidate set is then checked on every
+// counter, so the randomness only affects the work, never the verdict: if
+// the check finds a counter the rest still disagree on (an unlucky r, or
+// more bad shares than decoding allows), that counter is decoded on its
+// own.
+//
+// Work for n shares, C counters and t = ⌊(n−K)/2⌋: O(n·C) field operations
+// for the combination, O(n²) to decode it, O(n·K·C) to check the
+// candidates, and O(n²) per counter decoded on its own (at most C of them;
+// none unless r was unlucky or more than t shares are bad). For 16 shares,
+// K = 9 and 100,000 counters that is a few tens of milliseconds.
+func isolate(rand io.Reader, shares []Share, k int) error {
 	n := len(shares)
 	all := make([]int, n)
 	for i, s := range shares {
 		all[i] = s.X
 	}
-	if n > maxIsolate {
-		// The search is exponential in n; past a handful of keepers,
-		// report the inconsistency without naming a culprit.
-		return &InconsistentError{Suspects: all}
+	suspects := &InconsistentError{Suspects: all}
+	dec, err := newDecoder(all, k)
+	if err != nil {
+		return err
 	}
-	idx := make([]int, k)
-	for i := range idx {
-		idx[i] = i
+	t := dec.maxErrors()
+	if t == 0 {
+		return suspects
 	}
-	bestSupport := 0
-	var bestBad []int
-	for tried := 0; tried < maxSubsets; tried++ {
-		base := make([]Share, k)
-		inBase := make([]bool, n)
-		for i, j := range idx {
-			base[i] = shares[j]
-			inBase[j] = true
+	counters := len(shares[0].Values)
+	r := make([]field.Element, counters)
+	if err := field.Random(rand, r); err != nil {
+		return err
+	}
+	z := make([]field.Element, n)
+	for j, s := range shares {
+		var acc field.Element
+		for c, v := range s.Values {
+			acc = field.Add(acc, field.Mul(r[c], v))
 		}
-		var bad []int
+		z[j] = acc
+	}
+	cand, ok := dec.decode(z)
+	if !ok {
+		// The combination is off only where some share is, so more than
+		// t shares are bad.
+		return suspects
+	}
+	isCand := make([]bool, n)
+	for _, j := range cand {
+		isCand[j] = true
+	}
+	var rest []Share
+	for j, s := range shares {
+		if !isCand[j] {
+			rest = append(rest, s)
+		}
+	}
+	// rest has at least n − t ≥ K + t shares. Where they lie on one
+	// polynomial, it is the unique decoding of that counter, and the bad
+	// shares there are the candidates off it.
+	base := rest[:k]
+	unsettled := make([]bool, counters)
+	for _, s := range rest[k:] {
+		y, err := interpolateAt(base, s.X)
+		if err != nil {
+			return err
+		}
+		for c, v := range s.Values {
+			if y[c] != v {
+				unsettled[c] = true
+			}
+		}
+	}
+	bad := make([]bool, n)
+	for _, j := range cand {
+		y, err := interpolateAt(base, shares[j].X)
+		if err != nil {
+			return err
+		}
+		for c, v := range shares[j].Values {
+			if !unsettled[c] && y[c] != v {
+				bad[j] = true
+				break
+			}
+		}
+	}
+	nbad := 0
+	for _, b := range bad {
+		if b {
+			nbad++
+		}
+	}
+	column := make([]field.Element, n)
+	for c, u := range unsettled {
+		if !u {
+			continue
+		}
 		for j, s := range shares {
-			if inBase[j] {
-				continue
-			}
-			y, err := interpolateAt(base, s.X)
-			if err != nil {
-				return err
-			}
-			if !slices.Equal(y, s.Values) {
-				bad = append(bad, s.X)
+			column[j] = s.Values[c]
+		}
+		off, ok := dec.decode(column)
+		if !ok {
+			return suspects
+		}
+		for _, j := range off {
+			if !bad[j] {
+				bad[j] = true
+				nbad++
 			}
 		}
-		if support := n - len(bad); support > bestSupport {
-			bestSupport, bestBad = support, bad
+		if nbad > t {
+			// Each counter decodes, but not all with the same t shares
+			// excluded: no t-set of shares explains the inconsistency.
+			return suspects
 		}
-		if !nextCombination(idx, n) {
-			break
+	}
+	var names []int
+	for j, b := range bad {
+		if b {
+			names = append(names, shares[j].X)
 		}
 	}
-	if bestSupport > k && 2*len(bestBad) <= n-k {
-		return &InconsistentError{Bad: bestBad}
+	if len(names) == 0 {
+		return suspects // unreachable: Combine saw an inconsistency
 	}
-	return &InconsistentError{Suspects: all}
-}
-
-// nextCombination advances idx to the next k-subset of 0..n−1 in
-// lexicographic order, reporting false after the last.
-func nextCombination(idx []int, n int) bool {
-	k := len(idx)
-	i := k - 1
-	for i >= 0 && idx[i] == n-k+i {
-		i--
-	}
-	if i < 0 {
-		return false
-	}
-	idx[i]++
-	for j := i + 1; j < k; j++ {
-		idx[j] = idx[j-1] + 1
-	}
-	return true
+	return &InconsistentError{Bad: names}
 }

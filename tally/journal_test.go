@@ -22,20 +22,30 @@ import (
 func (n *testNet) report(t *testing.T, c *identity.Identity, hash string, cfg *round.Config) identity.Signed {
 	t.Helper()
 	values := make([]field.Element, cfg.NumCounters())
-	masks, err := commit.NewMasks(rand.Reader, len(values))
-	if err != nil {
-		t.Fatal(err)
+	masks, rho, cm := commitTo(t, values, nil)
+	rc := sign(t, c, wire.KindCommitment, wire.ReportCommitment{ConfigHash: hash, Collector: c.Fingerprint, Commitment: cm})
+	return sign(t, c, wire.KindReport, wire.Report{ConfigHash: hash, Collector: c.Fingerprint, Values: values, Masks: masks, Blinding: rho, Commitment: rc})
+}
+
+// commitTo commits to values under masks (fresh ones if nil) and a fresh
+// blinding, and returns all three.
+func commitTo(t *testing.T, values, masks []uint64) ([]uint64, commit.Scalar, commit.Commitment) {
+	t.Helper()
+	var err error
+	if masks == nil {
+		if masks, err = commit.NewMasks(rand.Reader, len(values)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rho, err := commit.NewBlinding(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm, err := commit.Commit(values, masks, rho)
+	c, err := commit.Commit(values, masks, rho)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := sign(t, c, wire.KindCommitment, wire.ReportCommitment{ConfigHash: hash, Collector: c.Fingerprint, Commitment: cm})
-	return sign(t, c, wire.KindReport, wire.Report{ConfigHash: hash, Collector: c.Fingerprint, Values: values, Masks: masks, Blinding: rho, Commitment: rc})
+	return masks, rho, c
 }
 
 // closeWindow moves the round to reporting, as its clock would at the end
@@ -59,7 +69,8 @@ func (n *testNet) wantProgress(t *testing.T, when string, joined, reported int) 
 	}
 }
 
-// syncLog is a log sink the server writes while the test reads it.
+// syncLog is a log sink the server writes while the test reads it
+// (deploytest.Log, which imports this package, in a test of it).
 type syncLog struct {
 	mu  sync.Mutex
 	buf bytes.Buffer

@@ -26,6 +26,7 @@ import (
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/atomicfile"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/transport"
@@ -182,10 +183,10 @@ func New(opts Options) (*Server, error) {
 			s.allowed[fp] = "observer"
 		}
 	}
-	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+	if err := atomicfile.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("tally: data directory: %w", err)
 	}
-	st, err := loadState(opts.DataDir)
+	st, err := loadState(opts.DataDir, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("tally: %w", err)
 	}

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -58,6 +58,8 @@ type roundState struct {
 	Bundles map[string][]identity.Signed `json:"-"`
 	Joined  map[string]bool              `json:"-"`
 	Reports map[string]identity.Signed   `json:"-"`
+	// journalEnd is the journal's length up to the last entry stored.
+	journalEnd int64
 
 	cfg *round.Config
 	// secondPosted is set once an Adversary's second agreement is posted.
@@ -75,7 +77,7 @@ func newRound(announce identity.Signed, cfg *round.Config, hash string) *roundSt
 
 const stateFile = "state.json"
 
-func loadState(dir string) (*state, error) {
+func loadState(dir string, log *slog.Logger) (*state, error) {
 	path := filepath.Join(dir, stateFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -95,7 +97,7 @@ func loadState(dir string) (*state, error) {
 		}
 		r.cfg = cfg
 		r.Bundles, r.Joined, r.Reports = map[string][]identity.Signed{}, map[string]bool{}, map[string]identity.Signed{}
-		if err := loadJournal(journalPath(dir, r.Hash), r); err != nil {
+		if err := loadJournal(journalPath(dir, r.Hash), r, log); err != nil {
 			return nil, err
 		}
 	}
@@ -129,9 +131,15 @@ func (r *roundState) apply(e journalEntry) {
 	}
 }
 
-// loadJournal replays a round's journal. A torn last line (a crash while
-// appending) is dropped: its sender never got an answer and will retry.
-func loadJournal(path string, r *roundState) error {
+// loadJournal replays a round's journal. Each entry is one line, and only
+// a newline-terminated line is complete: the bytes after the last newline
+// are a torn append (a crash before its fsync returned, so its sender never
+// heard "stored" and retries). They are cut off here, durably and before
+// anything else is appended; otherwise the next entry would be glued onto
+// the fragment and the journal would be unreadable after the next restart.
+// A damaged complete line is not a crash's doing and is refused.
+func loadJournal(path string, r *roundState, log *slog.Logger) error {
+	r.journalEnd = 0
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -139,56 +147,103 @@ func loadJournal(path string, r *roundState) error {
 	if err != nil {
 		return err
 	}
-	lines := bytes.Split(b, []byte("\n"))
-	for i, line := range lines {
+	end := bytes.LastIndexByte(b, '\n') + 1
+	for i, line := range bytes.SplitAfter(b[:end], []byte("\n")) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		var e journalEntry
 		if err := json.Unmarshal(line, &e); err != nil {
-			if i == len(lines)-1 {
-				break
-			}
 			return fmt.Errorf("%s:%d: damaged journal line (%v); move the file aside to drop this round's bundles and reports", path, i+1, err)
 		}
 		r.apply(e)
 	}
+	if torn := len(b) - end; torn > 0 {
+		if err := cutJournal(path, int64(end)); err != nil {
+			return err
+		}
+		log.Warn("cut a torn entry off the round's journal (a crash while appending; its sender retries)", "journal", path, "kept_bytes", end, "cut_bytes", torn)
+	}
+	r.journalEnd = int64(end)
 	return nil
 }
 
-// appendJournal durably appends one entry to the round's journal. If the
-// write fails part way, the journal is cut back to where it was: the caller
-// does not apply the entry and the sender retries it, and a torn line left
-// in the middle would make the whole journal unreadable on restart.
+// cutJournal durably truncates the journal to its first size bytes.
+func cutJournal(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("cutting the torn end off %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("cutting the torn end off %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("cutting the torn end off %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// writeJournal writes one line at off; tests replace it to fail part way.
+var writeJournal = (*os.File).WriteAt
+
+// appendJournal durably appends one entry to the round's journal, at
+// r.journalEnd, the end of the entries stored so far. Whatever follows that
+// offset is the remains of an append that failed and could not be cut
+// back; it is cut now, so a torn line never ends up before a stored one.
+// When the append fails, the caller does not apply the entry and the
+// sender retries it.
 func appendJournal(dir string, r *roundState, e journalEntry) error {
 	path := journalPath(dir, r.Hash)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
 	line, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("journal entry of %s: %w", e.Collector, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	line = append(line, '\n')
+	if err := atomicfile.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	created := true
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		created = false
+		f, err = os.OpenFile(path, os.O_WRONLY, 0)
+	}
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	end, err := f.Seek(0, io.SeekEnd)
+	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(append(line, '\n'))
+	if fi.Size() < r.journalEnd {
+		return fmt.Errorf("%s holds %d bytes, fewer than the %d of entries already stored: it was cut or replaced behind the server's back; restart to reload it", path, fi.Size(), r.journalEnd)
+	}
+	if fi.Size() > r.journalEnd {
+		if err := f.Truncate(r.journalEnd); err != nil {
+			return fmt.Errorf("cutting a failed append off %s: %w", path, err)
+		}
+	}
+	_, err = writeJournal(f, line, r.journalEnd)
 	if err == nil {
 		err = f.Sync()
 	}
+	if err == nil && created {
+		// The new file's name must be as durable as its first line.
+		err = atomicfile.SyncDir(filepath.Dir(path))
+	}
 	if err != nil {
-		if terr := f.Truncate(end); terr != nil {
-			return fmt.Errorf("%w; cutting %s back to %d bytes: %v", err, path, end, terr)
+		if terr := f.Truncate(r.journalEnd); terr != nil {
+			return fmt.Errorf("%w; cutting %s back to %d bytes: %v (cut before the next append)", err, path, r.journalEnd, terr)
 		}
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	r.journalEnd += int64(len(line))
+	return nil
 }
 
 func saveState(dir string, st *state) error {

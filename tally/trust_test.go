@@ -2,7 +2,6 @@ package tally
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,18 +98,7 @@ func TestReportsWhoseCommitmentDoesNotOpenAreLeftOut(t *testing.T) {
 	var S []string
 	for i, id := range ids {
 		values := []field.Element{uint64(i), 7, field.P - 1}
-		masks, err := commit.NewMasks(rand.Reader, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rho, err := commit.NewBlinding(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := commit.Commit(values, masks, rho)
-		if err != nil {
-			t.Fatal(err)
-		}
+		masks, rho, c := commitTo(t, values, nil)
 		switch i {
 		case 2: // reports values other than it committed to
 			values = []field.Element{uint64(i) + 1, 7, field.P - 1}
@@ -150,14 +138,7 @@ func TestReportMasksAreChecked(t *testing.T) {
 	// Each report commits under mask 0: acceptReport checks the report's
 	// form, and whether it opens its commitment only when S is chosen.
 	report := func(masks []uint64) identity.Signed {
-		rho, err := commit.NewBlinding(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := commit.Commit(values, []uint64{0}, rho)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, rho, c := commitTo(t, values, []uint64{0})
 		rc := sign(t, dc, wire.KindCommitment, wire.ReportCommitment{ConfigHash: r.Hash, Collector: dc.Fingerprint, Commitment: c})
 		return sign(t, dc, wire.KindReport, wire.Report{ConfigHash: r.Hash, Collector: dc.Fingerprint, Values: values, Masks: masks, Blinding: rho, Commitment: rc})
 	}

@@ -45,3 +45,25 @@ func TestWriteFailureKeepsTheOldFile(t *testing.T) {
 		t.Fatalf("old file now %q", got)
 	}
 }
+
+func TestMkdirAllMakesNestedDirectories(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "b", "c")
+	for range 2 { // the second call finds it made
+		if err := MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			t.Fatalf("%s: %v, want a directory", dir, err)
+		}
+	}
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{file, filepath.Join(file, "sub")} {
+		if err := MkdirAll(p, 0o700); err == nil {
+			t.Fatalf("MkdirAll(%s) with a file in the way succeeded", p)
+		}
+	}
+}

@@ -111,7 +111,8 @@ func (s *Server) held() (result, error) {
 // open verifies a signed message from peer and checks its round.
 func open(r *roundState, peer string, m identity.Signed, kind string, body any, hash func() string) *rejection {
 	if _, err := wire.OpenBody(m, kind, peer, body); err != nil {
-		if _, ok := errors.AsType[*json.SyntaxError](err); ok {
+		_, syntax := errors.AsType[*json.SyntaxError](err)
+		if syntax || errors.Is(err, identity.ErrMalformed) {
 			return refuse(reasonMalformed, "%v", err)
 		}
 		return refuse(reasonBadSignature, "%v", err)

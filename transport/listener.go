@@ -60,7 +60,28 @@ func (l *listener) acceptLoop() {
 }
 
 func (l *listener) handshake(raw net.Conn) {
-	c := tls.Server(raw, l.conf)
+	reported := false
+	report := func(err error) {
+		if !reported && l.rejected != nil {
+			l.rejected(raw.RemoteAddr(), err)
+		}
+		reported = true
+	}
+	conf := l.conf
+	if verify := conf.VerifyConnection; verify != nil {
+		// A peer refused by the check is reported before crypto/tls
+		// sends it the alert, so whoever counts refusals has counted it
+		// by the time the peer knows.
+		conf = conf.Clone()
+		conf.VerifyConnection = func(cs tls.ConnectionState) error {
+			err := verify(cs)
+			if err != nil {
+				report(err)
+			}
+			return err
+		}
+	}
+	c := tls.Server(raw, conf)
 	raw.SetDeadline(time.Now().Add(l.timeout))
 	err := c.Handshake()
 	if err == nil {
@@ -72,16 +93,13 @@ func (l *listener) handshake(raw net.Conn) {
 		}
 		return
 	}
+	defer raw.Close()
 	if re, ok := errors.AsType[tls.RecordHeaderError](err); ok && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+		report(fmt.Errorf("%w (%q…)", ErrPlainHTTP, re.RecordHeader[:]))
 		raw.Write([]byte("HTTP/1.0 400 Bad Request\r\n\r\nThis is a TLS port: use https:// with the node's identity key.\n"))
-		err = fmt.Errorf("%w (%q…)", ErrPlainHTTP, re.RecordHeader[:])
-	} else {
-		err = classify(err, l.timeout)
+		return
 	}
-	raw.Close()
-	if l.rejected != nil {
-		l.rejected(raw.RemoteAddr(), err)
-	}
+	report(classify(err, l.timeout))
 }
 
 // classify wraps a failed handshake's error in the cause it shows.

@@ -13,22 +13,22 @@ import (
 	"github.com/privstats/privstats/transport"
 )
 
-// Defaults of the per-peer and global caps on requests in flight
+// Defaults of the per-peer and global caps on posts in flight
 // (Options.MaxInFlightPerPeer, Options.MaxInFlight). Posted bodies are what
-// costs memory, up to MaxBodyBytes each while decoded, so they are capped
-// apart from long polls, which hold a goroutine and little else.
+// costs memory: each up to MaxBodyBytes read plus about as much decoded,
+// so by default at most 64 × 2 × 8 MiB. Long polls and bundle fetches are
+// capped per peer only: they hold a goroutine and little else, and only
+// listed nodes get past the handshake.
 const (
 	DefaultMaxInFlightPerPeer = 4
 	DefaultMaxInFlight        = 64
-	// maxPollsInFlight is the global cap on long polls and bundle fetches:
-	// generous, as every node keeps one poll open.
-	maxPollsInFlight = 1024
 )
 
 // inFlight caps the requests being served at once, per peer and in all.
-// A request over either cap is refused (too_many_requests, 429) before its
-// body is read, so a peer that floods the server costs it a handshake and
-// a header per request, not a body.
+// A request over the peer's cap is refused (too_many_requests, 429), one
+// over the global cap (server_busy, 503), before its body is read, so a
+// peer that floods the server costs it a handshake and a header per
+// request, not a body.
 type inFlight struct {
 	perPeer, global int
 
@@ -48,7 +48,7 @@ func (f *inFlight) acquire(peer string) *rejection {
 		return refuse(reasonTooManyRequests, "%d requests from this node are already being served, at most %d at once", f.byPeer[peer], f.perPeer)
 	}
 	if f.total >= f.global {
-		return refuse(reasonTooManyRequests, "the server is serving %d requests, at most %d at once; retry later", f.total, f.global)
+		return refuse(reasonServerBusy, "the server is serving %d requests, at most %d at once; retry later", f.total, f.global)
 	}
 	f.byPeer[peer]++
 	f.total++

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -196,6 +197,20 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 			defer func() {
 				for range n.server.opts.MaxInFlightPerPeer {
 					n.server.posts.release(k0.Fingerprint)
+				}
+			}()
+			return n.send(t, k0, wire.PathRoundKey, key0)
+		}},
+		{reasonServerBusy, http.StatusServiceUnavailable, func() (string, error) {
+			// Other nodes' posts fill the server.
+			for i := range n.server.opts.MaxInFlight {
+				if rej := n.server.posts.acquire(fmt.Sprint("node ", i)); rej != nil {
+					t.Fatal(rej)
+				}
+			}
+			defer func() {
+				for i := range n.server.opts.MaxInFlight {
+					n.server.posts.release(fmt.Sprint("node ", i))
 				}
 			}()
 			return n.send(t, k0, wire.PathRoundKey, key0)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -83,7 +84,7 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxInFlightPerPeer bounds the posts one node may have in flight, and
 	// MaxInFlight those of all nodes together; further posts are refused
-	// (too_many_requests) before their bodies are read. Defaults
+	// (too_many_requests, server_busy) before their bodies are read. Defaults
 	// DefaultMaxInFlightPerPeer and DefaultMaxInFlight.
 	MaxInFlightPerPeer, MaxInFlight int
 	// HandshakeTimeout bounds a TLS handshake; DefaultHandshakeTimeout if
@@ -190,7 +191,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), allowed: map[string]string{},
 		posts:      newInFlight(opts.MaxInFlightPerPeer, opts.MaxInFlight),
-		polls:      newInFlight(opts.MaxInFlightPerPeer, maxPollsInFlight),
+		polls:      newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
 		refusalLog: newRefusalLog(opts.Logger),
 		changed:    make(chan struct{}), phaseChanged: make(chan struct{})}
 	for _, fp := range opts.Keepers {

@@ -69,8 +69,12 @@ const (
 	// version, a client that hung up, garbage).
 	reasonBadHandshake = "bad_handshake"
 	// reasonTooManyRequests: the sender already has as many requests in
-	// flight as one peer may, or the server as many as it takes at once.
+	// flight as one node may (Options.MaxInFlightPerPeer); an honest node,
+	// which posts one message at a time, never does.
 	reasonTooManyRequests = "too_many_requests"
+	// reasonServerBusy: the server is reading as many bodies as it takes at
+	// once (Options.MaxInFlight); answered 503, which nodes retry.
+	reasonServerBusy = "server_busy"
 	// reasonWrongRole: the sender's configured role may not post here (a
 	// collector posting a keeper's message).
 	reasonWrongRole = "wrong_role"
@@ -102,7 +106,7 @@ const (
 
 var reasons = []reason{reasonUnknownKey, reasonNoCertificate, reasonPlainHTTP, reasonHandshakeTimeout, reasonBadHandshake,
 	reasonWrongRole, reasonNotInRound, reasonBadSignature, reasonWrongRound, reasonWrongPhase, reasonMalformed, reasonTooLarge,
-	reasonDuplicate, reasonNotJoined, reasonWrongVersion, reasonTooManyRequests}
+	reasonDuplicate, reasonNotJoined, reasonWrongVersion, reasonTooManyRequests, reasonServerBusy}
 
 // handshakeReason is the reason a refused TLS handshake is counted under.
 func handshakeReason(err error) reason {
@@ -132,6 +136,9 @@ func (r reason) status() int {
 		return http.StatusRequestEntityTooLarge
 	case reasonTooManyRequests:
 		return http.StatusTooManyRequests
+	case reasonServerBusy:
+		// Not a 4xx: collectors take those as final and drop the round.
+		return http.StatusServiceUnavailable
 	default: // wrong_round, wrong_phase, duplicate, not_joined: the round's state is in the way
 		return http.StatusConflict
 	}

@@ -90,7 +90,7 @@ type Options struct {
 	// HandshakeTimeout bounds a TLS handshake; DefaultHandshakeTimeout if
 	// zero.
 	HandshakeTimeout time.Duration
-	Logger       *slog.Logger
+	Logger           *slog.Logger
 
 	// Adversary makes this tally server misbehave as an attacker would,
 	// for privstats demo --attack and the tests that show the other nodes

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,8 +98,21 @@ func TestSignaturesBindKindAndSigner(t *testing.T) {
 	}
 	swapped := s
 	swapped.Signer = b.Sign("report", nil).Signer
-	if _, err := swapped.VerifyAny("report"); err == nil {
-		t.Fatal("signature verified under another key")
+	if _, err := swapped.VerifyAny("report"); err == nil || errors.Is(err, ErrMalformed) {
+		t.Fatalf("signature under another key: %v, want a bad signature, not a malformed message", err)
+	}
+	if err := tampered.Verify("report", a.Fingerprint); errors.Is(err, ErrMalformed) {
+		t.Fatalf("tampered body: %v, want a bad signature, not a malformed message", err)
+	}
+	if err := relabelled.Verify("report", a.Fingerprint); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a commit verified as a report: %v, want ErrMalformed", err)
+	}
+	for _, signer := range []string{"zz" + s.Signer[2:], s.Signer[:62], s.Signer + "00", ""} {
+		bad := s
+		bad.Signer = signer
+		if _, err := bad.VerifyAny("report"); !errors.Is(err, ErrMalformed) {
+			t.Errorf("signer %q: %v, want ErrMalformed", signer, err)
+		}
 	}
 }
 

@@ -52,15 +52,22 @@ func (s Signed) Verify(kind, fingerprint string) error {
 	return nil
 }
 
+// ErrMalformed is wrapped by the errors of Verify and VerifyAny for a
+// message that could not have been signed as asked whatever the key: of
+// another kind, or whose signer is not a hex Ed25519 public key. Receivers
+// tell these apart from a signature that does not verify (a forgery, or
+// the right message signed by the wrong key).
+var ErrMalformed = errors.New("malformed signed message")
+
 // VerifyAny checks the signature against the embedded key and returns the
 // signer's fingerprint; callers must still decide whether they trust it.
 func (s Signed) VerifyAny(kind string) (string, error) {
 	if s.Kind != kind {
-		return "", fmt.Errorf("message is a %q, want %q", s.Kind, kind)
+		return "", fmt.Errorf("%w: message is a %q, want %q", ErrMalformed, s.Kind, kind)
 	}
 	pub, err := hex.DecodeString(s.Signer)
 	if err != nil || len(pub) != ed25519.PublicKeySize {
-		return "", errors.New("signer is not a hex Ed25519 public key")
+		return "", fmt.Errorf("%w: signer is not a hex Ed25519 public key", ErrMalformed)
 	}
 	if !ed25519.Verify(ed25519.PublicKey(pub), signedBytes(kind, s.Body), s.Signature) {
 		return "", fmt.Errorf("%s: bad signature", kind)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -39,21 +38,32 @@ func (s *Server) apiHandler() http.Handler {
 	post(s, mux, wire.PathReport, "collector", s.acceptReport)
 	post(s, mux, wire.PathBundles, "collector", s.acceptBundles)
 	post(s, mux, wire.PathRefusal, "", s.acceptRefusal)
-	return s.checkVersion(mux)
+	return s.checkVersion(s.limit(mux))
 }
 
-// readBody reads a size-limited JSON body.
+// readBody reads a size-limited JSON body. A body that declares itself too
+// large is refused unread. Otherwise it is read once into a buffer of its
+// declared size (no doubling growth) and dropped as soon as it is decoded,
+// so a body costs the server its size plus its decoded form, once.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) *rejection {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	limit := s.opts.MaxBodyBytes
+	if r.ContentLength > limit {
+		return refuse(reasonTooLarge, "body of %d bytes exceeds %d bytes", r.ContentLength, limit)
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return refuse(reasonTooLarge, "body exceeds %d bytes", s.opts.MaxBodyBytes)
+		return refuse(reasonTooLarge, "body exceeds %d bytes", limit)
 	}
 	if err != nil {
 		return refuse(reasonMalformed, "reading body: %v", err)
 	}
 	// Strictly: trailing data, unknown fields or keys that differ only in
 	// case could make this server and a later reader see different messages.
-	if err := strictjson.Unmarshal(data, into); err != nil {
+	if err := strictjson.Unmarshal(buf.Bytes(), into); err != nil {
 		return refuse(reasonMalformed, "body is not a signed message: %v", err)
 	}
 	return nil
@@ -108,13 +118,22 @@ func (s *Server) held() (result, error) {
 	return stored, nil
 }
 
-// open verifies a signed message from peer and checks its round.
+// open verifies a signed message from peer and checks its round. A
+// message that is not of the kind, names no key or whose body does not
+// decode is malformed; one whose signature does not verify, or that
+// another node signed, is a bad signature.
 func open(r *roundState, peer string, m identity.Signed, kind string, body any, hash func() string) *rejection {
-	if _, err := wire.OpenBody(m, kind, peer, body); err != nil {
-		if _, ok := errors.AsType[*json.SyntaxError](err); ok {
-			return refuse(reasonMalformed, "%v", err)
-		}
+	fp, err := m.VerifyAny(kind)
+	switch {
+	case errors.Is(err, identity.ErrMalformed):
+		return refuse(reasonMalformed, "%v", err)
+	case err != nil:
 		return refuse(reasonBadSignature, "%v", err)
+	case fp != peer:
+		return refuse(reasonBadSignature, "%s signed by %s, sent by %s", kind, fp, peer)
+	}
+	if err := strictjson.Unmarshal(m.Body, body); err != nil {
+		return refuse(reasonMalformed, "%s body: %v", kind, err)
 	}
 	if h := hash(); h != r.Hash {
 		return refuse(reasonWrongRound, "message is for round %.16s…, the current round is %.16s…", h, r.Hash)
@@ -176,14 +195,27 @@ func (s *Server) acceptRefusal(r *roundState, peer string, m identity.Signed) (r
 	case len(ref.Reason) > maxReason:
 		return 0, refuse(reasonMalformed, "refusal reason longer than %d bytes", maxReason)
 	}
-	prev, ok := r.Refusals[peer]
-	if ok && prev == ref.Reason {
-		return s.held()
+	// One refusal per node per round: a node that changes its reason would
+	// otherwise rewrite (and fsync) the state on every post.
+	if prev, ok := r.Refusals[peer]; ok {
+		if prev == ref.Reason {
+			return s.held()
+		}
+		return 0, refuse(reasonDuplicate, "node already refused this round for another reason")
 	}
-	if !ok {
-		s.metrics.refusals.WithLabelValues(role).Inc()
-		s.log.Warn("node refused the round", "role", role, "node", peer, "reason", ref.Reason)
+	// A collector in the proposed S is summed into the agreement the
+	// keepers commit to; a refusal now cannot take it out.
+	if isCollector && r.Agreement != nil {
+		var ag wire.AgreementMsg
+		if _, err := wire.OpenBody(*r.Agreement, wire.KindAgreement, "", &ag); err != nil {
+			return 0, failed(opOther, fmt.Errorf("reading the round's own agreement: %w", err))
+		}
+		if slices.Contains(ag.Collectors, peer) {
+			return 0, refuse(reasonWrongPhase, "collector is in the proposed agreement's set; it can no longer refuse the round")
+		}
 	}
+	s.metrics.refusals.WithLabelValues(role).Inc()
+	s.log.Warn("node refused the round", "role", role, "node", peer, "reason", ref.Reason)
 	r.Refusals[peer] = ref.Reason
 	return s.saved()
 }

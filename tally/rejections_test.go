@@ -1,10 +1,16 @@
 package tally
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -133,7 +139,11 @@ func total(counts map[string]float64) float64 {
 // nothing is counted as an internal error. Accepted messages say whether
 // they were stored or already held.
 func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
-	n := startServer(t, 16<<10)
+	n := newTestNet(t, 16<<10)
+	// Long enough for any honest handshake on a busy machine; the silent
+	// client below waits it out.
+	n.opts.HandshakeTimeout = 2 * time.Second
+	n.start(t)
 	k0, k1, c0 := n.keepers[0], n.keepers[1], n.collectors[0]
 	hash, _ := n.waitPhase(t, round.PhaseAnnounced)
 	key0 := n.roundKey(t, k0, hash)
@@ -147,6 +157,63 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 	}{
 		{reasonUnknownKey, 0, func() (string, error) {
 			return n.send(t, newIDs(t, 1)[0], wire.PathRefusal, json.RawMessage(`{}`))
+		}},
+		{reasonNoCertificate, 0, func() (string, error) {
+			return "", n.tlsTry(t, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+		}},
+		{reasonBadHandshake, 0, func() (string, error) {
+			c, err := transport.ClientConfig(k0, n.ts.Fingerprint)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.MinVersion, c.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
+			return "", n.tlsTry(t, c)
+		}},
+		{reasonPlainHTTP, 0, func() (string, error) {
+			conn := n.dial(t)
+			defer conn.Close()
+			conn.Write([]byte("POST " + wire.PathRefusal + " HTTP/1.1\r\nHost: tally\r\nContent-Length: 2\r\n\r\n{}"))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil || resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("plain HTTP answered %v, %v; want 400", resp, err)
+			}
+			return "", errors.New(resp.Status)
+		}},
+		{reasonHandshakeTimeout, 0, func() (string, error) {
+			// Connects and says nothing until the server hangs up.
+			conn := n.dial(t)
+			defer conn.Close()
+			_, err := io.ReadAll(conn)
+			return "", cmp.Or(err, io.EOF)
+		}},
+		{reasonTooManyRequests, http.StatusTooManyRequests, func() (string, error) {
+			// The keeper's posts in flight, as if it had sent that many
+			// that the server is still reading.
+			for range n.server.opts.MaxInFlightPerPeer {
+				if rej := n.server.posts.acquire(k0.Fingerprint); rej != nil {
+					t.Fatal(rej)
+				}
+			}
+			defer func() {
+				for range n.server.opts.MaxInFlightPerPeer {
+					n.server.posts.release(k0.Fingerprint)
+				}
+			}()
+			return n.send(t, k0, wire.PathRoundKey, key0)
+		}},
+		{reasonServerBusy, http.StatusServiceUnavailable, func() (string, error) {
+			// Other nodes' posts fill the server.
+			for i := range n.server.opts.MaxInFlight {
+				if rej := n.server.posts.acquire(fmt.Sprint("node ", i)); rej != nil {
+					t.Fatal(rej)
+				}
+			}
+			defer func() {
+				for i := range n.server.opts.MaxInFlight {
+					n.server.posts.release(fmt.Sprint("node ", i))
+				}
+			}()
+			return n.send(t, k0, wire.PathRoundKey, key0)
 		}},
 		{reasonTooLarge, http.StatusRequestEntityTooLarge, func() (string, error) {
 			return n.send(t, k0, wire.PathRoundKey, k0.Sign(wire.KindRoundKey, make([]byte, 20<<10)))
@@ -208,6 +275,11 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 		case st.status != 0 && !strings.HasPrefix(se.Message, string(st.reason)+": "):
 			t.Fatalf("%s: the answer %q does not name the reason", st.reason, se.Message)
 		}
+		if st.status == 0 {
+			// The handshake is counted as it is refused, which the
+			// client may learn a moment before the count is made.
+			n.waitRejected(t, st.reason)
+		}
 		reached[st.reason] = true
 	}
 	for _, r := range reasons {
@@ -239,6 +311,47 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 	if st := n.server.Status(); st.KeepersKeyed != 3 || st.CollectorsJoined != 1 {
 		t.Fatalf("status %+v: want 3 keepers keyed and 1 collector joined", st)
 	}
+}
+
+// tlsTry makes a TLS connection with c and returns why it failed: the
+// handshake's error, or that of the first read (TLS 1.3 clients learn of a
+// refused certificate only then).
+func (n *testNet) tlsTry(t *testing.T, c *tls.Config) error {
+	t.Helper()
+	conn, err := tls.Dial("tcp", n.server.Addr(), c)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.Write([]byte("GET " + wire.PathRound + " HTTP/1.1\r\nHost: tally\r\n\r\n"))
+	if _, err := conn.Read(make([]byte, 1)); err != nil {
+		return err
+	}
+	t.Fatal("the handshake was accepted")
+	return nil
+}
+
+// dial opens a plain TCP connection to the TLS port.
+func (n *testNet) dial(t *testing.T) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", n.server.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
+}
+
+// waitRejected waits until /metrics counts one rejection for the reason.
+func (n *testNet) waitRejected(t *testing.T, r reason) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if n.rejected(t, r) >= 1 {
+			return
+		}
+	}
+	t.Fatalf("no %s rejection was counted", r)
 }
 
 // TestJournalWriteFailureIsInternal: when the round's journal cannot be

@@ -8,11 +8,11 @@ package tally
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -83,7 +83,15 @@ type Options struct {
 
 	// MaxBodyBytes bounds a request body; DefaultMaxBodyBytes if zero.
 	MaxBodyBytes int64
-	Logger       *slog.Logger
+	// MaxInFlightPerPeer bounds the posts one node may have in flight, and
+	// MaxInFlight those of all nodes together; further posts are refused
+	// (too_many_requests, server_busy) before their bodies are read. Defaults
+	// DefaultMaxInFlightPerPeer and DefaultMaxInFlight.
+	MaxInFlightPerPeer, MaxInFlight int
+	// HandshakeTimeout bounds a TLS handshake; DefaultHandshakeTimeout if
+	// zero.
+	HandshakeTimeout time.Duration
+	Logger           *slog.Logger
 
 	// Adversary makes this tally server misbehave as an attacker would,
 	// for privstats demo --attack and the tests that show the other nodes
@@ -112,6 +120,9 @@ const (
 	DefaultSetupTime    = 30 * time.Second
 	DefaultPhaseTimeout = 2 * time.Minute
 	DefaultMaxBodyBytes = 8 << 20
+	// DefaultHandshakeTimeout is what http.Server would allow a handshake
+	// with this server's header timeout.
+	DefaultHandshakeTimeout = 10 * time.Second
 )
 
 func (o *Options) defaults() {
@@ -130,6 +141,15 @@ func (o *Options) defaults() {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if o.MaxInFlightPerPeer == 0 {
+		o.MaxInFlightPerPeer = DefaultMaxInFlightPerPeer
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -141,6 +161,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	allowed map[string]string // fingerprint → role
+	// posts and polls cap the requests in flight (see limit).
+	posts, polls *inFlight
+	refusalLog   *refusalLog
 
 	mu sync.Mutex
 	st *state
@@ -168,7 +191,10 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("tally: noise weights: %w", err)
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), allowed: map[string]string{},
-		changed: make(chan struct{}), phaseChanged: make(chan struct{})}
+		posts:      newInFlight(opts.MaxInFlightPerPeer, opts.MaxInFlight),
+		polls:      newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
+		refusalLog: newRefusalLog(opts.Logger),
+		changed:    make(chan struct{}), phaseChanged: make(chan struct{})}
 	for _, fp := range opts.Keepers {
 		s.allowed[fp] = "keeper"
 	}
@@ -203,11 +229,7 @@ func New(opts Options) (*Server, error) {
 	s.st = st
 	s.metrics.progress(st.Current)
 
-	tlsConf, err := transport.ServerConfig(opts.Identity, func(fp string) bool { return s.allowed[fp] != "" },
-		func(fp string, err error) {
-			s.metrics.rejected.WithLabelValues(string(reasonUnknownKey)).Inc()
-			s.log.Warn("refused TLS handshake", "peer", fp, "err", err)
-		})
+	tlsConf, err := transport.ServerConfig(opts.Identity, func(fp string) bool { return s.allowed[fp] != "" }, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +237,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tally: listen: %w", err)
 	}
-	s.httpsLn = tls.NewListener(ln, tlsConf)
+	s.httpsLn = transport.Listen(ln, tlsConf, opts.HandshakeTimeout, s.refusedHandshake)
 	if opts.HTTPListen != "" {
 		if s.httpLn, err = net.Listen("tcp", opts.HTTPListen); err != nil {
 			ln.Close()
@@ -223,6 +245,19 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// refusedHandshake counts and logs a TLS handshake the listener refused.
+// The log is rate-limited by the client's address: there is no key to
+// name it by.
+func (s *Server) refusedHandshake(remote net.Addr, err error) {
+	why := handshakeReason(err)
+	s.metrics.rejected.WithLabelValues(string(why)).Inc()
+	host, _, splitErr := net.SplitHostPort(remote.String())
+	if splitErr != nil {
+		host = remote.String()
+	}
+	s.refusalLog.warn(host, why, "refused TLS handshake", "remote", remote.String(), "reason", why, "err", err)
 }
 
 // Addr is the HTTPS address nodes connect to.
@@ -295,6 +330,7 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
+			s.refusalLog.flush()
 			s.mu.Lock()
 			err := s.step(now)
 			finished := s.finished()

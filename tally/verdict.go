@@ -58,6 +58,23 @@ type reason string
 const (
 	// reasonUnknownKey: a TLS handshake from a key that is not listed.
 	reasonUnknownKey = "unknown_key"
+	// reasonNoCertificate: a TLS handshake without a client certificate.
+	reasonNoCertificate = "no_client_certificate"
+	// reasonPlainHTTP: plain HTTP sent to the TLS port (answered 400).
+	reasonPlainHTTP = "plain_http"
+	// reasonHandshakeTimeout: a TLS handshake that did not finish within
+	// Options.HandshakeTimeout.
+	reasonHandshakeTimeout = "handshake_timeout"
+	// reasonBadHandshake: any other failed TLS handshake (an older TLS
+	// version, a client that hung up, garbage).
+	reasonBadHandshake = "bad_handshake"
+	// reasonTooManyRequests: the sender already has as many requests in
+	// flight as one node may (Options.MaxInFlightPerPeer); an honest node,
+	// which posts one message at a time, never does.
+	reasonTooManyRequests = "too_many_requests"
+	// reasonServerBusy: the server is reading as many bodies as it takes at
+	// once (Options.MaxInFlight); answered 503, which nodes retry.
+	reasonServerBusy = "server_busy"
 	// reasonWrongRole: the sender's configured role may not post here (a
 	// collector posting a keeper's message).
 	reasonWrongRole = "wrong_role"
@@ -87,8 +104,24 @@ const (
 	reasonWrongVersion = "wrong_version"
 )
 
-var reasons = []reason{reasonUnknownKey, reasonWrongRole, reasonNotInRound, reasonBadSignature,
-	reasonWrongRound, reasonWrongPhase, reasonMalformed, reasonTooLarge, reasonDuplicate, reasonNotJoined, reasonWrongVersion}
+var reasons = []reason{reasonUnknownKey, reasonNoCertificate, reasonPlainHTTP, reasonHandshakeTimeout, reasonBadHandshake,
+	reasonWrongRole, reasonNotInRound, reasonBadSignature, reasonWrongRound, reasonWrongPhase, reasonMalformed, reasonTooLarge,
+	reasonDuplicate, reasonNotJoined, reasonWrongVersion, reasonTooManyRequests, reasonServerBusy}
+
+// handshakeReason is the reason a refused TLS handshake is counted under.
+func handshakeReason(err error) reason {
+	switch {
+	case errors.Is(err, transport.ErrUnknownPeer):
+		return reasonUnknownKey
+	case errors.Is(err, transport.ErrNoCertificate):
+		return reasonNoCertificate
+	case errors.Is(err, transport.ErrPlainHTTP):
+		return reasonPlainHTTP
+	case errors.Is(err, transport.ErrHandshakeTimeout):
+		return reasonHandshakeTimeout
+	}
+	return reasonBadHandshake
+}
 
 // status is the HTTP status a refusal for the reason is answered with.
 // Senders act on the class: a collector takes 409 as "settled by the next
@@ -97,10 +130,15 @@ func (r reason) status() int {
 	switch r {
 	case reasonMalformed, reasonBadSignature, reasonWrongVersion:
 		return http.StatusBadRequest
-	case reasonWrongRole, reasonNotInRound, reasonUnknownKey:
+	case reasonWrongRole, reasonNotInRound, reasonUnknownKey, reasonNoCertificate, reasonPlainHTTP, reasonHandshakeTimeout, reasonBadHandshake:
 		return http.StatusForbidden
 	case reasonTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case reasonTooManyRequests:
+		return http.StatusTooManyRequests
+	case reasonServerBusy:
+		// Not a 4xx: collectors take those as final and drop the round.
+		return http.StatusServiceUnavailable
 	default: // wrong_round, wrong_phase, duplicate, not_joined: the round's state is in the way
 		return http.StatusConflict
 	}
@@ -168,7 +206,7 @@ func (s *Server) respond(w http.ResponseWriter, req *http.Request, res result, e
 	}
 	if rej, ok := errors.AsType[*rejection](err); ok {
 		s.metrics.rejected.WithLabelValues(string(rej.reason)).Inc()
-		s.log.Warn("request refused", "peer", peer, "path", req.URL.Path, "reason", rej.reason, "detail", rej.msg)
+		s.refusalLog.warn(peer, rej.reason, "request refused", "peer", peer, "path", req.URL.Path, "reason", rej.reason, "detail", rej.msg)
 		http.Error(w, rej.Error(), rej.reason.status())
 		return
 	}

@@ -23,14 +23,26 @@ import (
 // peerFingerprint is the identity fingerprint of the leaf a peer presented.
 func peerFingerprint(cs tls.ConnectionState) (string, error) {
 	if len(cs.PeerCertificates) == 0 {
-		return "", errors.New("peer presented no certificate")
+		return "", ErrNoCertificate
 	}
 	return identity.CertificateFingerprint(cs.PeerCertificates[0])
 }
 
-// ErrUnknownPeer is wrapped by handshake errors for a peer whose fingerprint
-// is not allowed.
-var ErrUnknownPeer = errors.New("peer fingerprint not allowed")
+// Why a handshake was refused; the errors a Listener reports wrap one of
+// these, or ErrHandshake for any other failure.
+var (
+	// ErrUnknownPeer: the peer's fingerprint is not allowed.
+	ErrUnknownPeer = errors.New("peer fingerprint not allowed")
+	// ErrNoCertificate: the peer presented no certificate.
+	ErrNoCertificate = errors.New("peer presented no certificate")
+	// ErrPlainHTTP: the client spoke plain HTTP to the TLS port.
+	ErrPlainHTTP = errors.New("plain HTTP sent to the TLS port")
+	// ErrHandshakeTimeout: the handshake did not finish in time.
+	ErrHandshakeTimeout = errors.New("TLS handshake timed out")
+	// ErrHandshake: the handshake failed otherwise (another TLS version,
+	// a client that hung up, garbage).
+	ErrHandshake = errors.New("TLS handshake failed")
+)
 
 // pinnedConfig is what both sides' configurations share: TLS 1.3 only, id's
 // certificate presented, and every handshake, resumed or not (that is when
@@ -64,7 +76,10 @@ func ServerConfig(id *identity.Identity, allowed func(fp string) bool, rejected 
 	if err != nil {
 		return nil, err
 	}
-	c.ClientAuth = tls.RequireAnyClientCert
+	// Requested rather than required, so that a client without one reaches
+	// the check (which refuses it as ErrNoCertificate) and is reported like
+	// any other refused peer; crypto/tls would refuse it before the check.
+	c.ClientAuth = tls.RequestClientCert
 	// Tickets would let a client skip the pin check on resumption.
 	c.SessionTicketsDisabled = true
 	return c, nil

@@ -1,0 +1,176 @@
+package tally
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/privstats/privstats/transport"
+)
+
+// Defaults of the per-peer and global caps on posts in flight
+// (Options.MaxInFlightPerPeer, Options.MaxInFlight). Posted bodies are what
+// costs memory: each up to MaxBodyBytes read plus about as much decoded,
+// so by default at most 64 × 2 × 8 MiB. Long polls and bundle fetches are
+// capped per peer only: they hold a goroutine and little else, and only
+// listed nodes get past the handshake.
+const (
+	DefaultMaxInFlightPerPeer = 4
+	DefaultMaxInFlight        = 64
+)
+
+// inFlight caps the requests being served at once, per peer and in all.
+// A request over the peer's cap is refused (too_many_requests, 429), one
+// over the global cap (server_busy, 503), before its body is read, so a
+// peer that floods the server costs it a handshake and a header per
+// request, not a body.
+type inFlight struct {
+	perPeer, global int
+
+	mu     sync.Mutex
+	byPeer map[string]int
+	total  int
+}
+
+func newInFlight(perPeer, global int) *inFlight {
+	return &inFlight{perPeer: perPeer, global: global, byPeer: map[string]int{}}
+}
+
+func (f *inFlight) acquire(peer string) *rejection {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byPeer[peer] >= f.perPeer {
+		return refuse(reasonTooManyRequests, "%d requests from this node are already being served, at most %d at once", f.byPeer[peer], f.perPeer)
+	}
+	if f.total >= f.global {
+		return refuse(reasonServerBusy, "the server is serving %d requests, at most %d at once; retry later", f.total, f.global)
+	}
+	f.byPeer[peer]++
+	f.total++
+	return nil
+}
+
+func (f *inFlight) release(peer string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.total--
+	if f.byPeer[peer]--; f.byPeer[peer] <= 0 {
+		delete(f.byPeer, peer)
+	}
+}
+
+// of is the number of requests of peer being served.
+func (f *inFlight) of(peer string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.byPeer[peer]
+}
+
+// limit serves a request only within the caps: posts under s.posts, the
+// rest (long polls, bundle fetches) under s.polls.
+func (s *Server) limit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		f := s.polls
+		if req.Method == http.MethodPost {
+			f = s.posts
+		}
+		peer := transport.PeerFingerprint(req)
+		if rej := f.acquire(peer); rej != nil {
+			// The body is not read; closing the connection spares the
+			// server reading it to reuse the connection.
+			w.Header().Set("Connection", "close")
+			s.respond(w, req, 0, rej)
+			return
+		}
+		defer f.release(peer)
+		next.ServeHTTP(w, req)
+	})
+}
+
+// Refusal logging is rate-limited per source (a peer's fingerprint, or the
+// address of a refused handshake): a flood of bad requests must not become
+// a flood of log lines.
+const (
+	refusalLogBurst    = 3
+	refusalLogInterval = 10 * time.Second
+)
+
+// refusalLog writes refusals at WARN, at most burst lines per source per
+// interval; the rest are counted by reason and summed up in one line when
+// the interval is over (on the source's next refusal, or flush).
+type refusalLog struct {
+	log      *slog.Logger
+	burst    int
+	interval time.Duration
+	now      func() time.Time
+
+	mu      sync.Mutex
+	sources map[string]*logWindow
+}
+
+type logWindow struct {
+	start      time.Time
+	logged     int
+	suppressed map[reason]int
+}
+
+func newRefusalLog(log *slog.Logger) *refusalLog {
+	return &refusalLog{log: log, burst: refusalLogBurst, interval: refusalLogInterval, now: time.Now, sources: map[string]*logWindow{}}
+}
+
+// warn logs msg with attrs for a refusal of source for the reason, unless
+// source used up its lines in this interval.
+func (l *refusalLog) warn(source string, why reason, msg string, attrs ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	w := l.sources[source]
+	if w != nil && now.Sub(w.start) >= l.interval {
+		l.summarize(source, w)
+		w = nil
+	}
+	if w == nil {
+		w = &logWindow{start: now, suppressed: map[reason]int{}}
+		l.sources[source] = w
+	}
+	if w.logged < l.burst {
+		w.logged++
+		l.log.Warn(msg, attrs...)
+		return
+	}
+	w.suppressed[why]++
+}
+
+// flush sums up and forgets every interval that is over, so a source that
+// stopped is summed up too and the map holds only recent sources.
+func (l *refusalLog) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	for src, w := range l.sources {
+		if now.Sub(w.start) >= l.interval {
+			l.summarize(src, w)
+			delete(l.sources, src)
+		}
+	}
+}
+
+// summarize logs the refusals of one interval that were not logged.
+func (l *refusalLog) summarize(source string, w *logWindow) {
+	n := 0
+	var parts []string
+	for _, why := range slices.Sorted(maps.Keys(w.suppressed)) {
+		n += w.suppressed[why]
+		parts = append(parts, fmt.Sprintf("%s %d", why, w.suppressed[why]))
+	}
+	if n == 0 {
+		return
+	}
+	l.log.Warn(fmt.Sprintf("suppressed %d refusals from %s since %s: %s", n, source, w.start.Format(time.TimeOnly), strings.Join(parts, ", ")),
+		"peer", source, "suppressed", n)
+}

@@ -130,7 +130,10 @@ func (r *roundState) apply(e journalEntry) {
 }
 
 // loadJournal replays a round's journal. A torn last line (a crash while
-// appending) is dropped: its sender never got an answer and will retry.
+// appending: any line without its newline, which appendJournal writes with
+// the line) is dropped, its sender never got an answer and will retry, and
+// cut off the file, so that the next append starts a line of its own
+// rather than joining the torn one and damaging the journal for good.
 func loadJournal(path string, r *roundState) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -139,16 +142,18 @@ func loadJournal(path string, r *roundState) error {
 	if err != nil {
 		return err
 	}
-	lines := bytes.Split(b, []byte("\n"))
-	for i, line := range lines {
+	if end := bytes.LastIndexByte(b, '\n') + 1; end < len(b) {
+		if err := os.Truncate(path, int64(end)); err != nil {
+			return fmt.Errorf("%s: cutting off a torn last line: %w", path, err)
+		}
+		b = b[:end]
+	}
+	for i, line := range bytes.Split(b, []byte("\n")) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		var e journalEntry
 		if err := json.Unmarshal(line, &e); err != nil {
-			if i == len(lines)-1 {
-				break
-			}
 			return fmt.Errorf("%s:%d: damaged journal line (%v); move the file aside to drop this round's bundles and reports", path, i+1, err)
 		}
 		r.apply(e)

@@ -52,6 +52,23 @@ func TestJournalSurvivesATornLastLine(t *testing.T) {
 		t.Fatalf("journal replay lost data: joined %v, bundles %d, report %v", back.Joined, len(back.Bundles[keeper]), back.Reports)
 	}
 
+	// The next append after the crash starts a line of its own (found by
+	// FuzzLoadJournal: it used to join the torn line, and the journal
+	// then failed to load at every later start).
+	other := newIDs(t, 1)[0]
+	otherReport := other.Sign(wire.KindReport, []byte(`{}`))
+	if err := appendJournal(dir, back, journalEntry{Collector: other.Fingerprint, Report: &otherReport}); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := journalRound(t)
+	again.Hash, again.cfg = r.Hash, r.cfg
+	if err := loadJournal(path, again); err != nil {
+		t.Fatalf("journal appended to after a torn line: %v", err)
+	}
+	if len(again.Reports) != 2 || len(again.Bundles[keeper]) != 1 {
+		t.Fatalf("journal appended to after a torn line replays %d reports and %d bundles, want 2 and 1", len(again.Reports), len(again.Bundles[keeper]))
+	}
+
 	// Damage before the last line is not silently dropped.
 	os.WriteFile(path, []byte("garbage\n{}\n"), 0o600)
 	err := loadJournal(path, back)

@@ -132,4 +132,3 @@ func FuzzLoadState(f *testing.F) {
 		}
 	})
 }
-

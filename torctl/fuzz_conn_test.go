@@ -282,4 +282,3 @@ func FuzzCommandStatus(f *testing.F) {
 		}
 	})
 }
-

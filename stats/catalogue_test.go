@@ -142,6 +142,9 @@ func TestResolveRejects(t *testing.T) {
 		{"exit_stream_bytes_web", []string{"[10,10)"}, "empty"},
 		{"exit_stream_bytes_web", []string{"(0,10]"}, "not a range"},
 		{"exit_stream_bytes_web", []string{"[a,10)"}, "not a whole number"},
+		// Found by FuzzResolveBins: inf stands for an open end, so a bin
+		// starting there was labelled "[…,inf)", which does not read back.
+		{"exit_stream_bytes_web", []string{"0", "18446744073709551615"}, "below 18446744073709551615"},
 		{"exit_stream", nil, "exit_streams"},
 		{"relay_bytes", nil, "relay_bytes_read"},
 		{"or_conections", nil, "or_connections"},

@@ -187,8 +187,10 @@ func parseEdges(list []string) ([]uint64, error) {
 	edges := make([]uint64, len(list))
 	for i, s := range list {
 		v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("bin edge %q is not a whole number", s)
+		if err != nil || v == inf {
+			// inf (MaxUint64) stands for an open upper end, so a bin
+			// cannot start there: "[inf,inf)" would not read back.
+			return nil, fmt.Errorf("bin edge %q is not a whole number below %d", s, uint64(inf))
 		}
 		if i > 0 && v <= edges[i-1] {
 			return nil, fmt.Errorf("bin edges must increase: %q after %q", s, list[i-1])

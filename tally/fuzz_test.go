@@ -1,0 +1,134 @@
+package tally
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/wire"
+	"github.com/privstats/privstats/identity"
+	"github.com/privstats/privstats/internal/vectortest"
+)
+
+// fuzzRound is the vector round as the tally server holds it, with a
+// bundle and a report signed by collector-1.
+func fuzzRound(tb testing.TB) (r *roundState, bundle, report identity.Signed) {
+	cfg := vectortest.Config()
+	body, err := cfg.Canonical()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hash, _ := cfg.HashHex()
+	announce := vectortest.Identity(vectortest.Tally).Sign(wire.KindAnnounce, body)
+	dc := vectortest.Identity("collector-1")
+	return newRound(announce, cfg, hash), dc.Sign(wire.KindShareBundle, []byte(`{}`)), dc.Sign(wire.KindReport, []byte(`{}`))
+}
+
+// journalView is what a replayed journal leaves in a round, encoded.
+func journalView(tb testing.TB, r *roundState) []byte {
+	b, err := json.Marshal([]any{r.Bundles, r.Joined, r.Reports})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// FuzzLoadJournal replays arbitrary journal files. A journal that loads
+// must stay loadable once the server appends to it (as it does next), and
+// the entry appended must be replayed on top of what loaded before: a
+// crash mid-append must never turn into a journal the server refuses.
+//
+//	go test ./tally -run '^$' -fuzz '^FuzzLoadJournal$'
+func FuzzLoadJournal(f *testing.F) {
+	r, bundle, report := fuzzRound(f)
+	keeper := r.cfg.Keepers[0].Fingerprint
+	dc := vectortest.Identity("collector-1").Fingerprint
+	line := func(e journalEntry) []byte {
+		b, _ := json.Marshal(e)
+		return append(b, '\n')
+	}
+	joined := line(journalEntry{Collector: dc, Bundles: map[string]identity.Signed{keeper: bundle}})
+	reported := line(journalEntry{Collector: dc, Report: &report})
+	f.Add(slices.Concat(joined, reported))
+	f.Add(slices.Concat(joined, []byte(`{"collector":"torn`)))
+	f.Add(slices.Concat(joined, bytes.TrimSuffix(reported, []byte("\n")))) // complete but unterminated
+	f.Add([]byte("\n\n"))
+	f.Add([]byte(""))
+	next := vectortest.Identity("collector-2")
+	nextReport := next.Sign(wire.KindReport, []byte(`{"n":1}`))
+	f.Fuzz(func(t *testing.T, journal []byte) {
+		dir := t.TempDir()
+		path := journalPath(dir, r.Hash)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, journal, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before, _, _ := fuzzRound(t)
+		if loadJournal(path, before, discardLogger()) != nil {
+			return
+		}
+		e := journalEntry{Collector: next.Fingerprint, Report: &nextReport}
+		if err := appendJournal(dir, before, e); err != nil {
+			t.Fatal(err)
+		}
+		before.apply(e)
+		after, _, _ := fuzzRound(t)
+		if err := loadJournal(path, after, discardLogger()); err != nil {
+			t.Fatalf("journal %q loaded, but not after one append: %v", journal, err)
+		}
+		if got, want := journalView(t, after), journalView(t, before); !bytes.Equal(got, want) {
+			t.Fatalf("journal %q replays after an append as\n%s\nwant\n%s", journal, got, want)
+		}
+	})
+}
+
+// FuzzLoadState loads arbitrary state files. What loads must save and load
+// again to the same state.
+func FuzzLoadState(f *testing.F) {
+	r, _, _ := fuzzRound(f)
+	r.Phase = round.PhaseAnnounced
+	r.Deadline = time.Date(2026, 11, 23, 0, 10, 0, 0, time.UTC)
+	st := &state{Series: "vectors", NextRound: 8, Completed: 3, Failed: 1, LastStart: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC),
+		Version: 12, PhaseVersion: 4, Current: r}
+	b, err := json.Marshal(st)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	b, _ = json.Marshal(&state{Series: "s", NextRound: 1})
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, stateFile), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		st, err := loadState(dir, discardLogger())
+		if err != nil {
+			return
+		}
+		if st.Current != nil && st.Current.cfg == nil {
+			t.Fatal("a current round loaded without its config")
+		}
+		first, err := json.Marshal(st)
+		if err != nil {
+			t.Fatalf("loaded state does not encode: %v", err)
+		}
+		if err := saveState(dir, st); err != nil {
+			t.Fatal(err)
+		}
+		again, err := loadState(dir, discardLogger())
+		if err != nil {
+			t.Fatalf("saved state does not load: %v", err)
+		}
+		if second, _ := json.Marshal(again); !bytes.Equal(first, second) {
+			t.Fatalf("state changes on save and load:\n%s\n%s", first, second)
+		}
+	})
+}

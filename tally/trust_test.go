@@ -167,3 +167,39 @@ func TestReportMasksAreChecked(t *testing.T) {
 		t.Fatalf("a report with mask 2^40 − 1: %v, %v; want it stored", got, err)
 	}
 }
+
+// A report's commitment must be its collector's, for this round: one signed
+// by another node, replayed from another round or naming another collector
+// is refused before anything is stored.
+func TestReportCommitmentIsChecked(t *testing.T) {
+	r, dc := journalRound(t)
+	r.Phase = round.PhaseReporting
+	r.Joined[dc.Fingerprint] = true
+	s := &Server{opts: Options{DataDir: t.TempDir()}, metrics: newMetrics()}
+	other := newIDs(t, 1)[0]
+	values := []field.Element{7}
+	masks, rho, c := commitTo(t, values, nil)
+	report := func(signer *identity.Identity, hash, collector string) identity.Signed {
+		rc := sign(t, signer, wire.KindCommitment, wire.ReportCommitment{ConfigHash: hash, Collector: collector, Commitment: c})
+		return sign(t, dc, wire.KindReport, wire.Report{ConfigHash: r.Hash, Collector: dc.Fingerprint, Values: values, Masks: masks, Blinding: rho, Commitment: rc})
+	}
+	for name, tc := range map[string]struct {
+		m    identity.Signed
+		want reason
+	}{
+		"signed by another node":   {report(other, r.Hash, dc.Fingerprint), reasonBadSignature},
+		"from another round":       {report(dc, strings.Repeat("ab", 32), dc.Fingerprint), reasonWrongRound},
+		"naming another collector": {report(dc, r.Hash, other.Fingerprint), reasonWrongRound},
+	} {
+		_, err := s.acceptReport(r, dc.Fingerprint, tc.m)
+		if rej, ok := errors.AsType[*rejection](err); !ok || rej.reason != tc.want || !strings.Contains(rej.msg, "commitment") {
+			t.Errorf("%s: %v, want a %s refusal about the commitment", name, err, tc.want)
+		}
+	}
+	if len(r.Reports) != 0 {
+		t.Fatalf("%d refused reports were stored", len(r.Reports))
+	}
+	if got, err := s.acceptReport(r, dc.Fingerprint, report(dc, r.Hash, dc.Fingerprint)); err != nil || got != stored {
+		t.Fatalf("the collector's own commitment: %v, %v; want it stored", got, err)
+	}
+}

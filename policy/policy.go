@@ -282,7 +282,9 @@ func (p Policy) checkCalibration(s round.StatisticSpec) string {
 	if len(reasons) > 0 {
 		return strings.Join(reasons, "; ")
 	}
-	need, err := noise.Sigma(s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity)
+	// The same computation noise.CheckClaim runs at every node; the policy
+	// repeats it so that its refusal names this node's floor and σ together.
+	need, err := noise.Needed(s)
 	if err != nil {
 		return fmt.Sprintf("σ cannot be checked against ε = %v, δ = %v: %v", s.Epsilon, s.Delta, err)
 	}

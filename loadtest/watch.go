@@ -2,8 +2,8 @@ package loadtest
 
 import (
 	"bufio"
-	"fmt"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"

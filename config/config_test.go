@@ -572,3 +572,18 @@ func TestRosterFileIsReadEachRound(t *testing.T) {
 		t.Fatal("a removed roster file gave no error; the keeper must refuse rather than admit nobody silently")
 	}
 }
+
+// report_grace is optional (0 leaves the server's default) and never negative.
+func TestTallyReportGrace(t *testing.T) {
+	tc, err := config.LoadTally(write(t, minimalTally))
+	if err != nil || tc.ReportGrace != 0 {
+		t.Fatalf("without report_grace: %v, grace %v", err, tc.ReportGrace)
+	}
+	if tc, err = config.LoadTally(write(t, minimalTally+"report_grace: 90s\n")); err != nil || time.Duration(tc.ReportGrace) != 90*time.Second {
+		t.Fatalf("report_grace: 90s: %v, grace %v", err, tc.ReportGrace)
+	}
+	_, err = config.LoadTally(write(t, minimalTally+"report_grace: -5s\n"))
+	if err == nil || !strings.Contains(err.Error(), `:15: report_grace: duration "-5s" is negative`) {
+		t.Fatalf("report_grace: -5s: %v", err)
+	}
+}

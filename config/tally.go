@@ -45,6 +45,10 @@ type Tally struct {
 	// Period is the time between the starts of consecutive rounds; default
 	// (and minimum) round_length.
 	Period policy.Duration `yaml:"period"`
+	// ReportGrace is how long after a window's end collectors may still
+	// report; 0 (the default) means round_length/10, at least 5s and at
+	// most 2m.
+	ReportGrace policy.Duration `yaml:"report_grace"`
 
 	// Keepers are the share keepers' fingerprints, in x-coordinate order.
 	Keepers []string `yaml:"keepers"`

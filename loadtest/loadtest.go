@@ -51,10 +51,12 @@ type Options struct {
 	// published total must equal the truth exactly; otherwise each must be
 	// within 5σ of it.
 	Exact bool
-	// Window is each round's counting window and SetupTime the time from
-	// announcement to the window's start; zero scales them with
-	// Collectors × Counters (DefaultWindow, DefaultSetupTime).
-	Window, SetupTime time.Duration
+	// Window is each round's counting window, SetupTime the time from
+	// announcement to the window's start and ReportGrace how long after
+	// the window collectors may report; zero scales them with
+	// Collectors × Counters (DefaultWindow, DefaultSetupTime,
+	// DefaultReportGrace).
+	Window, SetupTime, ReportGrace time.Duration
 	// MinCollectors is the round's min_collectors; zero means 90% of the
 	// collectors (all of them below 10).
 	MinCollectors int
@@ -64,6 +66,11 @@ type Options struct {
 	// Progress, when set, is told what the load test is doing.
 	Progress func(format string, args ...any)
 }
+
+// rampConcurrency is how many collectors may be waiting for their first
+// answer from the tally server at once while the load generator starts
+// them.
+const rampConcurrency = 32
 
 // DefaultWindow is the window the load test gives a round of c collectors
 // × k counters: long enough for the load generator to send every stream.
@@ -75,7 +82,16 @@ func DefaultWindow(c, k int) time.Duration {
 // collectors × k counters: every collector must draw its noise, seal a
 // bundle per keeper and have it acknowledged before the window opens.
 func DefaultSetupTime(c, k int) time.Duration {
-	return 5*time.Second + time.Duration(float64(c)*float64(k)*10*float64(time.Microsecond)).Round(time.Second)
+	return 10*time.Second + time.Duration(float64(c)*float64(k)*25*float64(time.Microsecond)).Round(time.Second)
+}
+
+// DefaultReportGrace is the report grace the load test gives a round of c
+// collectors × k counters. Each collector's report carries a Pedersen
+// commitment costing a scalar multiplication per counter (about 60 ms at
+// 1,000 counters); spread over the relays' own machines in a deployment,
+// here it is all the load generator's to do before the grace runs out.
+func DefaultReportGrace(c, k int) time.Duration {
+	return 10*time.Second + time.Duration(float64(c)*float64(k)*100*float64(time.Microsecond)).Round(time.Second)
 }
 
 // Round is one round's result.
@@ -114,6 +130,7 @@ type Result struct {
 
 	WindowSeconds             float64            `json:"window_seconds"`
 	SetupSeconds              float64            `json:"setup_seconds"`
+	ReportGraceSeconds        float64            `json:"report_grace_seconds"`
 	WallSeconds               float64            `json:"wall_seconds"`
 	WindowEndToOutcomeSeconds float64            `json:"window_end_to_outcome_seconds"`
 	Phases                    map[string]float64 `json:"phases"`
@@ -163,6 +180,9 @@ func (o *Options) defaults() error {
 	if o.SetupTime == 0 {
 		o.SetupTime = DefaultSetupTime(o.Collectors, o.Counters)
 	}
+	if o.ReportGrace == 0 {
+		o.ReportGrace = DefaultReportGrace(o.Collectors, o.Counters)
+	}
 	if o.MinCollectors == 0 {
 		o.MinCollectors = o.Collectors
 		if o.Collectors >= 10 {
@@ -189,6 +209,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("--window %s: must be at least 2s", o.Window)
 	case o.SetupTime < time.Second:
 		return fmt.Errorf("--setup %s: must be at least 1s", o.SetupTime)
+	case o.ReportGrace < time.Second:
+		return fmt.Errorf("--report-grace %s: must be at least 1s", o.ReportGrace)
 	case o.MinCollectors < 1 || o.MinCollectors > o.Collectors:
 		return fmt.Errorf("--min-collectors %d: must be from 1 to the %d collectors", o.MinCollectors, o.Collectors)
 	}
@@ -369,6 +391,7 @@ series: loadtest
 rounds: %d
 round_length: %s
 setup_time: %s
+report_grace: %s
 %sthreshold: %d
 %smin_collectors: %d
 noise_weights:
@@ -383,7 +406,7 @@ statistics:
     sensitivity: 1
     bins_touched: %d
     bins: [%s]
-%s`, d.tallyListen, d.httpListen, o.Rounds, o.Window, o.SetupTime, keepers.String(), o.Threshold, collectors.String(), o.MinCollectors,
+%s`, d.tallyListen, d.httpListen, o.Rounds, o.Window, o.SetupTime, o.ReportGrace, keepers.String(), o.Threshold, collectors.String(), o.MinCollectors,
 		num(d.weights.HonestFraction), num(s.Epsilon), num(s.Delta), s.Name, num(s.Sigma), num(s.Epsilon), num(s.Delta),
 		s.BinsTouched, strings.Join(Bins(o.Counters), ", "), d.policy())
 	if err := d.write("tally.yaml", tally); err != nil {
@@ -427,12 +450,19 @@ func (d *deployment) run(ctx context.Context) (*Result, error) {
 	for i, id := range d.keeperIDs {
 		keeperFPs[i] = id.Fingerprint
 	}
+	// Collectors start a few at a time, each letting the next start once
+	// it has polled the tally server once: real collectors are up long
+	// before a round, and a thousand simultaneous TLS handshakes on a
+	// small machine time out and back off for tens of seconds.
+	ramp := make(chan struct{}, rampConcurrency)
 	var colls []*collector.Collector
 	for i, id := range d.collIDs {
 		r := newRelay(i, o.Counters)
+		polled := sync.OnceFunc(func() { <-ramp })
 		c, err := collector.New(collector.Options{Source: r, Options: node.Options{
 			Identity: id, Tally: d.collProxy.Addr(), TallyFingerprint: d.tallyID.Fingerprint, Keepers: keeperFPs,
-			Record: r.record, ExitWhenFinished: true, Logger: log.With("n", i+1)}})
+			Record: r.record, ExitWhenFinished: true, Logger: log.With("n", i+1),
+			Health: func(bool, string) { polled() }}})
 		if err != nil {
 			return nil, err
 		}
@@ -470,9 +500,16 @@ func (d *deployment) run(ctx context.Context) (*Result, error) {
 	o.Progress("starting %d collectors; %d round(s): setup %s, window %s", o.Collectors, o.Rounds, o.SetupTime, o.Window)
 	cctx, stopCollectors := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, c := range colls {
-		wg.Go(func() { c.Run(cctx) })
-	}
+	wg.Go(func() {
+		for _, c := range colls {
+			select {
+			case ramp <- struct{}{}:
+			case <-cctx.Done():
+				return
+			}
+			wg.Go(func() { c.Run(cctx) })
+		}
+	})
 	go func() {
 		last := ""
 		t := time.NewTicker(time.Second)
@@ -492,7 +529,7 @@ func (d *deployment) run(ctx context.Context) (*Result, error) {
 
 	// Each round takes at most its setup, window, report grace and the
 	// agreement and release timeouts; past that something is stuck.
-	limit := time.Duration(o.Rounds)*(o.SetupTime+o.Window+max(o.Window/10, 5*time.Second)+5*time.Minute) + time.Minute
+	limit := time.Duration(o.Rounds)*(o.SetupTime+o.Window+o.ReportGrace+5*time.Minute) + time.Minute
 	select {
 	case <-d.tally.done:
 	case <-ctx.Done():
@@ -544,7 +581,7 @@ func waitUp(ctx context.Context, url string, tally *child) error {
 func (d *deployment) measure(w *watcher) (*Result, error) {
 	o := d.opts
 	res := &Result{Collectors: o.Collectors, Counters: o.Counters, Keepers: o.Keepers, Threshold: o.Threshold, Exact: o.Exact,
-		WindowSeconds: o.Window.Seconds(), SetupSeconds: o.SetupTime.Seconds(), Completed: true, TotalsOK: true}
+		WindowSeconds: o.Window.Seconds(), SetupSeconds: o.SetupTime.Seconds(), ReportGraceSeconds: o.ReportGrace.Seconds(), Completed: true, TotalsOK: true}
 	res.Processes = append(res.Processes, d.tally.usage())
 	for _, k := range d.keepers {
 		res.Processes = append(res.Processes, k.usage())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -17,6 +18,9 @@ import (
 type loadtestOptions struct {
 	loadtest.Options
 	JSON bool
+	// CPUProfile, when set, is where the load generator's CPU profile
+	// goes (the simulated collectors' cost, for finding what to speed up).
+	CPUProfile string
 }
 
 func runLoadtestCommand(args []string, stdout, stderr io.Writer) error {
@@ -29,10 +33,12 @@ func runLoadtestCommand(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Rounds, "rounds", 1, "rounds to run")
 	fs.BoolVar(&o.Exact, "exact", false, "no noise (a zero-noise test policy): check every total exactly")
 	fs.DurationVar(&o.Window, "window", 0, "each round's counting window (default 10s + 2µs × collectors × counters)")
-	fs.DurationVar(&o.SetupTime, "setup", 0, "time from announcement to the window (default 5s + 10µs × collectors × counters)")
+	fs.DurationVar(&o.SetupTime, "setup", 0, "time from announcement to the window (default 10s + 25µs × collectors × counters)")
+	fs.DurationVar(&o.ReportGrace, "report-grace", 0, "how long after the window collectors may report (default 10s + 100µs × collectors × counters)")
 	fs.IntVar(&o.MinCollectors, "min-collectors", 0, "the round's min_collectors (default 90% of the collectors)")
 	fs.StringVar(&o.Dir, "dir", "", "keep keys, configs, data and logs in `DIR` (default: a temporary directory, removed)")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as one JSON object")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write the load generator's CPU profile to `FILE`")
 	if err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -52,6 +58,17 @@ func runLoadtest(ctx context.Context, o loadtestOptions, stdout, stderr io.Write
 	o.Binary = bin
 	o.Progress = func(format string, args ...any) {
 		fmt.Fprintf(stderr, "loadtest: %s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := loadtest.Run(ctx, o.Options)
 	if err != nil {
@@ -73,8 +90,8 @@ func printLoadtest(w io.Writer, r *loadtest.Result) {
 	if r.Exact {
 		noise = "exact"
 	}
-	fmt.Fprintf(w, "Load test: %d collectors × %d counters, %d keepers (K = %d), setup %gs, window %gs, %d round(s); took %.1fs\n\n",
-		r.Collectors, r.Counters, r.Keepers, r.Threshold, r.SetupSeconds, r.WindowSeconds, len(r.Rounds), r.WallSeconds)
+	fmt.Fprintf(w, "Load test: %d collectors × %d counters, %d keepers (K = %d), setup %gs, window %gs, report grace %gs, %d round(s); took %.1fs\n\n",
+		r.Collectors, r.Counters, r.Keepers, r.Threshold, r.SetupSeconds, r.WindowSeconds, r.ReportGraceSeconds, len(r.Rounds), r.WallSeconds)
 	for _, rr := range r.Rounds {
 		fmt.Fprintf(w, "Round %d: completed %t, %d of %d collectors in S (%d set up late), totals vs truth (%s) ok %t",
 			rr.Round, rr.Completed, rr.CollectorsInS, r.Collectors, rr.LateCollectors, noise, rr.TotalsOK)
@@ -97,7 +114,7 @@ func printLoadtest(w io.Writer, r *loadtest.Result) {
 	procs := append([]loadtest.Process(nil), r.Processes...)
 	sort.SliceStable(procs, func(i, j int) bool { return roleOrder(procs[i].Role) < roleOrder(procs[j].Role) })
 	for _, p := range procs {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.0f\t%.1f\t\n", p.Name, p.Role, p.CPUSeconds, mib(p.PeakRSSBytes), mib(p.DiskWriteBytes))
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.0f\t%.1f\t\n", p.Name, p.Role, p.CPUSeconds, mib(p.PeakRSSBytes), mib(p.DiskWriteBytes))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nThrough the tally server (TLS on the wire): collectors → %.1f MiB, → collectors %.1f MiB; keepers → %.1f MiB, → keepers %.1f MiB\n",

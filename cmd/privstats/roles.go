@@ -137,7 +137,7 @@ func runTally(args []string, stdout, stderr io.Writer) error {
 	srv, err := tally.New(tally.Options{
 		Identity: s.id, Listen: cfg.Listen, HTTPListen: cfg.HTTPListen, DataDir: cfg.DataDir,
 		Series: cfg.Series, Rounds: cfg.Rounds, RoundLength: time.Duration(cfg.RoundLength),
-		SetupTime: time.Duration(cfg.SetupTime), Period: time.Duration(cfg.Period),
+		SetupTime: time.Duration(cfg.SetupTime), Period: time.Duration(cfg.Period), ReportGrace: time.Duration(cfg.ReportGrace),
 		Keepers: cfg.Keepers, Threshold: cfg.Threshold, Collectors: cfg.CollectorFingerprints(),
 		Weights: cfg.NoiseWeights, MinCollectors: cfg.MinCollectors, Epsilon: cfg.Epsilon, Delta: cfg.Delta,
 		Statistics: specs, Policy: s.check, Record: s.record, MaxBodyBytes: cfg.MaxBodyBytes, Allow: cfg.Allow,

@@ -179,10 +179,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			honest = min(honest, opts.Collectors-1)
 		}
 	}
-	specs, err := plan(opts, honest)
+	// Large demos let a few collectors fall out rather than fail the
+	// round for one slow one: any minC of them carry the full noise.
+	minC := minCollectors(honest)
+	specs, err := plan(opts, minC)
 	if err != nil {
 		return nil, err
 	}
+	setup, grace, phase := timings(opts.Collectors)
 	httpListen := ""
 	if opts.Serve || opts.Attack != "" {
 		httpListen = "127.0.0.1:0"
@@ -202,11 +206,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		// so it keeps serving until the demo has read it.
 		KeepServing: opts.Serve || opts.Attack != "",
 		Tally: tally.Options{
-			HTTPListen: httpListen, Series: "demo", Rounds: rounds, RoundLength: opts.Duration, SetupTime: 3 * time.Second, Adversary: adversary,
-			ReportGrace: 5 * time.Second, PhaseTimeout: 30 * time.Second, Threshold: opts.Threshold,
-			// Any n − FailCollectors collectors must carry the full noise.
-			Weights:       noise.Weights{HonestFraction: float64(honest) / float64(opts.Collectors)},
-			MinCollectors: honest,
+			HTTPListen: httpListen, Series: "demo", Rounds: rounds, RoundLength: opts.Duration, SetupTime: setup, Adversary: adversary,
+			ReportGrace: grace, PhaseTimeout: phase, Threshold: opts.Threshold,
+			// Any minC collectors (n − FailCollectors, less a slack in
+			// large demos) must carry the full noise.
+			Weights:       noise.Weights{HonestFraction: float64(minC) / float64(opts.Collectors)},
+			MinCollectors: minC,
 			Epsilon:       opts.Epsilon, Delta: opts.Delta, Statistics: specs,
 			Record: func(cfg *round.Config) error {
 				for _, t := range tees {
@@ -321,6 +326,29 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	return report(out[0], dir, truth, began), nil
 }
 
+// timings are the demo round's setup time, report grace and agreement
+// and release timeout for n collectors. In the setup every collector draws
+// its noise and seals a bundle per keeper, and every keeper must
+// acknowledge every bundle before the window opens (a collector whose
+// bundles are not acknowledged by all live keepers is left out of S); all
+// of them share this machine's cores, so the time grows with n. 3 s, 5 s
+// and 30 s suffice for tens of collectors; 2,000 need about 20 s of setup.
+func timings(n int) (setup, grace, phase time.Duration) {
+	perCollector := time.Duration(n) * time.Millisecond
+	return 3*time.Second + 8*perCollector, 5*time.Second + 2*perCollector, 30*time.Second + 10*perCollector
+}
+
+// minCollectors is the demo round's min_collectors when honest collectors
+// report: all of them up to 100, then 5% fewer, so that with thousands of
+// collectors on one machine a few that miss the setup drop out of S
+// instead of failing the round.
+func minCollectors(honest int) int {
+	if honest < 100 {
+		return honest
+	}
+	return honest - honest/20
+}
+
 // plan gives each statistic its share of ε and δ with PrivCount's rule
 // (equal expected relative error). The catalogue's action bounds protect a
 // Tor user's day; the demo's round lasts seconds, so it scales them to the
@@ -328,11 +356,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 // a pilot run of the same synthetic workload, so the noise is sized to what
 // the demo will actually count.
 //
-// Each of the honest collectors then adds N_Z(0, (σ/√honest)²); σ is raised
-// where needed so that this is at least noise.MinCollectorSigma, below
-// which no node accepts the round (more noise than the budget needs, never
-// less).
-func plan(opts Options, honest int) ([]round.StatisticSpec, error) {
+// Each of the minC collectors that must carry the noise then adds
+// N_Z(0, (σ/√minC)²); σ is raised where needed so that this is at least
+// noise.MinCollectorSigma, below which no node accepts the round (more
+// noise than the budget needs, never less).
+func plan(opts Options, minC int) ([]round.StatisticSpec, error) {
 	var budgets []noise.StatisticBudget
 	var specs []round.StatisticSpec
 	scale := opts.Duration.Seconds() / (24 * time.Hour).Seconds()
@@ -366,7 +394,7 @@ func plan(opts Options, honest int) ([]round.StatisticSpec, error) {
 		if opts.NoNoise {
 			continue
 		}
-		specs[i].Sigma = max(alloc[i].Sigma, noise.MinCollectorSigma*math.Sqrt(float64(honest))*(1+1e-9))
+		specs[i].Sigma = max(alloc[i].Sigma, noise.MinCollectorSigma*math.Sqrt(float64(minC))*(1+1e-9))
 		specs[i].Epsilon = alloc[i].Epsilon
 		specs[i].Delta = alloc[i].Delta
 	}

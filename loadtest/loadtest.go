@@ -17,6 +17,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/collector"
@@ -82,16 +84,41 @@ func DefaultWindow(c, k int) time.Duration {
 // collectors × k counters: every collector must draw its noise, seal a
 // bundle per keeper and have it acknowledged before the window opens.
 func DefaultSetupTime(c, k int) time.Duration {
-	return 10*time.Second + time.Duration(float64(c)*float64(k)*25*float64(time.Microsecond)).Round(time.Second)
+	return 10*time.Second + time.Duration(float64(c)*float64(k)*40*float64(time.Microsecond)).Round(time.Second)
 }
 
-// DefaultReportGrace is the report grace the load test gives a round of c
-// collectors × k counters. Each collector's report carries a Pedersen
-// commitment costing a scalar multiplication per counter (about 60 ms at
-// 1,000 counters); spread over the relays' own machines in a deployment,
-// here it is all the load generator's to do before the grace runs out.
-func DefaultReportGrace(c, k int) time.Duration {
-	return 10*time.Second + time.Duration(float64(c)*float64(k)*100*float64(time.Microsecond)).Round(time.Second)
+// DefaultReportGrace is the report grace the load test gives c collectors
+// whose reports' commitments each take commit to compute. A report carries
+// a Pedersen commitment costing a scalar multiplication per counter (about
+// 60 ms at 1,000 counters): spread over the relays' own machines in a
+// deployment, here it is all the load generator's to do before the grace
+// runs out, on a machine it may share, so the grace allows three times the
+// CPU time of all of them.
+func DefaultReportGrace(c int, commit time.Duration) time.Duration {
+	return 15*time.Second + (3 * time.Duration(c) * commit).Round(time.Second)
+}
+
+// commitCost measures what one report's commitment over k counters costs
+// this machine, with the collector's own code (the fastest of three).
+func commitCost(k int) (time.Duration, error) {
+	values := make([]uint64, k)
+	best := time.Duration(math.MaxInt64)
+	for range 3 {
+		masks, err := commit.NewMasks(rand.Reader, k)
+		if err != nil {
+			return 0, err
+		}
+		rho, err := commit.NewBlinding(rand.Reader)
+		if err != nil {
+			return 0, err
+		}
+		t := time.Now()
+		if _, err := commit.Commit(values, masks, rho); err != nil {
+			return 0, err
+		}
+		best = min(best, time.Since(t))
+	}
+	return best, nil
 }
 
 // Round is one round's result.
@@ -180,9 +207,6 @@ func (o *Options) defaults() error {
 	if o.SetupTime == 0 {
 		o.SetupTime = DefaultSetupTime(o.Collectors, o.Counters)
 	}
-	if o.ReportGrace == 0 {
-		o.ReportGrace = DefaultReportGrace(o.Collectors, o.Counters)
-	}
 	if o.MinCollectors == 0 {
 		o.MinCollectors = o.Collectors
 		if o.Collectors >= 10 {
@@ -209,7 +233,7 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("--window %s: must be at least 2s", o.Window)
 	case o.SetupTime < time.Second:
 		return fmt.Errorf("--setup %s: must be at least 1s", o.SetupTime)
-	case o.ReportGrace < time.Second:
+	case o.ReportGrace != 0 && o.ReportGrace < time.Second:
 		return fmt.Errorf("--report-grace %s: must be at least 1s", o.ReportGrace)
 	case o.MinCollectors < 1 || o.MinCollectors > o.Collectors:
 		return fmt.Errorf("--min-collectors %d: must be from 1 to the %d collectors", o.MinCollectors, o.Collectors)
@@ -238,6 +262,13 @@ type deployment struct {
 func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
+	}
+	if opts.ReportGrace == 0 {
+		cost, err := commitCost(opts.Counters)
+		if err != nil {
+			return nil, err
+		}
+		opts.ReportGrace = DefaultReportGrace(opts.Collectors, cost)
 	}
 	began := time.Now()
 	d := &deployment{opts: opts, dir: opts.Dir}

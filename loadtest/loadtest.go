@@ -125,11 +125,12 @@ func commitCost(k int) (time.Duration, error) {
 type Round struct {
 	Round     uint64 `json:"round"`
 	Completed bool   `json:"completed"`
-	// CollectorsInS is |S|; LateCollectors are members of S that set up
-	// only after the window opened and so counted nothing of it.
-	CollectorsInS  int  `json:"collectors_in_s"`
-	LateCollectors int  `json:"late_collectors"`
-	TotalsOK       bool `json:"totals_ok"`
+	// CollectorsInS is |S|; Uncounted are members of S the load
+	// generator never sent their streams to (none, unless a collector's
+	// poll loop stalled from its setup to its report).
+	CollectorsInS int  `json:"collectors_in_s"`
+	Uncounted     int  `json:"uncounted_collectors"`
+	TotalsOK      bool `json:"totals_ok"`
 	// MaxErrorSigmas is the largest |published − true| over the counters,
 	// in units of the published total's σ (0 for an exact round).
 	MaxErrorSigmas float64 `json:"max_error_sigmas"`
@@ -472,11 +473,6 @@ func (d *deployment) run(ctx context.Context) (*Result, error) {
 	}
 	defer logFile.Close()
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// A sampling source logs with the default logger; keep its warnings
-	// (late edge reads) in the load generator's log too.
-	prev := slog.Default()
-	slog.SetDefault(log)
-	defer slog.SetDefault(prev)
 	keeperFPs := make([]string, len(d.keeperIDs))
 	for i, id := range d.keeperIDs {
 		keeperFPs[i] = id.Fingerprint
@@ -493,7 +489,7 @@ func (d *deployment) run(ctx context.Context) (*Result, error) {
 		c, err := collector.New(collector.Options{Source: r, Options: node.Options{
 			Identity: id, Tally: d.collProxy.Addr(), TallyFingerprint: d.tallyID.Fingerprint, Keepers: keeperFPs,
 			Record: r.record, ExitWhenFinished: true, Logger: log.With("n", i+1),
-			Health: func(bool, string) { polled() }}})
+			Health: func(bool, string) { polled(); r.polled() }}})
 		if err != nil {
 			return nil, err
 		}
@@ -528,7 +524,7 @@ func (d *deployment) run(ctx context.Context) (*Result, error) {
 		w.run(wctx)
 	}()
 
-	o.Progress("starting %d collectors; %d round(s): setup %s, window %s", o.Collectors, o.Rounds, o.SetupTime, o.Window)
+	o.Progress("starting %d collectors; %d round(s): setup %s, window %s, report grace %s", o.Collectors, o.Rounds, o.SetupTime, o.Window, o.ReportGrace)
 	cctx, stopCollectors := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -697,7 +693,7 @@ func (d *deployment) check(oc *outcome.Outcome, rr *Round) {
 	for _, fp := range oc.Collectors.Fingerprints {
 		sent := d.relays[index[fp]].sentIn(oc.Round)
 		if sent == nil {
-			rr.LateCollectors++
+			rr.Uncounted++
 			continue
 		}
 		for k, v := range sent {

@@ -55,96 +55,81 @@ func appendStream(dst []byte, b uint64, ts string) []byte {
 	return append(dst, " example.com 192.0.2.1"...)
 }
 
-// relay is the event source of one simulated collector. It must emit its
-// counts into a window only once the collector counts that window, and the
-// collector's report must hold all of them; the collector tells its
-// sources of a window exactly when it has set up for the round (adding it
-// to source.Windows), and waits for its sampling sources' reads at the
-// window's end before it reports. So the relay is a sampling source
-// (source.Sampled) that reads nothing: its read at a window's start is the
-// signal that the collector counts the window, and starts the streams
-// (stamped with the window's start, on a goroutine of their own so the
-// edge read stays on time); its read at the window's end waits until they
-// are all sent. A collector that sets up only after the window opened
-// misses the start read, is sent nothing, and its true counts are zero.
+// relay is the event source of one simulated collector. Its streams must
+// reach the collector while the collector counts the round (between its
+// setup and its report), stamped inside the window, and the report must
+// hold all of them. The collector's poll loop tells the relay both: it
+// calls the Record hook while it sets up for a round, and the Health hook
+// after every poll, before acting on the view. The first poll after
+// Record is therefore after the setup finished, and before the report
+// (which only follows a later view): the relay sends the round's streams
+// then, on the poll loop's goroutine, stamped with the window's start. A
+// collector whose setup failed has dropped the round and counts none of
+// them; it is then not in S either.
 type relay struct {
 	index    int
 	counters int
 
 	mu     sync.Mutex
 	emit   func(time.Time, []byte)
-	ctx    context.Context
-	rounds map[int64]*relayRound // by window start (UnixNano)
+	rounds []*relayRound
 }
 
 // relayRound is one round as the relay sees it.
 type relayRound struct {
-	round      uint64
-	start, end time.Time
-	triggered  bool
-	done       chan struct{}
+	round uint64
+	start time.Time
 	// sent are the counts sent into the window, set once all are sent.
 	sent []uint64
 }
 
 func newRelay(index, counters int) *relay {
-	return &relay{index: index, counters: counters, rounds: map[int64]*relayRound{}}
+	return &relay{index: index, counters: counters}
 }
 
 // record is the collector's Record hook: it is told of every round the
-// collector takes part in, before it sets up.
+// collector takes part in, while it sets up.
 func (r *relay) record(cfg *round.Config) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.rounds[cfg.Start.UnixNano()]; !ok {
-		r.rounds[cfg.Start.UnixNano()] = &relayRound{round: cfg.Round, start: cfg.Start, end: cfg.End, done: make(chan struct{})}
-	}
+	r.rounds = append(r.rounds, &relayRound{round: cfg.Round, start: cfg.Start})
 	return nil
 }
 
-// Run implements source.Source.
-func (r *relay) Run(ctx context.Context, w *source.Windows, emit func(time.Time, []byte), gap func(start, end time.Time)) error {
-	r.mu.Lock()
-	r.emit, r.ctx = emit, ctx
-	r.mu.Unlock()
-	// Reads between edges would only cost time: read at the edges alone.
-	return source.Sampled("loadgen relay", r, 24*time.Hour).Run(ctx, w, emit, gap)
-}
-
-// Sample implements source.Sampler; see relay.
-func (r *relay) Sample(context.Context) (map[source.Series]uint64, error) {
-	now := time.Now()
-	r.mu.Lock()
-	var wait []*relayRound
-	for _, rr := range r.rounds {
-		switch {
-		case !rr.triggered && !now.Before(rr.start) && now.Before(rr.end):
-			rr.triggered = true
-			go r.send(rr)
-		case rr.triggered && !now.Before(rr.end):
-			wait = append(wait, rr)
-		}
-	}
-	ctx := r.ctx
-	r.mu.Unlock()
-	// The read at the end may be late (a failed edge is only a gap in
-	// the report); the counts must all be in before the collector reports.
-	for _, rr := range wait {
-		select {
-		case <-rr.done:
-		case <-ctx.Done():
-		}
-	}
-	return nil, nil
-}
-
-// send emits the round's streams.
-func (r *relay) send(rr *relayRound) {
-	defer close(rr.done)
-	counts := Counts(rr.round, r.index, r.counters)
+// polled is called by the collector's Health hook after every poll.
+func (r *relay) polled() {
 	r.mu.Lock()
 	emit := r.emit
+	var todo []*relayRound
+	for _, rr := range r.rounds {
+		if rr.sent == nil {
+			todo = append(todo, rr)
+		}
+	}
 	r.mu.Unlock()
+	if emit == nil {
+		return
+	}
+	for _, rr := range todo {
+		counts := r.send(rr, emit)
+		r.mu.Lock()
+		rr.sent = counts
+		r.mu.Unlock()
+	}
+}
+
+// Run implements source.Source: the relay sends from polled, not here.
+func (r *relay) Run(ctx context.Context, _ *source.Windows, emit func(time.Time, []byte), _ func(start, end time.Time)) error {
+	r.mu.Lock()
+	r.emit = emit
+	r.mu.Unlock()
+	<-ctx.Done()
+	return nil
+}
+
+// send emits the round's streams and returns the counts they make.
+func (r *relay) send(rr *relayRound, emit func(time.Time, []byte)) []uint64 {
+	counts := Counts(rr.round, r.index, r.counters)
 	var line []byte
 	ts := strconv.FormatInt(rr.start.Unix(), 10) + ".000000"
 	for k, n := range counts {
@@ -153,13 +138,11 @@ func (r *relay) send(rr *relayRound) {
 			emit(rr.start, line)
 		}
 	}
-	r.mu.Lock()
-	rr.sent = counts
-	r.mu.Unlock()
+	return counts
 }
 
-// sent returns the counts sent into the round's window, or nil if none
-// were (the collector did not count the window from its start).
+// sentIn returns the counts sent into the round's window, or nil if none
+// were.
 func (r *relay) sentIn(roundNum uint64) []uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()

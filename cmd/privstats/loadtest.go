@@ -93,8 +93,8 @@ func printLoadtest(w io.Writer, r *loadtest.Result) {
 	fmt.Fprintf(w, "Load test: %d collectors × %d counters, %d keepers (K = %d), setup %gs, window %gs, report grace %gs, %d round(s); took %.1fs\n\n",
 		r.Collectors, r.Counters, r.Keepers, r.Threshold, r.SetupSeconds, r.WindowSeconds, r.ReportGraceSeconds, len(r.Rounds), r.WallSeconds)
 	for _, rr := range r.Rounds {
-		fmt.Fprintf(w, "Round %d: completed %t, %d of %d collectors in S (%d set up late), totals vs truth (%s) ok %t",
-			rr.Round, rr.Completed, rr.CollectorsInS, r.Collectors, rr.LateCollectors, noise, rr.TotalsOK)
+		fmt.Fprintf(w, "Round %d: completed %t, %d of %d collectors in S, totals vs truth (%s) ok %t",
+			rr.Round, rr.Completed, rr.CollectorsInS, r.Collectors, noise, rr.TotalsOK)
 		if !r.Exact {
 			fmt.Fprintf(w, " (largest error %.2fσ)", rr.MaxErrorSigmas)
 		}

@@ -141,3 +141,34 @@ func TestPlanDeclaresWhatItsNoiseIsCalibratedFor(t *testing.T) {
 		t.Errorf("a sensitivity the noise was not calibrated for was accepted: %v", err)
 	}
 }
+
+// A large demo lets a few collectors fall out of S rather than fail the
+// round: min_collectors is below the honest count, and the noise weights
+// still give any min_collectors collectors the full noise. A small demo
+// needs every honest collector.
+func TestLargeDemoLetsAFewCollectorsFallOut(t *testing.T) {
+	if got := minCollectors(10); got != 10 {
+		t.Errorf("10 honest collectors: min_collectors %d, want all 10", got)
+	}
+	for _, n := range []int{100, 2000, 7000} {
+		minC := minCollectors(n)
+		if minC >= n || minC < n*9/10 {
+			t.Errorf("%d honest collectors: min_collectors %d", n, minC)
+		}
+		fps := make([]string, n)
+		for i := range fps {
+			fps[i] = fmt.Sprint(i)
+		}
+		w := noise.Weights{HonestFraction: float64(minC) / float64(n)}
+		if err := noise.CheckCoverage(w.Resolve(fps), minC); err != nil {
+			t.Errorf("%d collectors, min_collectors %d: %v", n, minC, err)
+		}
+	}
+	// Setup grows with the collectors, so 2,000 of them can seal, send and
+	// have their bundles acknowledged before the window.
+	small, _, _ := timings(10)
+	large, _, _ := timings(2000)
+	if small > 4*time.Second || large < 15*time.Second {
+		t.Errorf("setup %s for 10 collectors, %s for 2,000", small, large)
+	}
+}

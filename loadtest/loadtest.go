@@ -648,6 +648,14 @@ func (d *deployment) measure(w *watcher) (*Result, error) {
 			}
 		}
 		oc := outcomes[r]
+		if rt := w.rounds[r]; rt != nil && oc != nil {
+			// A tally server that exits once done may not be seen done:
+			// the outcome's publication time is when it was.
+			if _, seen := rt.entered[round.PhaseDone]; !seen {
+				rt.entered[round.PhaseDone] = oc.PublishedAt
+				rr.Phases = rt.phases()
+			}
+		}
 		if oc == nil {
 			failures = append(failures, fmt.Sprintf("round %d published no outcome (see %s)", r, d.tally.log))
 		} else {

@@ -29,6 +29,10 @@ type Process struct {
 	DiskWriteBytes int64 `json:"disk_write_bytes"`
 	// ExitError is how the process ended, if not cleanly.
 	ExitError string `json:"exit_error,omitempty"`
+	// Killed is set for a keeper the load test stopped because it had
+	// not exited 30 s after the tally server did (it may have missed the
+	// server's last answer); its ExitError is then left empty.
+	Killed bool `json:"killed,omitempty"`
 }
 
 // child is a privstats process the load test started.
@@ -41,7 +45,8 @@ type child struct {
 	// last is the latest reading from /proc, for a process that must be
 	// killed (its rusage then is still exact, but a reading keeps the
 	// figures if Wait cannot give them).
-	last Process
+	last   Process
+	killed bool
 }
 
 // startChild starts binary with args, its output going to dir/name.log.
@@ -86,6 +91,7 @@ func (c *child) waitOrKill(d time.Duration) {
 	if p, err := readProc(c.cmd.Process.Pid); err == nil {
 		c.last = p
 	}
+	c.killed = true
 	c.cmd.Process.Kill()
 	<-c.done
 }
@@ -102,7 +108,8 @@ func (c *child) usage() Process {
 	}
 	p.CPUSeconds = max(p.CPUSeconds, c.last.CPUSeconds)
 	p.PeakRSSBytes = max(p.PeakRSSBytes, c.last.PeakRSSBytes)
-	if c.err != nil {
+	p.Killed = c.killed
+	if c.err != nil && !c.killed {
 		p.ExitError = c.err.Error()
 	}
 	return p

@@ -45,7 +45,8 @@ type Options struct {
 	NoNoise bool
 	// Statistics to measure; empty means DefaultStatistics.
 	Statistics []string
-	// Rate is each collector's synthetic events per second.
+	// Rate is each collector's synthetic events per second; 0 means 200,
+	// or 20,000 a second shared among more than 100 collectors.
 	Rate float64
 	// Dir holds the data directory; empty means a fresh temporary one.
 	Dir string
@@ -117,7 +118,10 @@ func (o *Options) defaults() error {
 		o.Statistics = DefaultStatistics
 	}
 	if o.Rate == 0 {
-		o.Rate = 200
+		// All the synthetic relays run in this one process: past 100 of
+		// them, their events (at most 20,000 a second in all) would
+		// crowd out the round itself.
+		o.Rate = min(200, 20000/float64(o.Collectors))
 	}
 	if o.Progress == nil {
 		o.Progress = func(string, ...any) {}
@@ -201,7 +205,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d, err := deploytest.Start(ctx, deploytest.Options{
-		Dir: filepath.Join(dir, "data"), Keepers: opts.Keepers, Collectors: opts.Collectors, Rate: opts.Rate,
+		Dir: filepath.Join(dir, "data"), Keepers: opts.Keepers, Collectors: opts.Collectors, Rate: opts.Rate, Ramp: 32,
 		// An attack's report is read from the tally server's public API,
 		// so it keeps serving until the demo has read it.
 		KeepServing: opts.Serve || opts.Attack != "",
@@ -331,11 +335,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 // its noise and seals a bundle per keeper, and every keeper must
 // acknowledge every bundle before the window opens (a collector whose
 // bundles are not acknowledged by all live keepers is left out of S); all
-// of them share this machine's cores, so the time grows with n. 3 s, 5 s
-// and 30 s suffice for tens of collectors; 2,000 need about 20 s of setup.
+// of them share this machine's cores (and start a few at a time, within
+// the setup), so the time grows with n. 3 s, 5 s and 30 s suffice for tens
+// of collectors; 2,000 get 83 s of setup (measured on a loaded 2-core
+// machine, they join at about 25 a second and keepers' acknowledgements
+// follow).
 func timings(n int) (setup, grace, phase time.Duration) {
 	perCollector := time.Duration(n) * time.Millisecond
-	return 3*time.Second + 8*perCollector, 5*time.Second + 2*perCollector, 30*time.Second + 10*perCollector
+	return 3*time.Second + 40*perCollector, 5*time.Second + 5*perCollector, 30*time.Second + 10*perCollector
 }
 
 // minCollectors is the demo round's min_collectors when honest collectors

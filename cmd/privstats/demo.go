@@ -26,7 +26,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.FailCollectors, "fail-collectors", 0, "collectors that count but never report")
 	fs.Float64Var(&o.Epsilon, "epsilon", 1, "the round's privacy budget ε")
 	fs.Float64Var(&o.Delta, "delta", 1e-6, "the round's privacy budget δ")
-	fs.Float64Var(&o.Rate, "rate", 200, "synthetic events per second per collector")
+	fs.Float64Var(&o.Rate, "rate", 0, "synthetic events per second per collector (default 200, or 20,000 a second shared by more than 100 collectors)")
 	statsList := fs.String("stats", "", "comma-separated statistics to measure (default: a representative set; see privstats stats)")
 	fs.StringVar(&o.Dir, "dir", "", "keep the demo's data (keys, state, outcome) in `DIR` instead of a temporary directory")
 	asJSON := fs.Bool("json", false, "print the report as JSON")

@@ -49,6 +49,11 @@ type Options struct {
 	Collector func(i int, o *collector.Options)
 	// Rate is each synthetic relay's events per second; 0 means 100.
 	Rate float64
+	// Ramp, when positive, starts the collectors at most Ramp at a time:
+	// each further one starts once an earlier one has polled the tally
+	// server. Thousands of collectors starting together on one machine
+	// time out in their TLS handshakes and back off for tens of seconds.
+	Ramp int
 	// Idle starts only the tally server: the test starts nodes itself
 	// (StartKeeper, StartCollector) or speaks for them with their
 	// identities.
@@ -220,10 +225,22 @@ func Start(ctx context.Context, opts Options) (*Deployment, error) {
 			return nil, err
 		}
 	}
+	var waiting []*Node // started, not yet polled (with Ramp)
 	for i := range d.CollectorIDs {
-		if _, err := d.StartCollector(i, nil); err != nil {
+		n, err := d.StartCollector(i, nil)
+		if err != nil {
 			d.Stop()
 			return nil, err
+		}
+		if opts.Ramp > 0 {
+			waiting = append(waiting, n)
+			if len(waiting) >= opts.Ramp {
+				if _, err := waiting[0].FirstPoll(ctx); err != nil {
+					d.Stop()
+					return nil, err
+				}
+				waiting = waiting[1:]
+			}
 		}
 	}
 	return d, nil

@@ -339,10 +339,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 // the setup), so the time grows with n. 3 s, 5 s and 30 s suffice for tens
 // of collectors; 2,000 get 83 s of setup (measured on a loaded 2-core
 // machine, they join at about 25 a second and keepers' acknowledgements
-// follow).
+// follow); their reports, all at once at the window's end, reach the
+// tally server at about 25 a second, so the report grace grows too (the
+// round moves on as soon as every collector has reported).
 func timings(n int) (setup, grace, phase time.Duration) {
 	perCollector := time.Duration(n) * time.Millisecond
-	return 3*time.Second + 40*perCollector, 5*time.Second + 5*perCollector, 30*time.Second + 10*perCollector
+	return 3*time.Second + 40*perCollector, 5*time.Second + 50*perCollector, 30*time.Second + 10*perCollector
 }
 
 // minCollectors is the demo round's min_collectors when honest collectors

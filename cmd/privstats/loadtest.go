@@ -98,6 +98,9 @@ func printLoadtest(w io.Writer, r *loadtest.Result) {
 		if !r.Exact {
 			fmt.Fprintf(w, " (largest error %.2fσ)", rr.MaxErrorSigmas)
 		}
+		if rr.Uncounted > 0 {
+			fmt.Fprintf(w, "; %d collectors in S were sent no streams", rr.Uncounted)
+		}
 		fmt.Fprintf(w, "\n  window end → outcome %.1fs; collector setup %.1f ms CPU each\n  phases:", rr.WindowEndToOutcomeSeconds, rr.CollectorSetupMS)
 		for _, p := range loadtest.Phases {
 			if s, ok := rr.Phases[p]; ok {

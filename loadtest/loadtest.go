@@ -139,7 +139,8 @@ type Round struct {
 	WindowEndToOutcomeSeconds float64            `json:"window_end_to_outcome_seconds"`
 	Phases                    map[string]float64 `json:"phases"`
 	// CollectorSetupMS is the load generator's CPU time from the setup
-	// phase's start until every collector had joined, per collector.
+	// phase's start (the /metrics reading before it was seen) until every
+	// collector had joined, per collector.
 	CollectorSetupMS float64 `json:"collector_setup_ms"`
 	Outcome          string  `json:"outcome,omitempty"`
 }
@@ -516,7 +517,7 @@ func (d *deployment) run(ctx context.Context) (*Result, error) {
 		defer k.waitOrKill(0)
 	}
 
-	w := &watcher{url: metricsURL, interval: 50 * time.Millisecond, threshold: o.Threshold, collectors: o.Collectors, rounds: map[uint64]*roundTrace{}}
+	w := &watcher{url: metricsURL, interval: 50 * time.Millisecond, threshold: o.Threshold, collectors: o.Collectors, rounds: map[uint64]*roundTrace{}, prevCPU: selfUsage().CPUSeconds}
 	wctx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
 	go func() {
@@ -643,7 +644,7 @@ func (d *deployment) measure(w *watcher) (*Result, error) {
 		rr := Round{Round: r, Phases: map[string]float64{}}
 		if rt := w.rounds[r]; rt != nil {
 			rr.Phases = rt.phases()
-			if setup, ok := rt.entered[round.PhaseSetup]; ok && !rt.allJoined.IsZero() && !rt.allJoined.Before(setup) {
+			if _, ok := rt.entered[round.PhaseSetup]; ok && !rt.allJoined.IsZero() {
 				rr.CollectorSetupMS = (rt.allJoinedCPU - rt.cpu[round.PhaseSetup]) * 1000 / float64(o.Collectors)
 			}
 		}

@@ -40,7 +40,8 @@ type roundTrace struct {
 	// entered maps a phase name of package round ("setup", "releasing",
 	// …) and "released" (K shares in) to when it was first seen.
 	entered map[string]time.Time
-	// cpu is the load generator's CPU seconds at those moments.
+	// cpu is the load generator's CPU seconds at the reading before each
+	// phase was seen: no later than its start.
 	cpu map[string]float64
 	// allJoined is when every collector was first seen joined (zero if
 	// never), and its CPU seconds.
@@ -60,6 +61,9 @@ type watcher struct {
 	rounds  map[uint64]*roundTrace
 	latest  sample
 	lastErr error
+	// prevCPU is the load generator's CPU time at the previous reading
+	// (at first, when the watcher was made).
+	prevCPU float64
 }
 
 // run polls until ctx ends.
@@ -90,6 +94,8 @@ func (w *watcher) note(s sample) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.latest = s
+	before := w.prevCPU
+	w.prevCPU = s.cpu
 	rt := w.rounds[s.round]
 	if rt == nil {
 		rt = &roundTrace{round: s.round, entered: map[string]time.Time{}, cpu: map[string]float64{}}
@@ -97,7 +103,7 @@ func (w *watcher) note(s sample) {
 	}
 	mark := func(name string) {
 		if _, ok := rt.entered[name]; !ok {
-			rt.entered[name], rt.cpu[name] = s.at, s.cpu
+			rt.entered[name], rt.cpu[name] = s.at, before
 		}
 	}
 	mark(s.phase)

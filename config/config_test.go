@@ -416,7 +416,7 @@ func TestProblems(t *testing.T) {
 	keeper := "identity_key: k\ntally: {address: \"t:8443\", fingerprint: " + fp1 + "}\nkeepers: [" + fp1 + "]\n"
 	tests := []problem{
 		{"no close key", keeper + "colour: red\n",
-			`:4: unknown key "colour" (valid keys here: collectors, collectors_file, data_dir, health_listen, identity_key, keepers, policy, tally)`},
+			`:4: unknown key "colour" (valid keys here: collectors, collectors_file, data_dir, health_listen, identity_key, keepers, log_format, policy, tally)`},
 		{"key without value", keeper + "health_listen:\n",
 			`:4: health_listen has no value (give one, or leave the key out for the default; write "" for an empty string)`},
 		{"syntax", keeper + "policy:\n  max_epsilon: 0.3\n max_delta: 1e-3\n",

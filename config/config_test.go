@@ -138,11 +138,11 @@ func TestCollectorExamples(t *testing.T) {
 		if ctl == nil || dc.Source.MetricsPort != nil || dc.Source.Trace != nil || dc.Source.Synthetic != nil {
 			t.Fatalf("source %+v, want only control", dc.Source)
 		}
-		if network, addr := ctl.Network(); network != "tcp" || addr != "127.0.0.1:9051" {
-			t.Errorf("control dials %s %s", network, addr)
+		if network, addr := ctl.Network(); network != "unix" || addr != "/run/tor/control" {
+			t.Errorf("control dials %s %s, want Debian's socket", network, addr)
 		}
-		if ctl.CookieFile != "/var/lib/tor/control_auth_cookie" {
-			t.Errorf("cookie_file %q", ctl.CookieFile)
+		if ctl.CookieFile != "" || dc.LogFormat != config.LogJSON {
+			t.Errorf("cookie_file %q (want tor's, from PROTOCOLINFO), log_format %q", ctl.CookieFile, dc.LogFormat)
 		}
 		if !slices.Equal(ctl.AllowedAuth, []string{"SAFECOOKIE"}) {
 			t.Errorf("allowed_auth %v, want [SAFECOOKIE]", ctl.AllowedAuth)

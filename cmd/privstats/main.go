@@ -32,6 +32,7 @@ func init() {
 		"results":     {"list published rounds, or show one round's totals", runResults},
 		"verify":      {"re-check every signature and the interpolation of an outcome file", runVerify},
 		"keygen":      {"create an identity key and print its fingerprint", runKeygen},
+		"init":        {"write a commented config for a role (collector, keeper, tally) with this node's key", runInitCommand},
 		"fingerprint": {"print the fingerprint of an identity key", runFingerprint},
 		"stats":       {"list the statistics privstats can count", runStats},
 		"replay":      {"preview what this relay's collector would count from a trace (local only)", runReplay},

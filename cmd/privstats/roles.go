@@ -24,7 +24,6 @@ import (
 	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/source"
 	"github.com/privstats/privstats/tally"
-	"github.com/privstats/privstats/torctl"
 )
 
 // roleFlags are the flags every long-running role shares.
@@ -56,12 +55,18 @@ func loadRole[C any](fs *flag.FlagSet, args []string, exitHelp string, load func
 	return cfg, rf, err
 }
 
-func newLogger(stderr io.Writer, verbose bool) *slog.Logger {
+// newLogger logs to stderr in format (config.LogText or config.LogJSON).
+func newLogger(stderr io.Writer, verbose bool, format string) *slog.Logger {
 	level := slog.LevelInfo
 	if verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, opts)
+	if format == config.LogJSON {
+		h = slog.NewJSONHandler(stderr, opts)
+	}
+	log := slog.New(h)
 	// Parts without a logger of their own (the MetricsPort source) use the
 	// default; give it the same handler and level.
 	slog.SetDefault(log)
@@ -81,8 +86,9 @@ type roleSetup struct {
 	log    *slog.Logger
 }
 
-// setUp loads a role's identity key and opens its policy ledger in dataDir.
-func setUp(role, identityKey, dataDir string, pol policy.Policy, verbose bool, stderr io.Writer) (*roleSetup, error) {
+// setUp loads a role's identity key and opens its policy ledger in dataDir;
+// its logger writes logFormat.
+func setUp(role, identityKey, dataDir string, pol policy.Policy, verbose bool, logFormat string, stderr io.Writer) (*roleSetup, error) {
 	id, err := identity.Load(identityKey)
 	if err != nil {
 		return nil, err
@@ -98,7 +104,7 @@ func setUp(role, identityKey, dataDir string, pol policy.Policy, verbose bool, s
 		id:     id,
 		check:  func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) },
 		record: func(cfg *round.Config) error { return led.Record(cfg, pol) },
-		log:    newLogger(stderr, verbose).With("role", role),
+		log:    newLogger(stderr, verbose, logFormat).With("role", role),
 	}, nil
 }
 
@@ -130,7 +136,7 @@ func runTally(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := setUp("tally", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, stderr)
+	s, err := setUp("tally", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -161,7 +167,7 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := setUp("keeper", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, stderr)
+	s, err := setUp("keeper", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -177,13 +183,22 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 }
 
 func runCollect(args []string, stdout, stderr io.Writer) error {
-	fs := flags("collect", "-c collector.yaml [--record FILE]", stderr)
+	fs := flags("collect", "-c collector.yaml [--record FILE] [--check]", stderr)
 	recordTo := fs.String("record", "", "also write every event received to trace `FILE` (your relay's raw events; keep it private)")
-	cfg, rf, err := loadRole(fs, args, nodeExitHelp, config.LoadCollector)
+	check := fs.Bool("check", false, "connect to tor as the collector would, say which statistics it can feed, and exit (reads only source: of the config)")
+	cfg, rf, err := loadRole(fs, args, nodeExitHelp, func(path string) (*config.Collector, error) {
+		if *check {
+			return nil, nil // the check reads the file its own way
+		}
+		return config.LoadCollector(path)
+	})
 	if err != nil {
 		return err
 	}
-	s, err := setUp("collector", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, stderr)
+	if *check {
+		return runCollectCheck(context.Background(), checkOptions{Config: rf.config}, stdout, stderr)
+	}
+	s, err := setUp("collector", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -234,12 +249,8 @@ func eventSource(cfg *config.Collector, log *slog.Logger) (source.Source, error)
 	s := cfg.Source
 	var parts []source.Source
 	if s.Control != nil {
-		var allowed []torctl.AuthMethod
-		for _, m := range s.Control.AllowedAuth {
-			allowed = append(allowed, torctl.AuthMethod(m))
-		}
 		parts = append(parts, source.Control(source.ControlOptions{Address: s.Control.Address, Password: s.Control.Password,
-			CookieFile: s.Control.CookieFile, AllowedAuth: allowed, Logger: log}))
+			CookieFile: s.Control.CookieFile, AllowedAuth: authMethods(s.Control.AllowedAuth), Logger: log}))
 	}
 	if s.MetricsPort != nil {
 		parts = append(parts, source.MetricsPort(s.MetricsPort.URL, time.Duration(s.MetricsPort.Interval), nil))

@@ -146,10 +146,12 @@ func checkControl(ctx context.Context, o ControlOptions) (*ControlReport, error)
 	if info, err := c.GetInfo(ctx, "version"); err == nil && info["version"] != "" {
 		r.TorVersion = info["version"]
 	}
-	// A tor that is not a relay answers 551; the check still stands.
+	// A tor that is not a relay answers 551; the check still stands. Tor
+	// answers the bare fingerprint; the fingerprint file it mirrors also
+	// has the nickname first.
 	if info, err := c.GetInfo(ctx, "fingerprint"); err == nil {
-		if f := strings.Fields(info["fingerprint"]); len(f) == 2 {
-			r.RelayFingerprint = f[1]
+		if f := strings.Fields(info["fingerprint"]); len(f) > 0 {
+			r.RelayFingerprint = f[len(f)-1]
 		}
 	}
 	if v, err := c.GetConf(ctx, "TestingTorNetwork"); err == nil {

@@ -99,11 +99,13 @@ func TestCheckTestNetworkAndPrivCountTor(t *testing.T) {
 	ft := privcountTor(t)
 	ft.Events["CONN_BW"] = true
 	ft.Conf["TestingTorNetwork"] = "1"
+	ft.Info["fingerprint"] = "1790CB940F43BFE92EC81BF9EAA3DD1DEEB570BE" // as real tor answers
 	r, err := source.Check(checkContext(t), source.CheckOptions{Control: &source.ControlOptions{Address: ft.Addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.Control.TestingTorNetwork || !r.Control.PrivCount() || r.Control.AuthMethod != torctl.AuthNull {
+	if !r.Control.TestingTorNetwork || !r.Control.PrivCount() || r.Control.AuthMethod != torctl.AuthNull ||
+		r.Control.RelayFingerprint != "1790CB940F43BFE92EC81BF9EAA3DD1DEEB570BE" {
 		t.Errorf("control report = %+v", r.Control)
 	}
 	sup := support(r)

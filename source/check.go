@@ -230,9 +230,12 @@ func (r *CheckReport) supports(st stats.Statistic) StatisticSupport {
 		if slices.Contains(c.Events, e) {
 			continue
 		}
-		if st.Source == stats.SourcePrivCount {
-			s.Why = fmt.Sprintf("needs PrivCount-patched tor: this tor does not know %s", e)
-		} else {
+		switch {
+		case st.Source == stats.SourcePrivCount && !c.PrivCount():
+			s.Why = "needs PrivCount-patched tor: this tor knows none of the PRIVCOUNT_* events"
+		case st.Source == stats.SourcePrivCount:
+			s.Why = fmt.Sprintf("needs a PrivCount-patched tor that knows %s (this one knows other PRIVCOUNT_* events: an older patch?)", e)
+		default:
 			s.Why = fmt.Sprintf("this tor does not know event %s", e)
 		}
 		return s

@@ -75,7 +75,7 @@ func TestCheckStockTorOnUnixSocket(t *testing.T) {
 	}
 	wantWhy := map[string]string{
 		stats.SourceTestNetwork: "TestingTorNetwork 1",
-		stats.SourcePrivCount:   "needs PrivCount-patched tor: this tor does not know PRIVCOUNT_",
+		stats.SourcePrivCount:   "needs PrivCount-patched tor: this tor knows none of the PRIVCOUNT_* events",
 		stats.SourceMetricsPort: "MetricsPort, which is not configured",
 	}
 	for src, why := range wantWhy {
@@ -266,5 +266,23 @@ func TestDiagnoseControlPermission(t *testing.T) {
 	}
 	if p := source.DiagnoseControl("127.0.0.1:9051", errors.New("torctl: connection closed")); p != (source.ControlProblem{}) {
 		t.Errorf("a lost connection: %+v, want no advice", p)
+	}
+}
+
+// A PrivCount tor from an older patch knows some PRIVCOUNT_* events: the
+// check names the one missing.
+func TestCheckOlderPrivCountTor(t *testing.T) {
+	ft := privcountTor(t)
+	delete(ft.Events, "PRIVCOUNT_CIRCUIT_CLOSE")
+	r, err := source.Check(checkContext(t), source.CheckOptions{Control: &source.ControlOptions{Address: ft.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := support(r)
+	if s := sup["exit_circuits"]; s.Fed || !strings.Contains(s.Why, "knows PRIVCOUNT_CIRCUIT_CLOSE") {
+		t.Errorf("exit_circuits: %+v", s)
+	}
+	if s := sup["exit_streams"]; !s.Fed {
+		t.Errorf("exit_streams: %+v", s)
 	}
 }

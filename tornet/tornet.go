@@ -123,7 +123,7 @@ type Node struct {
 	// Options.ControlSocket; "" otherwise.
 	ControlSocket string
 	CookieFile    string // cookie for COOKIE or SAFECOOKIE authentication
-	MetricsAddr string // 127.0.0.1:port of the MetricsPort (Prometheus text)
+	MetricsAddr   string // 127.0.0.1:port of the MetricsPort (Prometheus text)
 
 	ORAddr      string // relays: 127.0.0.1:port of the ORPort
 	DirAddr     string // authorities: 127.0.0.1:port of the DirPort

@@ -182,7 +182,7 @@ func checkMetricsPort(ctx context.Context, url string, client *http.Client) (*Me
 	defer cancel()
 	fams, err := (&metricsPortSampler{url: url, client: client}).scrape(ctx)
 	if err != nil {
-		return nil, &CheckError{Part: "MetricsPort " + url, Err: err, Fix: metricsPortFix(url, err)}
+		return nil, &CheckError{Part: "MetricsPort " + url, Err: err, Fix: metricsPortFix(err)}
 	}
 	r := &MetricsPortReport{URL: url}
 	for name := range fams {
@@ -195,7 +195,7 @@ func checkMetricsPort(ctx context.Context, url string, client *http.Client) (*Me
 // metricsPortFix advises on a failed MetricsPort read. Tor closes a
 // connection from an address its MetricsPortPolicy does not accept without
 // a word, which the client sees as an EOF or a reset.
-func metricsPortFix(url string, err error) string {
+func metricsPortFix(err error) string {
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "nothing listens there: add MetricsPort 127.0.0.1:9035 and MetricsPortPolicy accept 127.0.0.1 to /etc/tor/torrc " +

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -284,5 +286,36 @@ func TestCheckOlderPrivCountTor(t *testing.T) {
 	}
 	if s := sup["exit_streams"]; !s.Fed {
 		t.Errorf("exit_streams: %+v", s)
+	}
+}
+
+// A running MetricsPort source names the same fix as the check when its
+// reads fail.
+func TestMetricsPortReadFailureNamesTheFix(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)))
+	defer slog.SetDefault(old)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src := source.MetricsPort("http://"+closedPort(t)+"/metrics", 10*time.Millisecond, nil)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, nil, func(time.Time, []byte) {}, func(time.Time, time.Time) {}) }()
+	for {
+		mu.Lock()
+		got := logs.String()
+		mu.Unlock()
+		if strings.Contains(got, "read failed") || ctx.Err() != nil {
+			if !strings.Contains(got, `fix="nothing listens there: add MetricsPort 127.0.0.1:9035 and MetricsPortPolicy accept 127.0.0.1`) {
+				t.Errorf("log:\n%s", got)
+			}
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

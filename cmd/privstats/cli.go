@@ -196,14 +196,19 @@ func finishRun(c *cobra.Command, started *bool) {
 func finish(root *cobra.Command) {
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
-	var helpFlags func(*cobra.Command)
-	helpFlags = func(c *cobra.Command) {
+	var visit func(*cobra.Command)
+	visit = func(c *cobra.Command) {
 		c.InitDefaultHelpFlag()
+		if c != root && c.HasSubCommands() && !c.Runnable() {
+			// cobra prints help for a group of commands (completion) even
+			// when given an unknown one; runnable, its Args check refuses that.
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
 		for _, sub := range c.Commands() {
-			helpFlags(sub)
+			visit(sub)
 		}
 	}
-	helpFlags(root)
+	visit(root)
 }
 
 // normalizeArgs rewrites single-dash long flags (-round, -json=false) to
@@ -324,5 +329,5 @@ Flags:
 Global Flags:
 {{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
 
-Run '{{.CommandPath}} help COMMAND' or '{{.CommandPath}} COMMAND --help' for a command's flags.{{end}}
+Run '{{if .HasParent}}{{.CommandPath}} COMMAND --help{{else}}{{.CommandPath}} help COMMAND' or '{{.CommandPath}} COMMAND --help{{end}}' for a command's flags.{{end}}
 `

@@ -2,6 +2,9 @@ package main
 
 import (
 	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -76,6 +79,9 @@ func TestNoLongFlagIsAShorthandCluster(t *testing.T) {
 	visit(root)
 }
 
+// wantCommands are commands privstats must have (with a page each).
+var wantCommands = []string{"demo", "tally", "keeper", "collect", "plan", "results", "verify", "keygen", "fingerprint", "stats", "replay", "version", "completion", "man"}
+
 // TestEveryCommandChecksItsArguments: a command without an Args check would
 // take any positional argument silently.
 func TestEveryCommandChecksItsArguments(t *testing.T) {
@@ -87,9 +93,78 @@ func TestEveryCommandChecksItsArguments(t *testing.T) {
 			t.Errorf("%s has no Args check", c.CommandPath())
 		}
 	}
-	for _, want := range []string{"demo", "tally", "keeper", "collect", "plan", "results", "verify", "keygen", "fingerprint", "stats", "replay", "version", "help", "completion"} {
+	for _, want := range append(wantCommands, "help") {
 		if !slices.Contains(names, want) {
 			t.Errorf("no command %q (have %v)", want, names)
+		}
+	}
+}
+
+// TestManPagesNameEveryCommand: privstats(1) names every command, and each
+// has its own page listing its flags, all generated from the definitions.
+func TestManPagesNameEveryCommand(t *testing.T) {
+	dir := t.TempDir()
+	var stderr strings.Builder
+	if code := run([]string{"man", "-o", dir}, io.Discard, &stderr); code != 0 {
+		t.Fatalf("privstats man -o: exit %d: %s", code, stderr.String())
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	top := read("privstats.1")
+	root := newRoot(io.Discard, io.Discard)
+	var paged []string
+	for _, c := range root.Commands() {
+		if !c.IsAvailableCommand() {
+			continue
+		}
+		paged = append(paged, c.Name())
+		page := "privstats-" + c.Name() + ".1"
+		if !strings.Contains(top, `\fBprivstats `+c.Name()) || !strings.Contains(top, `privstats-`+c.Name()+`(1)`) {
+			t.Errorf("privstats.1 does not name %s and its page", c.Name())
+		}
+		text := read(page)
+		if !strings.Contains(text, c.Short) {
+			t.Errorf("%s does not give the command's summary %q", page, c.Short)
+		}
+		c.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+			if !strings.Contains(text, `\fB--`+f.Name+`\fP`) {
+				t.Errorf("%s does not list --%s", page, f.Name)
+			}
+		})
+	}
+	for _, want := range wantCommands {
+		if !slices.Contains(paged, want) {
+			t.Errorf("no page for %s (pages for %v)", want, paged)
+		}
+	}
+}
+
+func TestVersionText(t *testing.T) {
+	vcs := []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "1e3c6cb0a1b2c3d4e5f60718293a4b5c6d7e8f90"},
+		{Key: "vcs.time", Value: "2026-11-28T08:30:00Z"}, {Key: "vcs.modified", Value: "true"}}
+	for _, tc := range []struct {
+		name, linked string
+		bi           *debug.BuildInfo
+		want         string
+	}{
+		{"go install of a release", "", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.0"}},
+			"privstats v1.2.0\nbuilt with go1.26.8\n"},
+		{"go build in a checkout", "", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v0.0.0-20261128083000-1e3c6cb0a1b2+dirty"}, Settings: vcs},
+			"privstats v0.0.0-20261128083000-1e3c6cb0a1b2+dirty\nrevision 1e3c6cb0a1b2c3d4e5f60718293a4b5c6d7e8f90, committed 2026-11-28T08:30:00Z, with uncommitted changes\nbuilt with go1.26.8\n"},
+		{"revision without a module version", "", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: vcs[:3]},
+			"privstats devel-1e3c6cb0a1b2\nrevision 1e3c6cb0a1b2c3d4e5f60718293a4b5c6d7e8f90, committed 2026-11-28T08:30:00Z\nbuilt with go1.26.8\n"},
+		{"set at link time", "1.2.0-1", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: vcs},
+			"privstats 1.2.0-1\nrevision 1e3c6cb0a1b2c3d4e5f60718293a4b5c6d7e8f90, committed 2026-11-28T08:30:00Z, with uncommitted changes\nbuilt with go1.26.8\n"},
+		{"nothing known", "", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "privstats (devel)\n"},
+		{"no build info", "", nil, "privstats (devel)\n"},
+	} {
+		if got := versionText(tc.linked, tc.bi); got != tc.want {
+			t.Errorf("%s:\ngot  %q\nwant %q", tc.name, got, tc.want)
 		}
 	}
 }

@@ -38,7 +38,7 @@ const (
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	var showVersion bool
 	root := &cobra.Command{
-		Use:   "privstats",
+		Use:   "privstats COMMAND [flags] [ARGS]",
 		Short: "measure how Tor is used without exposing any relay or user",
 		Long: `privstats measures how Tor is used without exposing any relay or user (PrivCount design).
 Collectors beside tor relays count events into blinded, noised counters; share keepers
@@ -64,9 +64,10 @@ Start with: privstats demo`,
 			}
 			return usageError{err: fmt.Errorf("no command given")}
 		},
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		DisableAutoGenTag: true, // keeps generated man pages reproducible
+		SuggestionsMinimumDistance: 2,
+		SilenceErrors:              true,
+		SilenceUsage:               true,
+		DisableAutoGenTag:          true, // keeps generated man pages reproducible
 	}
 	root.Flags().BoolVarP(&showVersion, "version", "v", false, "print the version and build (same as privstats version)")
 	root.SetOut(stdout)

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/privstats/privstats/config"
 	"github.com/privstats/privstats/identity"
 )
@@ -29,29 +31,47 @@ type initOptions struct {
 	DataDir string
 }
 
-func runInitCommand(args []string, stdout, stderr io.Writer) error {
-	fs := flags("init", "collector|keeper|tally [-o FILE] [--key FILE] [--data-dir DIR]", stderr)
-	var opts initOptions
-	fs.StringVar(&opts.Out, "o", "", "write the config to `FILE` (never overwrites; default: standard output)")
-	fs.StringVar(&opts.Key, "key", "", "the identity key `FILE`, created if missing (default: ROLE.key beside the config)")
-	fs.StringVar(&opts.DataDir, "data-dir", "", "the role's state `DIR` (default: /var/lib/privstats/ROLE)")
-	// The role may come first, as the README writes it: parse what follows.
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		opts.Role, args = args[0], args[1:]
+func init() { addCommand(newInitCmd) }
+
+func newInitCmd() *cobra.Command {
+	var o initOptions
+	cmd := &cobra.Command{
+		Use:   "init collector|keeper|tally [-o FILE]",
+		Short: "write a commented config for a role, with this node's key",
+		Long: `Init writes a role's config with every key explained: this node's identity key and
+fingerprint in place (the key is created, as keygen would, if it does not exist), the
+defaults of Debian's tor for a collector's source (the control socket unix:/run/tor/control,
+SAFECOOKIE with the cookie tor names, group debian-tor), and the values only the other
+operators can give left empty and marked FILL IN. It never overwrites a config.
+
+A collector's file can be checked at once, before anything is filled in:
+privstats collect --check -c FILE.`,
+		Example: `  sudo -u privstats privstats init collector -o /etc/privstats/collector.yaml
+  privstats init keeper -o keeper.yaml --key keeper1.key --data-dir ./keeper-state`,
+		GroupID:   groupSetup,
+		ValidArgs: config.Roles,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := exactArgs(1)(cmd, args); err != nil {
+				return err
+			}
+			if !slices.Contains(config.Roles, args[0]) {
+				return usagef("%q is not a role: one of %s", args[0], strings.Join(config.Roles, ", "))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Role = args[0]
+			return runInit(o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if err := parse(fs, args, 0, 1); err != nil {
-		return err
-	}
-	if opts.Role == "" && fs.NArg() == 1 {
-		opts.Role = fs.Arg(0)
-	} else if opts.Role == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
-	}
-	if !slices.Contains(config.Roles, opts.Role) {
-		return fmt.Errorf("%q is not a role: one of %s", opts.Role, strings.Join(config.Roles, ", "))
-	}
-	return runInit(opts, stdout, stderr)
+	fs := cmd.Flags()
+	fs.StringVarP(&o.Out, "output", "o", "", "write the config to `FILE` (never overwrites; default: standard output)")
+	fs.StringVar(&o.Key, "key", "", "the identity key `FILE`, created if missing (default: ROLE.key beside the config)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "the role's state `DIR` (default: /var/lib/privstats/ROLE, the systemd units' StateDirectory)")
+	cmd.MarkFlagFilename("output", "yaml", "yml")
+	cmd.MarkFlagFilename("key", "key")
+	cmd.MarkFlagDirname("data-dir")
+	return cmd
 }
 
 // runInit writes a commented config for a role with this node's key in

@@ -18,7 +18,9 @@
 // Every node listens on 127.0.0.1 only and has a ControlPort with cookie
 // authentication and a MetricsPort, and relays allow the CONN_BW and
 // CELL_STATS events that only test networks may emit, so collectors can be
-// tested against real tor output.
+// tested against real tor output. With Options.ControlSocket every node
+// also has a Unix control socket and a group-readable cookie, set up as
+// Debian's tor package does.
 //
 // A typical test:
 //

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -141,7 +142,7 @@ func checkControl(ctx context.Context, o ControlOptions) (*ControlReport, error)
 		return fail(err)
 	}
 	if r.AuthMethod == torctl.AuthSafeCookie || r.AuthMethod == torctl.AuthCookie {
-		r.CookieFile = cmpOr(o.CookieFile, pi.CookieFile)
+		r.CookieFile = cmp.Or(o.CookieFile, pi.CookieFile)
 	}
 	if info, err := c.GetInfo(ctx, "version"); err == nil && info["version"] != "" {
 		r.TorVersion = info["version"]
@@ -165,13 +166,6 @@ func checkControl(ctx context.Context, o ControlOptions) (*ControlReport, error)
 		return fail(err)
 	}
 	return r, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func checkMetricsPort(ctx context.Context, url string, client *http.Client) (*MetricsPortReport, error) {

@@ -94,10 +94,11 @@ func printPrivacy(w io.Writer, p outcome.Privacy) {
 }
 
 func runResults(args []string, stdout, stderr io.Writer) error {
-	fs := flags("results", "[-round NAME] [--json|--csv] [DIR]", stderr)
+	fs := flags("results", "[-round NAME] [--json|--csv] [--html OUTDIR] [DIR]", stderr)
 	round := fs.String("round", "", "show the totals of round `NAME` (as listed, e.g. demo-000001), or \"latest\"")
 	asJSON := fs.Bool("json", false, "print JSON")
 	asCSV := fs.Bool("csv", false, "print CSV (with -round)")
+	html := fs.String("html", "", "write the results site (plots, every round, CSVs) as static files into `OUTDIR`")
 	if err := parse(fs, args, 0, 1); err != nil {
 		return err
 	}
@@ -109,6 +110,9 @@ func runResults(args []string, stdout, stderr io.Writer) error {
 	if st, err := os.Stat(outcomes); err != nil || !st.IsDir() {
 		// Accept the outcomes directory itself, too.
 		outcomes = dir
+	}
+	if *html != "" {
+		return exportSite(outcomes, *html, stdout, stderr)
 	}
 	list, err := tally.ListOutcomes(outcomes)
 	if err != nil {

@@ -105,11 +105,13 @@ func seriesSVG(name string, rounds []Round) (template.HTML, error) {
 		p.Add(poly, l, dots)
 		legend.Add(label, l, poly)
 	}
-	// One round alone still gets an axis a round long either side.
-	if p.X.Min == p.X.Max {
-		pad := math.Max(rounds[0].Window.End.Sub(rounds[0].Window.Start).Seconds(), 1)
-		p.X.Min, p.X.Max = p.X.Min-pad, p.X.Max+pad
+	// The first and last rounds' dots sit clear of the axes; one round
+	// alone gets an axis a round long either side.
+	pad := (p.X.Max - p.X.Min) / 30
+	if pad == 0 {
+		pad = math.Max(rounds[0].Window.End.Sub(rounds[0].Window.Start).Seconds(), 1)
 	}
+	p.X.Min, p.X.Max = p.X.Min-pad, p.X.Max+pad
 	withZero(p)
 	if len(labels) == 1 {
 		return render(p, seriesWidth, plotHeight, nil)

@@ -27,25 +27,35 @@ import (
 )
 
 // Round is one published outcome under the name it is published as: its
-// file name without ".json", e.g. "demo-000003".
+// file name without ".json", e.g. "demo-000003". Rounds listed by the
+// archive hold what plots and CSVs need: series, number, window,
+// statistics, the count of collectors in S and the publication time, not
+// the signed artefacts, the config or the fingerprints in S, which for a
+// large deployment are most of the file.
 type Round struct {
 	Name string
 	*outcome.Outcome
 }
 
 // Archive is a directory of outcome files as the site sees it. It keeps
-// each parsed outcome, and each plot once drawn, so that a page over many
-// rounds costs a directory listing and a template, not a re-read and a
-// re-draw of every round: outcome files are written once and never change,
-// and a file that does change (by size or time) is read again.
+// what it needs of each outcome, each series plot, and the views of the
+// rounds last shown, so that a page over many rounds costs a directory
+// listing and a template, not a re-read and a re-draw of every round:
+// outcome files are written once and never change, and a file that does
+// change (by size or time) is read again.
 type Archive struct {
 	dir string
 
 	mu     sync.Mutex
 	files  map[string]file
 	views  map[string]*roundView // by round name; dropped when its file changes
+	shown  []string              // views' names, oldest first
 	series map[string]drawn      // by series and statistic
 }
+
+// keptViews bounds the views kept: a view holds a whole outcome and its
+// histograms, and a page shows one.
+const keptViews = 32
 
 type file struct {
 	mod  time.Time
@@ -105,7 +115,7 @@ func (a *Archive) rounds() ([]Round, []string, error) {
 			// An outcome without its config cannot say what its totals
 			// mean; it is listed as unreadable rather than half shown.
 			if o, err := outcome.Read(filepath.Join(a.dir, name)); err == nil && o.Config != nil {
-				f.round = &Round{Name: strings.TrimSuffix(name, ".json"), Outcome: o}
+				f.round = &Round{Name: strings.TrimSuffix(name, ".json"), Outcome: slim(o)}
 			}
 			a.files[name] = f
 			delete(a.views, strings.TrimSuffix(name, ".json"))
@@ -135,6 +145,12 @@ func (a *Archive) rounds() ([]Round, []string, error) {
 		return strings.Compare(x.Name, y.Name)
 	})
 	return out, unreadable, nil
+}
+
+// slim keeps what plots and CSVs need of an outcome.
+func slim(o *outcome.Outcome) *outcome.Outcome {
+	return &outcome.Outcome{Version: o.Version, Series: o.Series, Round: o.Round, ConfigHash: o.ConfigHash, Tally: o.Tally,
+		Window: o.Window, Collectors: outcome.Collectors{Count: o.Collectors.Count}, Statistics: o.Statistics, PublishedAt: o.PublishedAt}
 }
 
 // inSeries returns the rounds of one series, in order.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -186,14 +187,21 @@ func (a *Archive) seriesPlot(series []Round, stat string) (template.HTML, error)
 	return svg, nil
 }
 
-func (a *Archive) view(r Round) (*roundView, error) {
-	if v, ok := a.views[r.Name]; ok {
+// view works out what a page shows of round r from its whole outcome
+// file.
+func (a *Archive) view(listed Round) (*roundView, error) {
+	if v, ok := a.views[listed.Name]; ok {
 		return v, nil
 	}
-	v := &roundView{Round: r, Privacy: outcome.CheckPrivacy(r.Outcome), Refusals: sortedRefusals(r.Refusals)}
-	if r.Config != nil {
-		v.Listed = len(r.Config.Collectors)
+	o, err := outcome.Read(filepath.Join(a.dir, listed.Name+".json"))
+	if err != nil {
+		return nil, err
 	}
+	if o.Config == nil {
+		return nil, fmt.Errorf("%s: no config", listed.Name)
+	}
+	r := Round{Name: listed.Name, Outcome: o}
+	v := &roundView{Round: r, Privacy: outcome.CheckPrivacy(o), Refusals: sortedRefusals(o.Refusals), Listed: len(o.Config.Collectors)}
 	needed := map[string]float64{}
 	for _, p := range v.Privacy.Statistics {
 		needed[p.Name] = p.Needed
@@ -216,6 +224,11 @@ func (a *Archive) view(r Round) (*roundView, error) {
 		}
 	}
 	a.views[r.Name] = v
+	a.shown = append(a.shown, r.Name)
+	if len(a.shown) > keptViews {
+		delete(a.views, a.shown[0])
+		a.shown = a.shown[1:]
+	}
 	return v, nil
 }
 

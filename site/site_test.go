@@ -265,3 +265,23 @@ func TestExportNeedsRounds(t *testing.T) {
 		t.Errorf("export of an empty directory: %v", err)
 	}
 }
+
+// A round whose noise is too thin for the (ε, δ) it claims says so at the
+// top of its page, as privstats verify would.
+func TestPageWarnsOfARoundThatIsNotPrivate(t *testing.T) {
+	dir := t.TempDir()
+	writeRounds(t, dir, 1)
+	path := filepath.Join(dir, "demo-000001.json")
+	b, _ := os.ReadFile(path)
+	// Declare a day's sensitivity for relay_bytes_read, which its σ of
+	// 4000000 is far too small for.
+	thin := strings.Replace(string(b), `"sensitivity": 40000,`, `"sensitivity": 221459251.2,`, 1)
+	if thin == string(b) {
+		t.Fatal("the fixture's relay_bytes_read sensitivity is not where the test expects it")
+	}
+	os.WriteFile(path, []byte(thin), 0o644)
+	html := page(t, site.Open(dir), site.PageOptions{})
+	if !strings.Contains(html, "NOT PRIVATE: relay_bytes_read:") {
+		t.Error("the page of a round that is not private does not say so")
+	}
+}

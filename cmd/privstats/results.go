@@ -128,6 +128,8 @@ type resultsOptions struct {
 	dir           string
 	round         string
 	asJSON, asCSV bool
+	// html, when set, is where the results site is written.
+	html string
 }
 
 // defaultDataDir is where results looks when given no directory.
@@ -136,19 +138,25 @@ const defaultDataDir = "./privstats-data"
 func newResultsCmd() *cobra.Command {
 	var o resultsOptions
 	cmd := &cobra.Command{
-		Use:   "results [--round NAME] [--json|--csv] [DIR]",
+		Use:   "results [--round NAME] [--json|--csv|--html OUTDIR] [DIR]",
 		Short: "list published rounds, or show one round's totals",
 		Long: `Results lists the rounds a tally server published in DIR (its data_dir, or the
 outcomes directory in it; default ` + defaultDataDir + `), or with --round shows one round's
-noisy totals and 95% intervals as a table, JSON or CSV.`,
+noisy totals and 95% intervals as a table, JSON or CSV. --html writes the results
+site (every round's page with its plots, and the CSV behind each plot) as static
+files that open from disk.`,
 		Example: `  privstats results privstats-data
-  privstats results privstats-data --round latest --csv`,
+  privstats results privstats-data --round latest --csv
+  privstats results privstats-data --html site/`,
 		GroupID: groupResults,
 		Args:    rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.dir = defaultDataDir
 			if len(args) == 1 {
 				o.dir = args[0]
+			}
+			if o.html != "" {
+				return exportSite(outcomesDir(o.dir), o.html, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			return runResults(o, cmd.OutOrStdout())
 		},
@@ -160,7 +168,10 @@ noisy totals and 95% intervals as a table, JSON or CSV.`,
 	fs.StringVar(&o.round, "round", "", "show the totals of round `NAME` (as listed, e.g. demo-000001), or \"latest\"")
 	fs.BoolVar(&o.asJSON, "json", false, "print JSON")
 	fs.BoolVar(&o.asCSV, "csv", false, "print CSV (with --round)")
-	cmd.MarkFlagsMutuallyExclusive("json", "csv")
+	fs.StringVar(&o.html, "html", "", "write the results site (plots, every round, CSVs) as static files into `OUTDIR`")
+	cmd.MarkFlagsMutuallyExclusive("json", "csv", "html")
+	cmd.MarkFlagsMutuallyExclusive("round", "html")
+	cmd.MarkFlagDirname("html")
 	cmd.RegisterFlagCompletionFunc("round", func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		dir := defaultDataDir
 		if len(args) == 1 {

@@ -238,26 +238,36 @@ func CheckComposed(cfg *round.Config, S []string) error {
 	}
 	msg := fmt.Sprintf("the statistics' noise composed over %d collectors (μ = %.6g) makes the round (%.6g, %g)-private, weaker than the claimed ε = %v",
 		len(S), acc.Mu, got, cfg.Delta, cfg.Epsilon)
-	if scale, ok := composedScale(cfg, S); ok {
+	if scale, ok := ComposedScale(cfg, S); ok {
 		msg += fmt.Sprintf("; every σ would have to rise by %.3g%%", 100*(scale-1))
 	}
 	return errors.New(msg)
 }
 
-// composedScale is the least factor by which multiplying every σ makes the
-// composed round reach its claim, to 10⁻⁶.
-func composedScale(cfg *round.Config, S []string) (float64, bool) {
+// ComposedScale is the least factor by which multiplying every σ of a
+// composed round makes its noise over S reach the round's claim, to 10⁻⁶
+// relative (rounded up): above 1 by how much a round falls short, below 1
+// by how much noise it could spare. It reports false if no factor up to
+// 10¹² does.
+func ComposedScale(cfg *round.Config, S []string) (float64, bool) {
 	ok := func(scale float64) bool {
 		e, err := RoundEpsilon(roundStatistics(cfg, S, scale), cfg.Delta)
 		return err == nil && e <= cfg.Epsilon*(1+claimSlack)
 	}
-	hi := 2.0
-	for !ok(hi) {
-		if hi *= 2; hi > 1e12 {
-			return 0, false
+	var lo, hi float64
+	if ok(1) {
+		for lo, hi = 0.5, 1; ok(lo); lo, hi = lo/2, lo {
+			if lo < 1e-12 {
+				return lo, true
+			}
+		}
+	} else {
+		for lo, hi = 1, 2; !ok(hi); lo, hi = hi, 2*hi {
+			if hi > 1e12 {
+				return 0, false
+			}
 		}
 	}
-	lo := 1.0
 	for hi-lo > 1e-6*hi {
 		mid := lo + (hi-lo)/2
 		if ok(mid) {

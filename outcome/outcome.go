@@ -74,7 +74,7 @@ type Collectors struct {
 
 // Statistic is one statistic's published totals.
 type Statistic struct {
-	Name    string  `json:"name"`
+	Name string `json:"name"`
 	// Epsilon and Delta are the statistic's own budget in a split round,
 	// absent in a composed one (the round config's accounting).
 	Epsilon float64 `json:"epsilon,omitempty"`

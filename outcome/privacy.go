@@ -29,8 +29,8 @@ type StatisticPrivacy struct {
 	Achieved float64
 	// Mu is, in a composed round, the statistic's share of the round's μ
 	// over S (noise.AccountRound).
-	Mu float64
-	Private  bool
+	Mu      float64
+	Private bool
 	// Why says what is missing when Private is false.
 	Why string
 	// Note warns, without failing the check, that the declared sensitivity

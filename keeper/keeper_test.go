@@ -128,6 +128,29 @@ func TestKeeperRefusesWithItsReason(t *testing.T) {
 	}
 }
 
+// A keeper refuses a composed round whose σ fall 1% short of its whole
+// (ε, δ), before it publishes a round key, even when the tally server
+// announces it.
+func TestKeeperRefusesAnUndernoisedComposedRound(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.UndernoisedComposedRound(0.01), Idle: true})
+	if _, err := d.StartKeeper(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	fp := d.KeeperIDs[0].Fingerprint
+	st, err := d.WaitRefusal(ctx, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Refusals[fp]; !strings.Contains(got, "claims more privacy than its noise gives") || !strings.Contains(got, "weaker than the claimed ε = 1") {
+		t.Errorf("refusal %q, want the composed claim refused", got)
+	}
+	if st.KeepersKeyed != 0 {
+		t.Errorf("%d round keys published; the refusing keeper published one", st.KeepersKeyed)
+	}
+}
+
 // A keeper that first sees a round after its key phase cannot be sent
 // bundles any more; it says so rather than publish a key nobody uses.
 func TestLateKeeperSitsOut(t *testing.T) {

@@ -61,6 +61,9 @@ func TestVectorRoundIsCalibrated(t *testing.T) {
 	if err := noise.CheckClaim(vectortest.Config()); err != nil {
 		t.Fatal(err)
 	}
+	if err := noise.CheckClaim(vectortest.ComposedConfig()); err != nil {
+		t.Fatalf("composed: %v", err)
+	}
 }
 
 // With 1,000 collectors whose per-collector noise w·σ is 0.16, 0.5 or 1,

@@ -58,23 +58,8 @@ type planned struct {
 func makePlan(plan *config.PrivacyPlan) (*planned, error) {
 	p := &planned{plan: plan}
 	budgets := plan.Budgets()
-	// With β-weights over n collectors each adds w² = 1/(βn) of σ², every
-	// node checks the claim on the min_collectors collectors of least
-	// weight, and each collector's share of σ must be at least
-	// noise.MinCollectorSigma: σ ≥ 2·√(βn).
-	var honest noise.HonestSet
-	if plan.Collectors > 0 && plan.HonestFraction > 0 {
-		fps := make([]string, plan.Collectors)
-		for i := range fps {
-			fps[i] = fmt.Sprint(i)
-		}
-		weights := noise.Weights{HonestFraction: plan.HonestFraction}.Resolve(fps)
-		if m, err := noise.MinCollectors(weights); err == nil {
-			p.minCollectors = m
-			honest = noise.HonestSet{N: m, Weight: weights[fps[0]]}
-		}
-		p.floor = noise.MinCollectorSigma * math.Sqrt(plan.HonestFraction*float64(plan.Collectors)) * (1 + 1e-9)
-	}
+	honest, floor, m := plan.Honest()
+	p.floor, p.minCollectors = floor, m
 	var err error
 	if p.composed, err = noise.AllocateComposed(plan.Epsilon, plan.Delta, budgets, honest, p.floor); err != nil {
 		return nil, err

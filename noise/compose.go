@@ -90,17 +90,8 @@ func GDPMu(epsilon, delta float64) (float64, error) {
 			return 0, fmt.Errorf("noise: no finite μ bounds ε = %g, δ = %g", epsilon, delta)
 		}
 	}
-	for i := 0; i < 200 && hi-lo > 1e-15*hi; i++ {
-		mid := lo + (hi-lo)/2
-		if mid <= lo || mid >= hi {
-			break
-		}
-		if ok(mid) {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
+	// The largest μ that is ok: the lower end of the bracket on "not ok".
+	lo, _ = bracket(lo, hi, func(mu float64) bool { return !ok(mu) })
 	if !(lo > 0) {
 		return 0, fmt.Errorf("noise: no μ > 0 gives ε = %g, δ = %g", epsilon, delta)
 	}

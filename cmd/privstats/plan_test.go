@@ -15,13 +15,8 @@ type planOutput struct {
 	Epsilon    float64 `json:"epsilon"`
 	Delta      float64 `json:"delta"`
 	Statistics []struct {
-		Name                  string  `json:"name"`
-		Sigma                 float64 `json:"sigma"`
-		Mu                    float64 `json:"mu"`
-		Sensitivity           float64 `json:"sensitivity"`
-		BinsTouched           int64   `json:"bins_touched"`
-		ExpectedRelativeError float64 `json:"expected_relative_error"`
-		LinearRelativeError   float64 `json:"linear_relative_error"`
+		noise.ComposedAllocation
+		LinearRelativeError float64 `json:"linear_relative_error"`
 	} `json:"statistics"`
 }
 

@@ -74,6 +74,9 @@ type Tally struct {
 	// Allow lists further fingerprints admitted to the server (operators'
 	// tools); keepers and collectors are admitted anyway.
 	Allow []string `yaml:"allow"`
+	// LogFormat is "text" (the default: key=value lines) or "json" (one
+	// JSON object a line, for journald or a log shipper).
+	LogFormat string `yaml:"log_format"`
 }
 
 // PermittedCollector is a collector allowed to take part in the series.
@@ -161,6 +164,7 @@ func (t *Tally) setDefaults() {
 		SetupTime:    policy.Duration(tally.DefaultSetupTime),
 		Policy:       policy.Defaults(),
 		MaxBodyBytes: tally.DefaultMaxBodyBytes,
+		LogFormat:    LogText,
 	}
 }
 
@@ -174,6 +178,7 @@ func (t *Tally) complete(c *checker, dir string) {
 		c.listenAddress("http_listen", t.HTTPListen)
 	}
 	c.required("data_dir", t.DataDir, "a directory for round state and outcomes")
+	c.logFormat(t.LogFormat)
 	c.name("series", t.Series, "the name of this measurement series, e.g. relays-2026")
 	if t.Rounds < 0 {
 		c.errorf("rounds", "%d is negative (0 means run rounds forever)", t.Rounds)

@@ -328,6 +328,7 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	var doneAt time.Time
+	toldFinished := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -337,9 +338,17 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 			s.mu.Lock()
 			err := s.step(now)
 			finished := s.finished()
+			completed, failed := s.st.Completed, s.st.Failed
 			s.mu.Unlock()
 			if err != nil {
 				s.internalFailure(err)
+			}
+			// Said once, so that a supervisor (or an operator reading the
+			// journal) knows the server is done rather than stuck.
+			if finished && !toldFinished {
+				toldFinished = true
+				s.log.Info("series finished: no more rounds will run", "series", s.opts.Series,
+					"rounds", s.opts.Rounds, "completed", completed, "failed", failed, "exit", exitWhenDone)
 			}
 			if finished && exitWhenDone {
 				if doneAt.IsZero() {

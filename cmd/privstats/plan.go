@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
 	"github.com/privstats/privstats/aggregator/round"
@@ -15,14 +16,44 @@ import (
 	"github.com/privstats/privstats/stats"
 )
 
-func runPlan(args []string, stdout, stderr io.Writer) error {
-	fs := flags("plan", "[--json|--yaml] privacy.yaml", stderr)
-	asJSON := fs.Bool("json", false, "print the allocation as JSON")
-	asYAML := fs.Bool("yaml", false, "print the statistics block to paste into tally.yaml")
-	if err := parse(fs, args, 1, 1); err != nil {
-		return err
+func init() { addCommand(newPlanCmd) }
+
+// planOptions are privstats plan's flags and argument.
+type planOptions struct {
+	file           string
+	asJSON, asYAML bool
+}
+
+func newPlanCmd() *cobra.Command {
+	var o planOptions
+	cmd := &cobra.Command{
+		Use:   "plan [--json|--yaml] privacy.yaml",
+		Short: "plan a privacy budget: σ and μ per statistic, composed",
+		Long: `Plan reads a privacy plan (the round's ε and δ, and per statistic its sensitivity and
+expected total) and calibrates the round as one composed Gaussian mechanism: μ for
+(ε, δ) on the exact GDP curve, shared among the statistics so that every one has the
+same expected relative error, corrected for the collectors' discrete noise. It prints
+σ, μ_i, the relative error and 95% half-width per statistic beside the linear split
+(Σε_i = ε) and PrivCount's rule, and applies the per-collector noise floor. --yaml
+prints the budget and statistics block for tally.yaml (accounting: composed).`,
+		Example: `  privstats plan testdata/privacy.yaml
+  privstats plan testdata/privacy.yaml --json`,
+		GroupID: groupResults,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.file = args[0]
+			return runPlan(o, cmd.OutOrStdout())
+		},
+		ValidArgsFunction: completeFiles("yaml", "yml"),
 	}
-	plan, err := config.LoadPrivacyPlan(fs.Arg(0))
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the plan as JSON")
+	cmd.Flags().BoolVar(&o.asYAML, "yaml", false, "print the budget and statistics block to paste into tally.yaml")
+	cmd.MarkFlagsMutuallyExclusive("json", "yaml")
+	return cmd
+}
+
+func runPlan(o planOptions, stdout io.Writer) error {
+	plan, err := config.LoadPrivacyPlan(o.file)
 	if err != nil {
 		return err
 	}
@@ -31,12 +62,12 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch {
-	case *asJSON:
+	case o.asJSON:
 		return writeIndented(stdout, p.json())
-	case *asYAML:
+	case o.asYAML:
 		return writePlanYAML(stdout, p)
 	}
-	printPlan(stdout, p, fs.Arg(0))
+	printPlan(stdout, p, o.file)
 	return nil
 }
 

@@ -36,17 +36,26 @@ func TestCheckClaim(t *testing.T) {
 	if err := noise.CheckClaim(zero); err != nil {
 		t.Fatalf("a zero-noise round claims nothing and is for the policy to judge: %v", err)
 	}
-	for name, tc := range map[string]struct {
-		edit func(c *round.Config)
-		want string
-	}{
+	wantRefused(t, calibrated, map[string]edit{
 		"σ 1% short":         {func(c *round.Config) { c.Statistics[0].Sigma *= 0.99 }, "σ = "},
 		"smaller ε claimed":  {func(c *round.Config) { c.Statistics[1].Epsilon /= 2 }, "is less than the"},
 		"no sensitivity":     {func(c *round.Config) { c.Statistics[0].Sensitivity = 0 }, "no sensitivity declared"},
 		"ε over the budget":  {func(c *round.Config) { c.Epsilon = 0.2 }, "ε add up to 0.3"},
 		"δ over the budget":  {func(c *round.Config) { c.Delta = 5e-7 }, "δ add up to"},
 		"bins touched unset": {func(c *round.Config) { c.Statistics[1].BinsTouched = 0 }, "no sensitivity declared"},
-	} {
+	})
+}
+
+// edit changes a calibrated round so that CheckClaim must refuse it with
+// an error containing want.
+type edit struct {
+	edit func(c *round.Config)
+	want string
+}
+
+func wantRefused(t *testing.T, calibrated func() *round.Config, edits map[string]edit) {
+	t.Helper()
+	for name, tc := range edits {
 		cfg := calibrated()
 		tc.edit(cfg)
 		err := noise.CheckClaim(cfg)
@@ -122,24 +131,14 @@ func TestCheckClaimComposed(t *testing.T) {
 	if r := math.Sqrt(mu2) / mu; r > 1 || r < 0.999 {
 		t.Errorf("calibrated σ give μ = %g, %g times the exact curve's %g", math.Sqrt(mu2), r, mu)
 	}
-	for name, tc := range map[string]struct {
-		edit func(c *round.Config)
-		want string
-	}{
+	wantRefused(t, calibrated, map[string]edit{
 		"every σ 1% short":                {func(c *round.Config) { roundtest.Composed(c, 0.01) }, "weaker than the claimed ε = 0.3"},
 		"one σ 1% short":                  {func(c *round.Config) { c.Statistics[1].Sigma *= 0.99 }, "weaker than the claimed ε = 0.3"},
 		"a smaller ε":                     {func(c *round.Config) { c.Epsilon = 0.29 }, "weaker than the claimed ε = 0.29"},
 		"a smaller δ":                     {func(c *round.Config) { c.Delta = 1e-7 }, "-private, weaker than"},
 		"no sensitivity":                  {func(c *round.Config) { c.Statistics[0].Sensitivity = 0 }, "no sensitivity declared"},
 		"a larger sensitivity undeclared": {func(c *round.Config) { c.Statistics[0].Sensitivity = 11 }, "every σ would have to rise by"},
-	} {
-		cfg := calibrated()
-		tc.edit(cfg)
-		err := noise.CheckClaim(cfg)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "claims more privacy than its noise gives") {
-			t.Errorf("%s: CheckClaim = %v, want an error containing %q", name, err, tc.want)
-		}
-	}
+	})
 	// Its statistics carry no budget of their own.
 	own := calibrated()
 	own.Statistics[0].Epsilon = 0.1

@@ -67,7 +67,10 @@ type Options struct {
 	MinCollectors int
 	Epsilon       float64
 	Delta         float64
-	Statistics    []round.StatisticSpec
+	// Accounting is the round config's (round.AccountingComposed, or
+	// empty for each statistic's own budget).
+	Accounting string
+	Statistics []round.StatisticSpec
 
 	// Policy is the tally server's own local policy check; nil accepts.
 	Policy func(cfg *round.Config, now time.Time) error
@@ -526,7 +529,7 @@ func (s *Server) announce(now time.Time) error {
 	cfg := &round.Config{
 		Version: round.ConfigVersion, Series: o.Series, Round: s.st.NextRound,
 		Start: start.UTC(), End: start.Add(o.RoundLength).UTC(), Epsilon: o.Epsilon, Delta: o.Delta,
-		Statistics: o.Statistics, Keepers: keepers, Threshold: o.Threshold,
+		Accounting: o.Accounting, Statistics: o.Statistics, Keepers: keepers, Threshold: o.Threshold,
 		Collectors: collectors, MinCollectors: o.MinCollectors,
 	}
 	refuse := func(reason string) error {

@@ -160,7 +160,7 @@ func runTally(ctx context.Context, rf roleOptions, stdout, stderr io.Writer) err
 		SetupTime: time.Duration(cfg.SetupTime), Period: time.Duration(cfg.Period),
 		Keepers: cfg.Keepers, Threshold: cfg.Threshold, Collectors: cfg.CollectorFingerprints(),
 		Weights: cfg.NoiseWeights, MinCollectors: cfg.MinCollectors, Epsilon: cfg.Epsilon, Delta: cfg.Delta,
-		Statistics: specs, Policy: s.check, Record: s.record, MaxBodyBytes: cfg.MaxBodyBytes, Allow: cfg.Allow,
+		Accounting: cfg.Accounting, Statistics: specs, Policy: s.check, Record: s.record, MaxBodyBytes: cfg.MaxBodyBytes, Allow: cfg.Allow,
 		Published: func(o *outcome.Outcome, path string) {
 			fmt.Fprintf(stdout, "round %s/%d published: %s\n", o.Series, o.Round, path)
 		},

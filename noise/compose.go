@@ -59,9 +59,18 @@ func GDPDelta(mu, epsilon float64) float64 {
 	first := normalMass(-b, a)
 	var second float64
 	if epsilon > 0 {
-		second = math.Exp(math.Log(math.Expm1(epsilon)) + logNormalTail(a+b))
+		second = math.Exp(logExpm1(epsilon) + logNormalTail(a+b))
 	}
 	return max(first-second, 0)
+}
+
+// logExpm1 is ln(e^ε − 1) for ε > 0, finite where e^ε overflows (ε above
+// 709.78, which a μ of 38 or more reaches at δ = 10⁻⁶).
+func logExpm1(epsilon float64) float64 {
+	if epsilon > 1 {
+		return epsilon + math.Log1p(-math.Exp(-epsilon))
+	}
+	return math.Log(math.Expm1(epsilon))
 }
 
 // logNormalTail is ln Φ(−x) = ln P[N(0,1) > x], accurate where Φ(−x)

@@ -9,31 +9,9 @@ import (
 // loss is N(μ²/2, μ²): δ(ε) = E[(1 − e^(ε−L))₊]. Checked against that
 // integral by Simpson's rule, which shares no code with the closed form.
 func TestGDPDeltaIsThePrivacyLossIntegral(t *testing.T) {
-	integral := func(mu, eps float64) float64 {
-		m, s := mu*mu/2, mu
-		lo, hi := eps, m+40*s
-		if lo >= hi {
-			return 0
-		}
-		const n = 200000
-		h := (hi - lo) / n
-		f := func(l float64) float64 {
-			z := (l - m) / s
-			return -math.Expm1(eps-l) * math.Exp(-z*z/2) / (s * math.Sqrt(2*math.Pi))
-		}
-		sum := f(lo) + f(hi)
-		for i := 1; i < n; i++ {
-			w := 2.0
-			if i%2 == 1 {
-				w = 4
-			}
-			sum += w * f(lo+float64(i)*h)
-		}
-		return sum * h / 3
-	}
 	for _, mu := range []float64{0.05, 0.077, 0.3, 1, 3} {
 		for _, eps := range []float64{0, 0.01, 0.3, 1, 3} {
-			got, want := GDPDelta(mu, eps), integral(mu, eps)
+			got, want := GDPDelta(mu, eps), lossIntegral(mu, eps)
 			if want < 1e-250 {
 				continue
 			}
@@ -41,6 +19,54 @@ func TestGDPDeltaIsThePrivacyLossIntegral(t *testing.T) {
 				t.Errorf("GDPDelta(μ=%g, ε=%g) = %.12g, the integral gives %.12g", mu, eps, got, want)
 			}
 		}
+	}
+}
+
+// lossIntegral is δ(ε) = E[(1 − e^(ε−L))₊], L ~ N(μ²/2, μ²), by Simpson's
+// rule: it never forms e^ε, so it stays exact where e^ε overflows.
+func lossIntegral(mu, eps float64) float64 {
+	m, s := mu*mu/2, mu
+	lo, hi := eps, m+40*s
+	if lo >= hi {
+		return 0
+	}
+	const n = 200000
+	h := (hi - lo) / n
+	f := func(l float64) float64 {
+		z := (l - m) / s
+		return -math.Expm1(eps-l) * math.Exp(-z*z/2) / (s * math.Sqrt(2*math.Pi))
+	}
+	sum := f(lo) + f(hi)
+	for i := 1; i < n; i++ {
+		w := 2.0
+		if i%2 == 1 {
+			w = 4
+		}
+		sum += w * f(lo+float64(i)*h)
+	}
+	return sum * h / 3
+}
+
+// Past ε ≈ 709.78 e^ε overflows float64; δ(ε) does not vanish there when
+// μ²/2 is of that order. (mpmath at 60 digits: δ(μ=50, ε=1000) =
+// 0.99999968032650774, δ(40, 800) = 0.49003266481169869, δ(45, 1200) =
+// 1.4076635605127276·10⁻⁵, δ(30, 1000) = 1.3899153375663527·10⁻⁷⁵; the
+// least ε for μ = 50, δ = 10⁻⁶ is 1486.7160414940151.)
+func TestGDPDeltaPastExpOverflow(t *testing.T) {
+	for _, c := range [][2]float64{{50, 1000}, {40, 800}, {45, 1200}, {30, 1000}, {38, 750}} {
+		mu, eps := c[0], c[1]
+		got, want := GDPDelta(mu, eps), lossIntegral(mu, eps)
+		if !(math.Abs(got-want) <= 1e-6*want) {
+			t.Errorf("GDPDelta(μ=%g, ε=%g) = %.12g, the integral gives %.12g", mu, eps, got, want)
+		}
+	}
+	eps, err := GDPEpsilon(50, 1e-6)
+	if err != nil || math.Abs(eps-1486.7160414940151) > 1e-9*eps {
+		t.Errorf("GDPEpsilon(50, 1e-6) = %.17g, %v; want 1486.7160414940151", eps, err)
+	}
+	mu, err := GDPMu(1000, 1e-6)
+	if err != nil || math.Abs(mu-40.24085489753497) > 1e-9*mu {
+		t.Errorf("GDPMu(1000, 1e-6) = %.17g, %v; want 40.24085489753497", mu, err)
 	}
 }
 

@@ -150,10 +150,15 @@ func (k *KeeperRound) checkNoise(S []string) error {
 	if !noisy {
 		return nil
 	}
+	// A map, not cfg.Collector's scan: S and the permitted collectors can
+	// each run to thousands, and the loops below visit every statistic.
+	weights := make(map[string]float64, len(k.cfg.Collectors))
+	for _, dc := range k.cfg.Collectors {
+		weights[dc.Fingerprint] = dc.NoiseWeight
+	}
 	var w2 float64
 	for _, fp := range S {
-		dc, _ := k.cfg.Collector(fp)
-		w2 += dc.NoiseWeight * dc.NoiseWeight
+		w2 += weights[fp] * weights[fp]
 	}
 	if w2 < 1-coverageSlack {
 		return fmt.Errorf("keeper: the %d collectors of S carry only %.4g of the round's noise variance σ²", len(S), w2)
@@ -165,8 +170,7 @@ func (k *KeeperRound) checkNoise(S []string) error {
 	if k.cfg.Composed() {
 		for _, s := range k.cfg.Statistics {
 			for _, fp := range S {
-				dc, _ := k.cfg.Collector(fp)
-				if w := dc.NoiseWeight * s.Sigma; w > 0 && w < noise.MinCollectorSigma {
+				if w := weights[fp] * s.Sigma; w > 0 && w < noise.MinCollectorSigma {
 					return fmt.Errorf("keeper: statistic %s over S: collector %s would add noise with σ = %.4g, below %d", s.Name, fp, w, noise.MinCollectorSigma)
 				}
 			}
@@ -182,8 +186,7 @@ func (k *KeeperRound) checkNoise(S []string) error {
 		}
 		sigmas := make(map[string]float64, len(S))
 		for _, fp := range S {
-			dc, _ := k.cfg.Collector(fp)
-			sigmas[fp] = dc.NoiseWeight * s.Sigma
+			sigmas[fp] = weights[fp] * s.Sigma
 		}
 		if err := noise.CheckDistributed(sigmas, s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity); err != nil {
 			return fmt.Errorf("keeper: statistic %s over S: %w", s.Name, err)

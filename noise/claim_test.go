@@ -1,7 +1,9 @@
 package noise_test
 
 import (
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -144,5 +146,66 @@ func TestCheckClaimComposed(t *testing.T) {
 	own.Statistics[0].Epsilon = 0.1
 	if err := own.Validate(); err == nil || !strings.Contains(err.Error(), "composed round") {
 		t.Errorf("a composed round with a statistic's own ε validated: %v", err)
+	}
+}
+
+// composedRound is a composed round of n collectors of equal weight, all
+// of which must report, with k statistics whose σ is scale times what
+// makes the round reach its claim.
+func composedRound(n, k int, scale float64) *round.Config {
+	cfg := roundtest.Config(3, 2, n, 0, 1/math.Sqrt(float64(n)))
+	cfg.Epsilon, cfg.Delta, cfg.MinCollectors = 0.3, 1e-6, n
+	cfg.Statistics = nil
+	for i := range k {
+		cfg.Statistics = append(cfg.Statistics, round.StatisticSpec{Name: fmt.Sprintf("s%d", i),
+			Sigma: 1e4 * math.Sqrt(float64(n)) * float64(1+i%3), Sensitivity: 100, BinsTouched: 1, MaxPerCollector: 1})
+	}
+	roundtest.Composed(cfg, 1-scale)
+	return cfg
+}
+
+// ComposedScale gives the least factor on every σ that reaches the claim
+// (to 10⁻⁶), whichever side of 1 it lies, with unequal weights: checked
+// by a bisection that runs the whole account at every step.
+func TestComposedScaleIsTheLeast(t *testing.T) {
+	full := func(cfg *round.Config, S []string, scale float64) bool {
+		c := *cfg
+		c.Statistics = slices.Clone(cfg.Statistics)
+		for i := range c.Statistics {
+			c.Statistics[i].Sigma *= scale
+		}
+		return noise.CheckComposed(&c, S) == nil
+	}
+	for _, tc := range []struct {
+		n, k  int
+		scale float64
+	}{{4, 3, 0.5}, {4, 3, 1.3}, {7, 5, 0.97}, {7, 5, 4}, {30, 2, 1e-3}, {30, 2, 1}} {
+		cfg := composedRound(tc.n, tc.k, tc.scale)
+		for i := range cfg.Collectors {
+			cfg.Collectors[i].NoiseWeight *= 1 + float64(i)/float64(tc.n) // unequal, still covering
+		}
+		S := noise.WeakestSet(cfg)
+		got, ok := noise.ComposedScale(cfg, S)
+		if !ok {
+			t.Fatalf("%+v: no scale", tc)
+		}
+		if !full(cfg, S, got) {
+			t.Errorf("%+v: every σ times %.9g does not reach the claim", tc, got)
+		}
+		if full(cfg, S, got*(1-2e-6)) {
+			t.Errorf("%+v: every σ times %.9g is not the least that reaches the claim", tc, got)
+		}
+	}
+}
+
+// A refused composed round at every node: 2,000 collectors, all of which
+// must report, and 10 statistics 1% short.
+func BenchmarkCheckClaimComposedRefused2000Collectors(b *testing.B) {
+	cfg := composedRound(2000, 10, 0.99)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := noise.CheckClaim(cfg); err == nil {
+			b.Fatal("a round 1% short was accepted")
+		}
 	}
 }

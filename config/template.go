@@ -5,13 +5,25 @@ import (
 	"embed"
 	"fmt"
 	"slices"
+	"strings"
 	"text/template"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
 )
 
 //go:embed templates
 var templateFS embed.FS
 
-var templates = template.Must(template.New("").Option("missingkey=error").ParseFS(templateFS, "templates/*"))
+var templates = template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{"scalar": yamlScalar}).ParseFS(templateFS, "templates/*"))
+
+// yamlScalar writes s as a YAML value that reads back as s: plain when it
+// can be, quoted when it holds a comment sign, a colon, or reads as
+// another type (Template has refused control characters).
+func yamlScalar(s string) (string, error) {
+	b, err := yaml.Marshal(s)
+	return strings.TrimSuffix(string(b), "\n"), err
+}
 
 // Roles are the roles Template writes a file for.
 var Roles = []string{"collector", "keeper", "tally"}
@@ -38,6 +50,12 @@ type TemplateValues struct {
 func Template(role string, v TemplateValues) ([]byte, error) {
 	if !slices.Contains(Roles, role) {
 		return nil, fmt.Errorf("config: no template for role %q (one of %v)", role, Roles)
+	}
+	// A newline would end a comment or a value and start a key of its own.
+	for _, f := range []struct{ name, v string }{{"config path", v.Path}, {"identity key", v.IdentityKey}, {"fingerprint", v.Fingerprint}, {"data dir", v.DataDir}} {
+		if i := strings.IndexFunc(f.v, unicode.IsControl); i >= 0 {
+			return nil, fmt.Errorf("config: template %s: the %s %q has a control character (%U)", role, f.name, f.v, []rune(f.v[i:])[0])
+		}
 	}
 	var b bytes.Buffer
 	data := struct {

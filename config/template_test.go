@@ -125,3 +125,37 @@ func TestLogFormat(t *testing.T) {
 	}
 	wantProblems(t, loadKeeper, []problem{{"bad log format", keeper + "log_format: xml\n", `:5: log_format: "xml" is not a log format (text or json)`}})
 }
+
+// Paths are the operator's to choose: one with a YAML comment sign, a
+// colon or a leading dash loads back as written, and a control character,
+// which would start a new line (a new key) in the file, is refused.
+func TestTemplateKeepsPathsAsGiven(t *testing.T) {
+	for _, p := range []string{"/srv/privstats #2", "/srv/a: b", "- x", "~", "true", "/srv/it's"} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "collector.yaml")
+		b, err := config.Template("collector", config.TemplateValues{Path: path, IdentityKey: p + ".key", Fingerprint: fp1, DataDir: p})
+		if err != nil {
+			t.Fatalf("%q: %v", p, err)
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		dc, err := config.LoadCollectorSource(path)
+		if err != nil {
+			t.Fatalf("data_dir %q: %v", p, err)
+		}
+		// (LoadCollectorSource leaves relative paths as written.)
+		if dc.DataDir != p || dc.IdentityKey != p+".key" {
+			t.Errorf("given %q, the file says data_dir %q, identity_key %q", p, dc.DataDir, dc.IdentityKey)
+		}
+	}
+	for _, v := range []config.TemplateValues{
+		{Path: "c.yaml", IdentityKey: "k.key", Fingerprint: fp1, DataDir: "/srv\nkeepers: [x]"},
+		{Path: "c.yaml", IdentityKey: "k\r.key", Fingerprint: fp1, DataDir: "/srv"},
+		{Path: "c\n.yaml", IdentityKey: "k.key", Fingerprint: fp1, DataDir: "/srv"},
+	} {
+		if _, err := config.Template("collector", v); err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("%+v: %v, want a refusal naming the control character", v, err)
+		}
+	}
+}

@@ -78,6 +78,14 @@ type Policy struct {
 	// single keeper that signs both could have two collector sets
 	// released. A node refuses a round with too few keepers for it.
 	DishonestKeepers int `yaml:"dishonest_keepers"`
+	// DishonestCollectors is how many permitted collectors this node
+	// assumes may collude with the tally server. Their noise is known to
+	// it and subtracted, and the tally server chooses which collectors a
+	// released set S holds, so S of min_collectors members is sure to hold
+	// only min_collectors − this many honest ones: the node checks the
+	// round's claim on the weakest set of that size. With 0, PrivCount's
+	// model, every member of S counts (docs/threat-model.md).
+	DishonestCollectors int `yaml:"dishonest_collectors"`
 }
 
 // ReleaseQuorum is how many keepers' commits on one agreement a keeper
@@ -134,6 +142,9 @@ func (p Policy) Validate() error {
 	}
 	if p.DishonestKeepers < 0 {
 		bad("dishonest_keepers", "%d is negative", p.DishonestKeepers)
+	}
+	if p.DishonestCollectors < 0 {
+		bad("dishonest_collectors", "%d is negative", p.DishonestCollectors)
 	}
 	if p.MinRoundLength < 0 {
 		bad("min_round_length", "%s is negative", p.MinRoundLength)
@@ -236,6 +247,9 @@ func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 			refuse("noise weights: %v", err)
 		}
 	}
+	if d := p.DishonestCollectors; d > 0 && noisy(cfg) {
+		reasons = append(reasons, checkHonestNoise(cfg, d)...)
+	}
 	if q := ReleaseQuorum(len(cfg.Keepers), cfg.Threshold, p.DishonestKeepers); p.DishonestKeepers > 0 && q > len(cfg.Keepers) {
 		refuse("with %d keepers no release quorum can tolerate %d dishonest keepers (dishonest_keepers): it would need %d commits", len(cfg.Keepers), p.DishonestKeepers, q)
 	}
@@ -254,6 +268,41 @@ func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 
 	if len(reasons) > 0 {
 		return &Refusal{Reason: strings.Join(reasons, "; ")}
+	}
+	return nil
+}
+
+// checkHonestNoise holds the round's claim to the noise of the honest
+// collectors a released set is sure to hold when d permitted collectors
+// may be the tally server's: min_collectors − d of them, the weakest such
+// set being the worst case. That set must carry σ² (coverage) and make the
+// round as private as it claims (noise.CheckClaim).
+func checkHonestNoise(cfg *round.Config, d int) []string {
+	prefix := fmt.Sprintf("with %d collectors assumed dishonest (dishonest_collectors), ", d)
+	honest := cfg.MinCollectors - d
+	if honest < 1 {
+		return []string{fmt.Sprintf("%sa released set of min_collectors %d may hold no honest collector", prefix, cfg.MinCollectors)}
+	}
+	c := *cfg
+	c.MinCollectors = honest
+	weights := make(map[string]float64, len(cfg.Collectors))
+	for _, dc := range cfg.Collectors {
+		weights[dc.Fingerprint] = dc.NoiseWeight
+	}
+	var w2 float64
+	for _, fp := range noise.WeakestSet(&c) {
+		w2 += weights[fp] * weights[fp]
+	}
+	if w2 < 1-sumSlack {
+		advice := "raise the noise weights"
+		if need, err := noise.MinCollectors(weights); err == nil && need+d <= len(cfg.Collectors) {
+			advice = fmt.Sprintf("with these noise weights min_collectors must be at least %d", need+d)
+		}
+		return []string{fmt.Sprintf("%sa released set is sure to hold only %d honest members, whose noise variance may be only %.4g·σ²; %s",
+			prefix, honest, w2, advice)}
+	}
+	if err := noise.CheckClaim(&c); err != nil {
+		return []string{fmt.Sprintf("%sa released set is sure to hold only %d honest members, whose noise alone must give the claim: %v", prefix, honest, err)}
 	}
 	return nil
 }

@@ -592,3 +592,42 @@ func TestComposedRoundIsCheckedAsAWhole(t *testing.T) {
 		t.Errorf("σ moved between statistics: reason %q", reason)
 	}
 }
+
+// With honest_fraction weights any 3 of the 5 collectors carry σ², but a
+// released set of 3 may hold the tally server's 2 collectors, whose noise
+// it knows and subtracts: the 1 honest member left carries σ²/3. A node
+// that assumes dishonest_collectors: 2 checks the claim on the honest
+// members a set is sure to hold, the weakest min_collectors − 2, and so
+// refuses that round, split or composed, and accepts it when all 5 must
+// report.
+func TestDishonestCollectorsCountOnlyHonestNoise(t *testing.T) {
+	lax := policy.Defaults()
+	wary := policy.Defaults()
+	wary.DishonestCollectors = 2
+	for name, cfg := range map[string]*round.Config{
+		"split":    firstRound(),
+		"composed": composedRound(1, day1.Add(-24*time.Hour), day1, 0),
+	} {
+		if err := lax.Check(cfg, nil, day1); err != nil {
+			t.Fatalf("%s: the round within the default policy was refused: %v", name, err)
+		}
+		if reason := refusal(t, wary.Check(cfg, nil, day1)); !strings.Contains(reason, "with 2 collectors assumed dishonest (dishonest_collectors), a released set is sure to hold only 1 honest") ||
+			!strings.Contains(reason, "0.3333·σ²") {
+			t.Errorf("%s: reason %q", name, reason)
+		}
+		all := *cfg
+		all.MinCollectors = 5
+		if err := wary.Check(&all, nil, day1); err != nil {
+			t.Errorf("%s: with all 5 collectors required: %v", name, err)
+		}
+		few := *cfg
+		few.MinCollectors = 2
+		if reason := refusal(t, wary.Check(&few, nil, day1)); !strings.Contains(reason, "no honest collector") {
+			t.Errorf("%s: min_collectors 2 with 2 dishonest: reason %q", name, reason)
+		}
+	}
+	wary.DishonestCollectors = -1
+	if err := wary.Validate(); err == nil || !strings.Contains(err.Error(), "dishonest_collectors") {
+		t.Fatalf("Validate with -1: %v", err)
+	}
+}

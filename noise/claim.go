@@ -281,23 +281,31 @@ func ComposedScale(cfg *round.Config, S []string) (float64, bool) {
 			continue
 		}
 		var v float64
+		n := 0
 		for _, x := range st.Sigmas {
-			v += x * x
+			if x > 0 {
+				v += x * x
+				n++
+			}
 		}
+		// AccountRound's rounding down, and 10⁻¹² more for c²·v.
+		v *= (1 - float64(n+1)*0x1p-52) * (1 - 1e-12)
 		terms = append(terms, term{float64(st.L0) * d * d, v})
 	}
-	// cheap is ok with the slack held at slack, and μ(c) as AccountRound
-	// computes it, widened by 10⁻¹² for the rounding of v and c²·v.
+	// muRounding is AccountRound's rounding up of μ, and 10⁻¹² more.
+	muRounding := (1 + 4*float64(len(stats)+1)*0x1p-52) * (1 + 1e-12)
+	// cheap is ok with the slack held at slack and μ(c) as AccountRound
+	// computes it, rounded the same way or further.
 	cheap := func(scale, slack float64) bool {
 		var mu2 float64
 		for _, t := range terms {
-			v := scale * scale * t.v * (1 - 1e-12)
+			v := scale * scale * t.v
 			if !(v > smoothingVariance) {
 				return false
 			}
 			mu2 += t.l0d2 / (v - smoothingVariance)
 		}
-		acc := RoundAccount{Mu: math.Sqrt(mu2) * (1 + 1e-12), Slack: slack}
+		acc := RoundAccount{Mu: math.Sqrt(mu2) * muRounding, Slack: slack}
 		e, err := acc.Epsilon(cfg.Delta)
 		return err == nil && e <= cfg.Epsilon*(1+claimSlack)
 	}

@@ -209,3 +209,20 @@ func BenchmarkCheckClaimComposedRefused2000Collectors(b *testing.B) {
 		}
 	}
 }
+
+// Tor's size: 7,000 collectors, of which any 4,200 may be released
+// (β = 0.6), and 30 statistics 1% short.
+func BenchmarkCheckClaimComposedRefused7000Collectors30Statistics(b *testing.B) {
+	cfg := composedRound(7000, 30, 1)
+	cfg.MinCollectors = 4200
+	for i := range cfg.Collectors {
+		cfg.Collectors[i].NoiseWeight = 1 / math.Sqrt(4200)
+	}
+	roundtest.Composed(cfg, 0.01)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := noise.CheckClaim(cfg); err == nil {
+			b.Fatal("a round 1% short was accepted")
+		}
+	}
+}

@@ -181,8 +181,14 @@ func printPlan(w io.Writer, p *planned, path string) {
 	fmt.Fprintln(w, "σ is the noise on each total, μ_i its share (Σμ_i² ≤ μ²). LINEAR σ is the analytic Gaussian for ε_i with Σε_i = ε and δ_i = δ/k;")
 	fmt.Fprintln(w, "PRIVCOUNT σ is PrivCount's rule, (s/ε_i)·√(2 ln(1.25/δ_i)) with the same equal-error split; × is that σ over the composed σ.")
 	if p.minCollectors > 0 {
-		fmt.Fprintf(w, "Noise weights: with honest_fraction β = %g and %d collectors, each adds w² = 1/(βn) of σ²; set min_collectors ≥ %d so every released set carries σ in full.\n",
+		fmt.Fprintf(w, "Noise weights: with honest_fraction β = %g and %d collectors, each adds w² = 1/(βn) of σ²; set min_collectors ≥ %d so every released set carries σ in full",
 			p.plan.HonestFraction, p.plan.Collectors, p.minCollectors)
+		// The tally server chooses S, so S may hold every dishonest collector.
+		if d := p.plan.Collectors - p.minCollectors; d > 0 {
+			fmt.Fprintf(w, ", or %d for its honest members alone to, when the other %d may be the tally server's (a node with dishonest_collectors: %d asks that)",
+				p.plan.Collectors, d, d)
+		}
+		fmt.Fprintln(w, ".")
 	}
 	switch {
 	case len(c.Raised) > 0:

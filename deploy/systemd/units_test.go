@@ -118,5 +118,10 @@ func TestUnitsMatchTheTemplates(t *testing.T) {
 		if got := strings.Contains(s, "SupplementaryGroups=debian-tor\n"); got != (role == "collector") {
 			t.Errorf("privstats-%s.service: in group debian-tor = %v", role, got)
 		}
+		// Debian's tor.service is only the multi-instance master
+		// (ExecStart=/bin/true); the daemon is tor@default.service.
+		if got := strings.Contains(s, " tor@default.service"); got != (role == "collector") {
+			t.Errorf("privstats-%s.service: ordered after tor@default.service = %v", role, got)
+		}
 	}
 }

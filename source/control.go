@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/privstats/privstats/stats"
@@ -46,6 +47,20 @@ func Control(opts ControlOptions) Source {
 
 type control struct {
 	opts ControlOptions
+	link link
+	// sess is the running session, whose connection says whether tor is
+	// reachable right now.
+	sess atomic.Pointer[torctl.Session]
+}
+
+// Status says whether the control connection is up, and when tor was last
+// heard from: the connection's setup or its latest BW event, which tor
+// sends every second whatever the relay's traffic.
+func (c *control) Status() Status {
+	st := c.link.status()
+	sess := c.sess.Load()
+	st.Connected = st.Connected && sess != nil && sess.Conn() != nil
+	return st
 }
 
 // privcountSetting turns on PrivCount-patched tor's events.
@@ -79,12 +94,16 @@ func (c *control) Run(ctx context.Context, _ *Windows, emit func(time.Time, []by
 		Auth:    torctl.AuthOptions{Password: o.Password, CookiePath: o.CookieFile, Allowed: o.AllowedAuth},
 		Events:  events,
 		OnEvent: func(ev *torctl.Event) {
+			if ev.Kind == torctl.EventBW {
+				c.link.up(time.Now())
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			line = append(append(line[:0], "650 "...), ev.Line()...)
 			emit(time.Now(), line)
 		},
 		OnConnect: func(ctx context.Context, conn *torctl.Conn, info torctl.ConnectInfo) error {
+			c.link.up(time.Now())
 			version := ""
 			if info.ProtocolInfo != nil {
 				version = info.ProtocolInfo.TorVersion
@@ -112,11 +131,13 @@ func (c *control) Run(ctx context.Context, _ *Windows, emit func(time.Time, []by
 			gap(g.Start, g.End)
 		},
 		OnError: func(err error) {
+			c.link.down()
 			log.Warn("tor control port", "err", err)
 		},
 		MinBackoff: o.MinBackoff,
 		MaxBackoff: o.MaxBackoff,
 	})
+	c.sess.Store(sess)
 	err := sess.Run(ctx)
 	if ctx.Err() != nil {
 		return nil

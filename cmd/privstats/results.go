@@ -1,29 +1,31 @@
 package main
 
 import (
-	"encoding/csv"
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/privstats/privstats/outcome"
-	"github.com/privstats/privstats/tally"
+	"github.com/privstats/privstats/outcome/export"
 )
 
 func runVerify(args []string, stdout, stderr io.Writer) error {
-	fs := flags("verify", "[-tally FP] [-keepers FP,FP,…] OUTCOME.json", stderr)
+	fs := flags("verify", "[-tally FP] [-keepers FP,FP,…] OUTCOME.json|URL", stderr)
 	tallyFP := fs.String("tally", "", "require the tally server with fingerprint `FP` to have signed the round")
 	keepersFP := fs.String("keepers", "", "require exactly these keeper fingerprints, in order (comma-separated)")
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
-	o, err := outcome.Read(fs.Arg(0))
+	o, err := readOutcome(fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -57,6 +59,17 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 		return exitStatus{code: exitNotPrivate, err: fmt.Errorf("%s: NOT PRIVATE: %s", fs.Arg(0), strings.Join(priv.Why, "; "))}
 	}
 	return nil
+}
+
+// readOutcome reads an outcome file, or fetches one from a tally server
+// (http://HOST:PORT/api/v1/rounds/NAME or …/latest).
+func readOutcome(src string) (*outcome.Outcome, error) {
+	if export.IsURL(src) {
+		ctx, stop := signalContext()
+		defer stop()
+		return export.Client{}.Outcome(ctx, src)
+	}
+	return outcome.Read(src)
 }
 
 // exitNotPrivate is verify's status for an outcome that is valid (every
@@ -93,89 +106,202 @@ func printPrivacy(w io.Writer, p outcome.Privacy) {
 	}
 }
 
+// resultsOptions are what `privstats results` is asked for.
+type resultsOptions struct {
+	// Source is a tally server's data directory (or its outcomes
+	// directory) or the URL of its http_listen.
+	Source string
+	// Round names one round (as listed) or "latest"; "" means every round.
+	Round string
+	// At most one output form: JSON, CSV, OpenMetrics or Format
+	// ("privcount"); none prints tables.
+	JSON, CSV, OpenMetrics bool
+	Format                 string
+	// Out is the directory PrivCount tallies files are written to when
+	// more than one round is exported.
+	Out string
+}
+
 func runResults(args []string, stdout, stderr io.Writer) error {
-	fs := flags("results", "[-round NAME] [--json|--csv] [DIR]", stderr)
-	round := fs.String("round", "", "show the totals of round `NAME` (as listed, e.g. demo-000001), or \"latest\"")
-	asJSON := fs.Bool("json", false, "print JSON")
-	asCSV := fs.Bool("csv", false, "print CSV (with -round)")
-	if err := parse(fs, args, 0, 1); err != nil {
-		return err
-	}
-	dir := "./privstats-data"
-	if fs.NArg() == 1 {
-		dir = fs.Arg(0)
-	}
-	outcomes := filepath.Join(dir, "outcomes")
-	if st, err := os.Stat(outcomes); err != nil || !st.IsDir() {
-		// Accept the outcomes directory itself, too.
-		outcomes = dir
-	}
-	list, err := tally.ListOutcomes(outcomes)
+	fs := flags("results", "[-round NAME|latest] [--json|--csv|--openmetrics|--format privcount [-o DIR]] [DIR|URL]", stderr)
+	var opts resultsOptions
+	fs.StringVar(&opts.Round, "round", "", "only round `NAME` (as listed, e.g. demo-000001), or \"latest\"")
+	fs.BoolVar(&opts.JSON, "json", false, "print JSON: each round's metadata (window, ε, δ, collectors) and totals with units")
+	fs.BoolVar(&opts.CSV, "csv", false, "print CSV in long form: one row per round × statistic × bin")
+	fs.BoolVar(&opts.OpenMetrics, "openmetrics", false, "print every round's totals as OpenMetrics stamped at the window end, for 'promtool tsdb create-blocks-from openmetrics'")
+	fs.StringVar(&opts.Format, "format", "", "write `privcount` tallies JSON (PrivCount's privcount.tallies.BEGIN-END.json)")
+	fs.StringVar(&opts.Out, "o", "", "with --format privcount and several rounds: write one tallies file per round into `DIR`")
+	rest, err := parseInterspersed(fs, args, 0, 1)
 	if err != nil {
 		return err
 	}
-	if *round == "" {
-		if *asJSON {
-			return writeIndented(stdout, list)
-		}
-		if len(list) == 0 {
-			fmt.Fprintf(stdout, "no published rounds in %s\n", outcomes)
-			return nil
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ROUND\tSTART\tEND\tCOLLECTORS\tSTATISTICS")
-		for _, r := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", r.Name, r.Start, r.End, r.Collectors, r.Statistics)
-		}
-		return tw.Flush()
+	opts.Source = "./privstats-data"
+	if len(rest) == 1 {
+		opts.Source = rest[0]
 	}
-	name := *round
-	if name == "latest" {
-		if len(list) == 0 {
-			return fmt.Errorf("no published rounds in %s", outcomes)
+	ctx, stop := signalContext()
+	defer stop()
+	return results(ctx, opts, stdout, stderr)
+}
+
+// results loads the rounds asked for and prints them in the form asked for.
+func results(ctx context.Context, opts resultsOptions, stdout, stderr io.Writer) error {
+	forms := 0
+	for _, on := range []bool{opts.JSON, opts.CSV, opts.OpenMetrics, opts.Format != ""} {
+		if on {
+			forms++
 		}
-		name = list[len(list)-1].Name
 	}
-	o, err := outcome.Read(filepath.Join(outcomes, strings.TrimSuffix(name, ".json")+".json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no round %q in %s (run 'privstats results %s' to list them)", name, outcomes, dir)
+	if forms > 1 {
+		return errors.New("choose one of --json, --csv, --openmetrics and --format")
 	}
+	if opts.Format != "" && opts.Format != "privcount" {
+		return fmt.Errorf("--format %q: the one format is privcount (use --json or --csv for privstats' own)", opts.Format)
+	}
+	rounds, where, err := loadRounds(ctx, opts.Source, opts.Round)
 	if err != nil {
 		return err
 	}
 	switch {
-	case *asJSON:
-		return writeIndented(stdout, o.Statistics)
-	case *asCSV:
-		return writeCSV(stdout, o)
+	case opts.CSV:
+		return export.WriteCSV(stdout, rounds)
+	case opts.JSON:
+		return export.WriteJSON(stdout, rounds, opts.Round != "")
+	case opts.OpenMetrics:
+		return export.WriteOpenMetrics(stdout, rounds)
+	case opts.Format != "":
+		return writePrivCount(rounds, opts, stdout)
+	case opts.Round != "":
+		printRound(stdout, rounds[0].Outcome)
+		return nil
 	}
-	fmt.Fprintf(stdout, "round %s/%d  window %s – %s  collectors %d\n\n", o.Series, o.Round,
-		o.Window.Start.Format("2006-01-02 15:04:05Z"), o.Window.End.Format("2006-01-02 15:04:05Z"), o.Collectors.Count)
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "STATISTIC\tBIN\tNOISY TOTAL\tσ\t95% CI LOW\t95% CI HIGH\tε\t")
-	for _, s := range o.Statistics {
-		for _, b := range s.Bins {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.4g\t%.0f\t%.0f\t%.4g\t\n", s.Name, b.Label, b.NoisyTotal, s.TotalSigma, b.CI95Low, b.CI95High, s.Epsilon)
-		}
+	if len(rounds) == 0 {
+		fmt.Fprintf(stdout, "no published rounds in %s\n", where)
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUND\tSTART\tEND\tCOLLECTORS\tSTATISTICS")
+	for _, r := range rounds {
+		o := r.Outcome
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", r.Name, o.Window.Start.Format(time.RFC3339), o.Window.End.Format(time.RFC3339), o.Collectors.Count, len(o.Statistics))
 	}
 	return tw.Flush()
+}
+
+// loadRounds reads the published rounds from a data directory or a tally
+// server's URL: every round, or the one named ("latest" for the newest).
+// It also says where it looked.
+func loadRounds(ctx context.Context, src, name string) ([]export.Round, string, error) {
+	if export.IsURL(src) {
+		c := export.Client{Base: src}
+		if name != "" {
+			r, err := c.Round(ctx, strings.TrimSuffix(name, ".json"))
+			if err != nil {
+				return nil, src, err
+			}
+			return []export.Round{r}, src, nil
+		}
+		rounds, err := c.Rounds(ctx)
+		return rounds, src, err
+	}
+	dir, err := export.OutcomesDir(src)
+	if err != nil {
+		return nil, src, err
+	}
+	rounds, err := export.ReadDir(dir)
+	if err != nil {
+		return nil, dir, err
+	}
+	if name == "" {
+		return rounds, dir, nil
+	}
+	if name == "latest" {
+		if len(rounds) == 0 {
+			return nil, dir, fmt.Errorf("no published rounds in %s", dir)
+		}
+		return rounds[len(rounds)-1:], dir, nil
+	}
+	for _, r := range rounds {
+		if r.Name == strings.TrimSuffix(name, ".json") {
+			return []export.Round{r}, dir, nil
+		}
+	}
+	return nil, dir, fmt.Errorf("no round %q in %s (run 'privstats results %s' to list them)", name, dir, src)
+}
+
+// printRound prints one round's totals as a table.
+func printRound(w io.Writer, o *outcome.Outcome) {
+	eps, delta := 0.0, 0.0
+	if o.Config != nil {
+		eps, delta = o.Config.Epsilon, o.Config.Delta
+	}
+	fmt.Fprintf(w, "round %s/%d  window %s – %s  collectors %d  ε %.4g  δ %.3g\n\n", o.Series, o.Round,
+		o.Window.Start.Format("2006-01-02 15:04:05Z"), o.Window.End.Format("2006-01-02 15:04:05Z"), o.Collectors.Count, eps, delta)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "STATISTIC\tBIN\tNOISY TOTAL\tUNIT\tσ\t95% CI LOW\t95% CI HIGH\tε\t")
+	for _, s := range o.Statistics {
+		for _, b := range s.Bins {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.4g\t%.0f\t%.0f\t%.4g\t\n", s.Name, b.Label, b.NoisyTotal, export.Unit(s.Name), s.TotalSigma, b.CI95Low, b.CI95High, s.Epsilon)
+		}
+	}
+	tw.Flush()
+}
+
+// writePrivCount writes PrivCount tallies: one round to stdout, several
+// as files in opts.Out, named as PrivCount names them.
+func writePrivCount(rounds []export.Round, opts resultsOptions, stdout io.Writer) error {
+	if opts.Out == "" {
+		if len(rounds) != 1 {
+			return fmt.Errorf("--format privcount writes one round to standard output: give -round NAME|latest, or -o DIR for one file per round (%d rounds)", len(rounds))
+		}
+		return export.WritePrivCount(stdout, rounds[0].Outcome)
+	}
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return err
+	}
+	for _, r := range rounds {
+		var buf bytes.Buffer
+		if err := export.WritePrivCount(&buf, r.Outcome); err != nil {
+			return err
+		}
+		path := filepath.Join(opts.Out, export.TalliesFileName(r.Outcome))
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, path)
+	}
+	return nil
+}
+
+// parseInterspersed parses flags given before or after the positional
+// arguments ("results DIR --csv" as well as "results --csv DIR"), which the
+// flag package alone stops parsing at the first positional argument.
+func parseInterspersed(fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]string, error) {
+	var rest []string
+	for {
+		if err := parse(fs, args, 0, -1); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			rest = append(rest, args[1:]...)
+			break
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+	if len(rest) < minArgs || (maxArgs >= 0 && len(rest) > maxArgs) {
+		fs.Usage()
+		return nil, errUsage
+	}
+	return rest, nil
 }
 
 func writeIndented(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-func writeCSV(w io.Writer, o *outcome.Outcome) error {
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"statistic", "bin", "noisy_total", "sigma", "ci95_low", "ci95_high", "epsilon", "delta"})
-	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
-	for _, s := range o.Statistics {
-		for _, b := range s.Bins {
-			cw.Write([]string{s.Name, b.Label, strconv.FormatInt(b.NoisyTotal, 10), f(s.TotalSigma), f(b.CI95Low), f(b.CI95High), f(s.Epsilon), f(s.Delta)})
-		}
-	}
-	cw.Flush()
-	return cw.Error()
 }

@@ -288,4 +288,3 @@ func grep(page, prefix string) string {
 	}
 	return strings.Join(out, "\n")
 }
-

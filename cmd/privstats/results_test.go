@@ -134,4 +134,3 @@ func get(ctx context.Context, t *testing.T, url string) string {
 	}
 	return string(b)
 }
-

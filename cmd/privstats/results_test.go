@@ -94,6 +94,15 @@ func TestResultsFromDirAndURL(t *testing.T) {
 		t.Errorf("OpenMetrics:\n%s", om)
 	}
 
+	// A restarted tally server shows its latest outcome on /metrics at once.
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	again := deploytest.New(ctx, t, deploytest.Options{Dir: d.Dir, Keepers: 3, Collectors: 2, Tally: opts, Idle: true, KeepServing: true})
+	if page := get(ctx, t, "http://"+again.Tally.HTTPAddr()+"/metrics"); !strings.Contains(page, "\nprivstats_outcome_round{series=\"test\"} 3\n") {
+		t.Errorf("the restarted tally server does not show round 3:\n%s", page)
+	}
+
 	for _, args := range [][]string{
 		{"results", filepath.Join(d.Dir, "no-such-dir")},
 		{"results", "--csv", filepath.Join(d.Dir, "no-such-dir")},

@@ -63,8 +63,7 @@ func TestCollectorHealthShowsTorStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
-	go status.Serve(ctx, addr)
+	go status.ServeListener(ctx, ln)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	defer func() { cancel(); <-done }()

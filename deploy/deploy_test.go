@@ -255,10 +255,8 @@ func serve(ctx context.Context, t *testing.T, s *health.Status) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	go s.Serve(ctx, addr)
-	return addr
+	go s.ServeListener(ctx, ln)
+	return ln.Addr().String()
 }
 
 // scrape GETs /metrics, retrying until the server answers or ctx ends.

@@ -123,6 +123,11 @@ func (s *Status) Serve(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
+	return s.ServeListener(ctx, ln)
+}
+
+// ServeListener serves /metrics on ln until ctx ends.
+func (s *Status) ServeListener(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,58 +13,89 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/outcome/export"
 )
 
-func runVerify(args []string, stdout, stderr io.Writer) error {
-	fs := flags("verify", "[-tally FP] [-keepers FP,FP,…] OUTCOME.json|URL", stderr)
-	tallyFP := fs.String("tally", "", "require the tally server with fingerprint `FP` to have signed the round")
-	keepersFP := fs.String("keepers", "", "require exactly these keeper fingerprints, in order (comma-separated)")
-	if err := parse(fs, args, 1, 1); err != nil {
-		return err
+func init() {
+	addCommand(newVerifyCmd)
+	addCommand(newResultsCmd)
+}
+
+// verifyOptions are privstats verify's flags and argument.
+type verifyOptions struct {
+	file, tally, keepers string
+}
+
+func newVerifyCmd() *cobra.Command {
+	var vo verifyOptions
+	cmd := &cobra.Command{
+		Use:   "verify [--tally FP] [--keepers FP,FP,…] OUTCOME.json|URL",
+		Short: "re-check every signature and the interpolation of an outcome file",
+		Long: `Verify re-checks an outcome file on its own: every node's signature, that the keepers'
+shares interpolate to the published totals, and whether each statistic carries the
+noise its (ε, δ) needs. --tally and --keepers pin the fingerprints you trust. The
+outcome may be a file or a tally server's URL of one
+(http://HOST:PORT/api/v1/rounds/NAME, or …/latest).
+
+Exit status: 0 valid and private, 1 not valid, 3 valid but NOT PRIVATE (for
+instance a zero-noise test round), 2 usage error.`,
+		GroupID: groupResults,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vo.file = args[0]
+			return runVerify(cmd.Context(), vo, cmd.OutOrStdout())
+		},
+		ValidArgsFunction: completeFiles("json"),
 	}
-	o, err := readOutcome(fs.Arg(0))
+	cmd.Flags().StringVar(&vo.tally, "tally", "", "require the tally server with fingerprint `FP` to have signed the round")
+	cmd.Flags().StringVar(&vo.keepers, "keepers", "", "require exactly these keeper fingerprints, in order (comma-separated)")
+	return cmd
+}
+
+func runVerify(ctx context.Context, vo verifyOptions, stdout io.Writer) error {
+	o, err := readOutcome(ctx, vo.file)
 	if err != nil {
 		return err
 	}
 	if err := outcome.Verify(o); err != nil {
-		return fmt.Errorf("%s: NOT VALID: %w", fs.Arg(0), err)
+		return fmt.Errorf("%s: NOT VALID: %w", vo.file, err)
 	}
 	// The signatures check out against the keys the file names; whether
 	// those are the right keys only pins can say.
-	if *tallyFP != "" && o.Tally != *tallyFP {
-		return fmt.Errorf("%s: NOT VALID: signed by tally server %s, not the expected %s", fs.Arg(0), o.Tally, *tallyFP)
+	if vo.tally != "" && o.Tally != vo.tally {
+		return fmt.Errorf("%s: NOT VALID: signed by tally server %s, not the expected %s", vo.file, o.Tally, vo.tally)
 	}
 	var keepers []string
 	for _, k := range o.Config.Keepers {
 		keepers = append(keepers, k.Fingerprint)
 	}
-	if *keepersFP != "" && strings.Join(keepers, ",") != *keepersFP {
-		return fmt.Errorf("%s: NOT VALID: keepers %s, not the expected %s", fs.Arg(0), strings.Join(keepers, ","), *keepersFP)
+	if vo.keepers != "" && strings.Join(keepers, ",") != vo.keepers {
+		return fmt.Errorf("%s: NOT VALID: keepers %s, not the expected %s", vo.file, strings.Join(keepers, ","), vo.keepers)
 	}
 	fmt.Fprintf(stdout, "%s: valid: round %s/%d, %d collectors, %d keeper shares, %d statistics; signatures and interpolation check out\n",
-		fs.Arg(0), o.Series, o.Round, o.Collectors.Count, len(o.Shares), len(o.Statistics))
+		vo.file, o.Series, o.Round, o.Collectors.Count, len(o.Shares), len(o.Statistics))
 	priv := outcome.CheckPrivacy(o)
 	fmt.Fprintf(stdout, "tally server: %s\n", o.Tally)
 	for i, k := range keepers {
 		fmt.Fprintf(stdout, "keeper %d:     %s\n", i+1, k)
 	}
-	if *tallyFP == "" || *keepersFP == "" {
+	if vo.tally == "" || vo.keepers == "" {
 		fmt.Fprintln(stdout, "(check these fingerprints against the ones you trust, or pass -tally and -keepers)")
 	}
 	printPrivacy(stdout, priv)
 	if !priv.Private {
-		return exitStatus{code: exitNotPrivate, err: fmt.Errorf("%s: NOT PRIVATE: %s", fs.Arg(0), strings.Join(priv.Why, "; "))}
+		return exitStatus{code: exitNotPrivate, err: fmt.Errorf("%s: NOT PRIVATE: %s", vo.file, strings.Join(priv.Why, "; "))}
 	}
 	return nil
 }
 
-// readOutcome reads an outcome file, or fetches one from a tally server
-// (http://HOST:PORT/api/v1/rounds/NAME or …/latest).
-func readOutcome(src string) (*outcome.Outcome, error) {
+// readOutcome reads an outcome file, or fetches one from a tally server.
+func readOutcome(ctx context.Context, src string) (*outcome.Outcome, error) {
 	if export.IsURL(src) {
-		ctx, stop := signalContext()
+		ctx, stop := signalContext(ctx)
 		defer stop()
 		return export.Client{}.Outcome(ctx, src)
 	}
@@ -122,30 +152,69 @@ type resultsOptions struct {
 	Out string
 }
 
-func runResults(args []string, stdout, stderr io.Writer) error {
-	fs := flags("results", "[-round NAME|latest] [--json|--csv|--openmetrics|--format privcount [-o DIR]] [DIR|URL]", stderr)
-	var opts resultsOptions
-	fs.StringVar(&opts.Round, "round", "", "only round `NAME` (as listed, e.g. demo-000001), or \"latest\"")
-	fs.BoolVar(&opts.JSON, "json", false, "print JSON: each round's metadata (window, ε, δ, collectors) and totals with units")
-	fs.BoolVar(&opts.CSV, "csv", false, "print CSV in long form: one row per round × statistic × bin")
-	fs.BoolVar(&opts.OpenMetrics, "openmetrics", false, "print every round's totals as OpenMetrics stamped at the window end, for 'promtool tsdb create-blocks-from openmetrics'")
-	fs.StringVar(&opts.Format, "format", "", "write `privcount` tallies JSON (PrivCount's privcount.tallies.BEGIN-END.json)")
-	fs.StringVar(&opts.Out, "o", "", "with --format privcount and several rounds: write one tallies file per round into `DIR`")
-	rest, err := parseInterspersed(fs, args, 0, 1)
-	if err != nil {
-		return err
+// defaultDataDir is where results looks when given no directory.
+const defaultDataDir = "./privstats-data"
+
+func newResultsCmd() *cobra.Command {
+	var o resultsOptions
+	cmd := &cobra.Command{
+		Use:   "results [--round NAME|latest] [--json|--csv|--openmetrics|--format privcount [-o DIR]] [DIR|URL]",
+		Short: "list published rounds, show one round's totals, or export every round",
+		Long: `Results reads the rounds a tally server published, from DIR (its data_dir, or the
+outcomes directory in it; default ` + defaultDataDir + `) or from a running tally
+server's http_listen URL. With no flag it lists them, and with --round shows one
+round's noisy totals and 95% intervals. --csv exports every round (or the one
+--round names) in long form, one row per round × statistic × bin; --json with each
+round's metadata (window, ε, δ, collectors); --openmetrics stamped at each window end,
+for 'promtool tsdb create-blocks-from openmetrics'; --format privcount as PrivCount's
+tallies JSON. A missing directory or an unreachable server is an error (status 1).`,
+		Example: `  privstats results privstats-data
+  privstats results privstats-data --csv > rounds.csv
+  privstats results http://127.0.0.1:9464 --round latest --json
+  privstats results privstats-data --openmetrics > history.om
+  privstats results privstats-data --format privcount -o tallies/`,
+		GroupID: groupResults,
+		Args:    rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Source = defaultDataDir
+			if len(args) == 1 {
+				o.Source = args[0]
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			return results(ctx, o, cmd.OutOrStdout())
+		},
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return nil, cobra.ShellCompDirectiveFilterDirs
+		},
 	}
-	opts.Source = "./privstats-data"
-	if len(rest) == 1 {
-		opts.Source = rest[0]
-	}
-	ctx, stop := signalContext()
-	defer stop()
-	return results(ctx, opts, stdout, stderr)
+	fs := cmd.Flags()
+	fs.StringVar(&o.Round, "round", "", "only round `NAME` (as listed, e.g. demo-000001), or \"latest\"")
+	fs.BoolVar(&o.JSON, "json", false, "print JSON: each round's metadata (window, ε, δ, collectors) and totals with units")
+	fs.BoolVar(&o.CSV, "csv", false, "print CSV in long form: one row per round × statistic × bin")
+	fs.BoolVar(&o.OpenMetrics, "openmetrics", false, "print every round's totals as OpenMetrics stamped at the window end, for 'promtool tsdb create-blocks-from openmetrics'")
+	fs.StringVar(&o.Format, "format", "", "write `privcount` tallies JSON (PrivCount's privcount.tallies.BEGIN-END.json)")
+	fs.StringVarP(&o.Out, "out", "o", "", "with --format privcount and several rounds: write one tallies file per round into `DIR`")
+	cmd.MarkFlagsMutuallyExclusive("json", "csv", "openmetrics", "format")
+	cmd.RegisterFlagCompletionFunc("round", func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		src := defaultDataDir
+		if len(args) == 1 {
+			src = args[0]
+		}
+		names := []cobra.Completion{cobra.CompletionWithDesc("latest", "the last published round")}
+		if dir, err := export.OutcomesDir(src); err == nil {
+			rounds, _ := export.ReadDir(dir)
+			for _, r := range rounds {
+				names = append(names, r.Name)
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
 }
 
 // results loads the rounds asked for and prints them in the form asked for.
-func results(ctx context.Context, opts resultsOptions, stdout, stderr io.Writer) error {
+func results(ctx context.Context, opts resultsOptions, stdout io.Writer) error {
 	forms := 0
 	for _, on := range []bool{opts.JSON, opts.CSV, opts.OpenMetrics, opts.Format != ""} {
 		if on {
@@ -271,33 +340,6 @@ func writePrivCount(rounds []export.Round, opts resultsOptions, stdout io.Writer
 		fmt.Fprintln(stdout, path)
 	}
 	return nil
-}
-
-// parseInterspersed parses flags given before or after the positional
-// arguments ("results DIR --csv" as well as "results --csv DIR"), which the
-// flag package alone stops parsing at the first positional argument.
-func parseInterspersed(fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]string, error) {
-	var rest []string
-	for {
-		if err := parse(fs, args, 0, -1); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		if args[0] == "--" {
-			rest = append(rest, args[1:]...)
-			break
-		}
-		rest = append(rest, args[0])
-		args = args[1:]
-	}
-	if len(rest) < minArgs || (maxArgs >= 0 && len(rest) > maxArgs) {
-		fs.Usage()
-		return nil, errUsage
-	}
-	return rest, nil
 }
 
 func writeIndented(w io.Writer, v any) error {

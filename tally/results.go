@@ -83,9 +83,9 @@ func (s *Server) resultsAPI(mux *http.ServeMux) {
 // logging) a file that does not read as an outcome rather than failing
 // every request for it.
 func (s *Server) readOutcomes(dir string) []export.Round {
-	rounds, err := export.ReadDir(dir)
+	rounds, err := export.ReadDir(dir, func(err error) { s.log.Warn("skipping an unreadable outcome file", "err", err) })
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		s.log.Warn("unreadable outcome files in "+dir, "err", err)
+		s.log.Warn("cannot read the outcomes directory", "dir", dir, "err", err)
 	}
 	return rounds
 }
@@ -142,9 +142,12 @@ type RoundSummary struct {
 // ListOutcomes summarises the outcome files in dir, oldest first; files
 // that do not read as outcomes are left out.
 func ListOutcomes(dir string) ([]RoundSummary, error) {
-	rounds, err := export.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	rounds, err := export.ReadDir(dir, func(error) {})
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return []RoundSummary{}, nil
+	case err != nil:
+		return nil, err
 	}
 	out := make([]RoundSummary, 0, len(rounds))
 	for _, r := range rounds {

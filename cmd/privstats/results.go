@@ -203,7 +203,7 @@ tallies JSON. A missing directory or an unreachable server is an error (status 1
 		}
 		names := []cobra.Completion{cobra.CompletionWithDesc("latest", "the last published round")}
 		if dir, err := export.OutcomesDir(src); err == nil {
-			rounds, _ := export.ReadDir(dir)
+			rounds, _ := export.ReadDir(dir, func(error) {})
 			for _, r := range rounds {
 				names = append(names, r.Name)
 			}
@@ -277,7 +277,7 @@ func loadRounds(ctx context.Context, src, name string) ([]export.Round, string, 
 	if err != nil {
 		return nil, src, err
 	}
-	rounds, err := export.ReadDir(dir)
+	rounds, err := export.ReadDir(dir, nil)
 	if err != nil {
 		return nil, dir, err
 	}

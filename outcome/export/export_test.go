@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -286,5 +288,54 @@ func TestOpenMetricsBackfill(t *testing.T) {
 	}
 	if !strings.Contains(string(dump), `privstats_estimate_bytes`) || !strings.Contains(string(dump), "3000 1795834800000") {
 		t.Errorf("the blocks do not hold the last round's total:\n%.2000s", dump)
+	}
+}
+
+// TestReadDir: rounds come back oldest first from DIR or DIR/outcomes; a
+// damaged file is an error naming it, or, for a listing that asks to skip,
+// is passed over and reported; a missing directory is fs.ErrNotExist.
+func TestReadDir(t *testing.T) {
+	data := t.TempDir()
+	dir := filepath.Join(data, "outcomes")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []Round{sampleRound(2), sampleRound(10), sampleRound(1)} {
+		if err := outcome.Write(filepath.Join(dir, r.Name+".json"), r.Outcome); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := OutcomesDir(data)
+	if err != nil || got != dir {
+		t.Fatalf("OutcomesDir(data) = %q, %v", got, err)
+	}
+	if got, err := OutcomesDir(dir); err != nil || got != dir {
+		t.Fatalf("OutcomesDir(outcomes) = %q, %v", got, err)
+	}
+	if _, err := OutcomesDir(filepath.Join(data, "nowhere")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "nowhere") {
+		t.Errorf("missing directory: %v", err)
+	}
+	rounds, err := ReadDir(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range rounds {
+		names = append(names, r.Name)
+	}
+	if strings.Join(names, " ") != "relays-000001 relays-000002 relays-000010" {
+		t.Errorf("order %v", names)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "relays-000003.json"), []byte(`{"version": 1, "surprise": true}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadDir(dir, nil); err == nil || !strings.Contains(err.Error(), "relays-000003.json") {
+		t.Errorf("a damaged file: %v, want an error naming it", err)
+	}
+	var skipped []error
+	rounds, err = ReadDir(dir, func(err error) { skipped = append(skipped, err) })
+	if err != nil || len(rounds) != 3 || len(skipped) != 1 || !strings.Contains(skipped[0].Error(), "relays-000003.json") {
+		t.Errorf("skipping: %d rounds, %v, skipped %v", len(rounds), err, skipped)
 	}
 }

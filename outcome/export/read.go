@@ -3,7 +3,6 @@ package export
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -41,30 +40,32 @@ func OutcomesDir(dir string) (string, error) {
 }
 
 // ReadDir reads every outcome file in dir (an outcomes directory), oldest
-// round first. Files it cannot read are named in the returned error, but
-// the rounds it could read are returned with it, so a server listing its
-// rounds can skip a damaged file while an export refuses to leave one out
-// silently.
-func ReadDir(dir string) ([]Round, error) {
+// round first. A file that does not read as an outcome is an error naming
+// it, unless skip is given: then skip is told of it and the rest are read,
+// so a server listing its rounds can pass over a damaged file while an
+// export refuses to leave one out silently.
+func ReadDir(dir string, skip func(error)) ([]Round, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	var rounds []Round
-	var errs []error
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		o, err := outcome.Read(filepath.Join(dir, e.Name()))
 		if err != nil {
-			errs = append(errs, err)
+			if skip == nil {
+				return nil, err
+			}
+			skip(err)
 			continue
 		}
 		rounds = append(rounds, Round{Name: strings.TrimSuffix(e.Name(), ".json"), Outcome: o})
 	}
 	sortRounds(rounds)
-	return rounds, errors.Join(errs...)
+	return rounds, nil
 }
 
 // IsURL reports whether src names a tally server (http:// or https://)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,8 @@ func newVerifyCmd() *cobra.Command {
 shares interpolate to the published totals, and whether each statistic carries the
 noise its (ε, δ) needs. --tally and --keepers pin the fingerprints you trust. The
 outcome may be a file or a tally server's URL of one
-(http://HOST:PORT/api/v1/rounds/NAME, or …/latest).
+(http://HOST:PORT/api/v1/rounds/NAME, …/latest, or the server's own URL
+for its latest).
 
 Exit status: 0 valid and private, 1 not valid, 3 valid but NOT PRIVATE (for
 instance a zero-noise test round), 2 usage error.`,
@@ -92,14 +94,19 @@ func runVerify(ctx context.Context, vo verifyOptions, stdout io.Writer) error {
 	return nil
 }
 
-// readOutcome reads an outcome file, or fetches one from a tally server.
+// readOutcome reads an outcome file, or fetches one from a tally server:
+// an outcome's URL, or the server's own (its latest outcome).
 func readOutcome(ctx context.Context, src string) (*outcome.Outcome, error) {
-	if export.IsURL(src) {
-		ctx, stop := signalContext(ctx)
-		defer stop()
-		return export.Client{}.Outcome(ctx, src)
+	if !export.IsURL(src) {
+		return outcome.Read(src)
 	}
-	return outcome.Read(src)
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	if u, err := url.Parse(src); err == nil && strings.Trim(u.Path, "/") == "" {
+		r, err := export.Client{Base: src}.Round(ctx, "latest")
+		return r.Outcome, err
+	}
+	return export.Client{}.Outcome(ctx, src)
 }
 
 // exitNotPrivate is verify's status for an outcome that is valid (every

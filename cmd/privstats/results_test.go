@@ -86,6 +86,11 @@ func TestResultsFromDirAndURL(t *testing.T) {
 		t.Errorf("verify URL: status %d\n%s%s", code, out.String(), errb.String())
 	}
 
+	out.Reset()
+	if code := run([]string{"verify", url}, &out, &errb); code != exitNotPrivate || !strings.Contains(out.String(), "valid: round test/3") {
+		t.Errorf("verify of the server's URL: status %d\n%s%s", code, out.String(), errb.String())
+	}
+
 	pc := runOK(t, "results", "-round", "test-000002", "--format", "privcount", d.Dir)
 	if !strings.Contains(pc, `"relay_bytes_read": {`) || !strings.Contains(pc, "-Infinity,\n                Infinity,") {
 		t.Errorf("PrivCount tallies:\n%s", pc)

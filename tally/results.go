@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/outcome/export"
 )
 
@@ -65,11 +64,7 @@ func (s *Server) resultsAPI(mux *http.ServeMux) {
 			rounds = slices.DeleteFunc(rounds, func(x export.Round) bool { return x.Name != name })
 		}
 		if stat := q.Get("statistic"); stat != "" {
-			for i, x := range rounds {
-				o := *x.Outcome
-				o.Statistics = slices.DeleteFunc(slices.Clone(o.Statistics), func(st outcome.Statistic) bool { return st.Name != stat })
-				rounds[i].Outcome = &o
-			}
+			rounds = export.Only(rounds, stat)
 		}
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="privstats-`+s.opts.Series+`.csv"`)

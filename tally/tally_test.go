@@ -306,7 +306,7 @@ func TestResultsPageShowsTheRound(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{"privstats: series test", "<b>announced</b>", "None yet."} {
+	for _, want := range []string{"privstats: series test", "<b>announced</b>", "No published rounds yet."} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("results page lacks %q", want)
 		}

@@ -157,6 +157,8 @@ type resultsOptions struct {
 	// Out is the directory PrivCount tallies files are written to when
 	// more than one round is exported.
 	Out string
+	// HTML, when set, is where the results site is written.
+	HTML string
 }
 
 // defaultDataDir is where results looks when given no directory.
@@ -165,7 +167,7 @@ const defaultDataDir = "./privstats-data"
 func newResultsCmd() *cobra.Command {
 	var o resultsOptions
 	cmd := &cobra.Command{
-		Use:   "results [--round NAME|latest] [--json|--csv|--openmetrics|--format privcount [-o DIR]] [DIR|URL]",
+		Use:   "results [--round NAME|latest] [--json|--csv|--openmetrics|--format privcount [-o DIR]|--html OUTDIR] [DIR|URL]",
 		Short: "list published rounds, show one round's totals, or export every round",
 		Long: `Results reads the rounds a tally server published, from DIR (its data_dir, or the
 outcomes directory in it; default ` + defaultDataDir + `) or from a running tally
@@ -174,18 +176,31 @@ round's noisy totals and 95% intervals. --csv exports every round (or the one
 --round names) in long form, one row per round × statistic × bin; --json with each
 round's metadata (window, ε, δ, collectors); --openmetrics stamped at each window end,
 for 'promtool tsdb create-blocks-from openmetrics'; --format privcount as PrivCount's
-tallies JSON. A missing directory or an unreachable server is an error (status 1).`,
+tallies JSON. --html writes the results site (every round's page with its plots,
+and the CSV behind each plot) as static files that open from disk. A missing
+directory or an unreachable server is an error (status 1).`,
 		Example: `  privstats results privstats-data
   privstats results privstats-data --csv > rounds.csv
   privstats results http://127.0.0.1:9464 --round latest --json
   privstats results privstats-data --openmetrics > history.om
-  privstats results privstats-data --format privcount -o tallies/`,
+  privstats results privstats-data --format privcount -o tallies/
+  privstats results privstats-data --html site/`,
 		GroupID: groupResults,
 		Args:    rangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Source = defaultDataDir
 			if len(args) == 1 {
 				o.Source = args[0]
+			}
+			if o.HTML != "" {
+				if export.IsURL(o.Source) {
+					return usagef("--html writes the site from a data directory, not from %s", o.Source)
+				}
+				dir, err := export.OutcomesDir(o.Source)
+				if err != nil {
+					return err
+				}
+				return exportSite(dir, o.HTML, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
@@ -202,7 +217,10 @@ tallies JSON. A missing directory or an unreachable server is an error (status 1
 	fs.BoolVar(&o.OpenMetrics, "openmetrics", false, "print every round's totals as OpenMetrics stamped at the window end, for 'promtool tsdb create-blocks-from openmetrics'")
 	fs.StringVar(&o.Format, "format", "", "write `privcount` tallies JSON (PrivCount's privcount.tallies.BEGIN-END.json)")
 	fs.StringVarP(&o.Out, "out", "o", "", "with --format privcount and several rounds: write one tallies file per round into `DIR`")
-	cmd.MarkFlagsMutuallyExclusive("json", "csv", "openmetrics", "format")
+	fs.StringVar(&o.HTML, "html", "", "write the results site (plots, every round, CSVs) as static files into `OUTDIR`")
+	cmd.MarkFlagsMutuallyExclusive("json", "csv", "openmetrics", "format", "html")
+	cmd.MarkFlagsMutuallyExclusive("round", "html")
+	cmd.MarkFlagDirname("html")
 	cmd.RegisterFlagCompletionFunc("round", func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		src := defaultDataDir
 		if len(args) == 1 {

@@ -75,6 +75,23 @@ func WriteCSV(w io.Writer, rounds []Round) error {
 	return cw.Error()
 }
 
+// Only narrows rounds to one statistic: each round keeps only that
+// statistic's totals, and rounds without it are left out. The outcomes are
+// copied, not changed.
+func Only(rounds []Round, statistic string) []Round {
+	var out []Round
+	for _, r := range rounds {
+		i := slices.IndexFunc(r.Outcome.Statistics, func(s outcome.Statistic) bool { return s.Name == statistic })
+		if i < 0 {
+			continue
+		}
+		o := *r.Outcome
+		o.Statistics = o.Statistics[i : i+1 : i+1]
+		out = append(out, Round{Name: r.Name, Outcome: &o})
+	}
+	return out
+}
+
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func float(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }

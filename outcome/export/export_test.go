@@ -339,3 +339,17 @@ func TestReadDir(t *testing.T) {
 		t.Errorf("skipping: %d rounds, %v, skipped %v", len(rounds), err, skipped)
 	}
 }
+
+// TestOnly: narrowing to one statistic keeps its totals, drops rounds
+// without it, and leaves the outcomes as they were.
+func TestOnly(t *testing.T) {
+	rs := sampleRounds(2)
+	rs[1].Outcome.Statistics = rs[1].Outcome.Statistics[:1] // round 2 lacks the histogram
+	got := Only(rs, "or_connection_lifetime")
+	if len(got) != 1 || got[0].Name != "relays-000001" || len(got[0].Outcome.Statistics) != 1 || got[0].Outcome.Statistics[0].Name != "or_connection_lifetime" {
+		t.Fatalf("Only: %+v", got)
+	}
+	if len(rs[0].Outcome.Statistics) != 3 {
+		t.Error("Only changed the outcome it was given")
+	}
+}

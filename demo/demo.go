@@ -235,7 +235,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			// Any n − FailCollectors collectors must carry the full noise.
 			Weights:       noise.Weights{HonestFraction: float64(honest) / float64(opts.Collectors)},
 			MinCollectors: honest,
-			Epsilon:       opts.Epsilon, Delta: opts.Delta, Statistics: specs,
+			Epsilon:       opts.Epsilon, Delta: opts.Delta, Accounting: round.AccountingComposed, Statistics: specs,
 			Record: func(cfg *round.Config) error {
 				for _, t := range tees {
 					if err := t.round(cfg); err != nil {
@@ -351,8 +351,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	return report(out, d.Tally.Status().Failed, dir, truth, began), nil
 }
 
-// plan gives each statistic its share of ε and δ with PrivCount's rule
-// (equal expected relative error). The catalogue's action bounds protect a
+// plan calibrates the round as one composed mechanism, as privstats plan
+// does (noise.AllocateComposed): the round's (ε, δ) covers every
+// statistic's noise together, and each statistic's σ gives the same
+// expected relative error. The catalogue's action bounds protect a
 // Tor user's day; the demo's round lasts seconds, so it scales them to the
 // round's length (at least 1), and it estimates each statistic's total from
 // a pilot run of the same synthetic workload, so the noise is sized to what
@@ -388,7 +390,11 @@ func plan(opts Options, honest int) ([]round.StatisticSpec, error) {
 	for i := range budgets {
 		budgets[i].Estimate = estimates[i]
 	}
-	alloc, err := noise.Allocate(opts.Epsilon, opts.Delta, budgets)
+	// Any honest collectors, each of weight w = 1/√honest, carry σ between
+	// them; each must add at least the floor.
+	set := noise.HonestSet{N: honest, Weight: 1 / math.Sqrt(float64(honest))}
+	floor := noise.MinCollectorSigma * math.Sqrt(float64(honest)) * (1 + 1e-9)
+	composed, err := noise.AllocateComposed(opts.Epsilon, opts.Delta, budgets, set, floor)
 	if err != nil {
 		return nil, err
 	}
@@ -396,9 +402,7 @@ func plan(opts Options, honest int) ([]round.StatisticSpec, error) {
 		if opts.NoNoise {
 			continue
 		}
-		specs[i].Sigma = max(alloc[i].Sigma, noise.MinCollectorSigma*math.Sqrt(float64(honest))*(1+1e-9))
-		specs[i].Epsilon = alloc[i].Epsilon
-		specs[i].Delta = alloc[i].Delta
+		specs[i].Sigma = composed.Statistics[i].Sigma
 	}
 	return specs, nil
 }

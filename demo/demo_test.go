@@ -119,7 +119,7 @@ func TestPlanDeclaresWhatItsNoiseIsCalibratedFor(t *testing.T) {
 		}
 		pol.MinSensitivity[s.Name] = s.Sensitivity
 	}
-	cfg := &round.Config{Series: "demo", Epsilon: opts.Epsilon, Delta: opts.Delta, Statistics: specs, MinCollectors: 1,
+	cfg := &round.Config{Series: "demo", Epsilon: opts.Epsilon, Delta: opts.Delta, Accounting: round.AccountingComposed, Statistics: specs, MinCollectors: 1,
 		Start: time.Unix(0, 0), End: time.Unix(0, 0).Add(opts.Duration),
 		Collectors: []round.CollectorSpec{{Fingerprint: "dc", NoiseWeight: 1}}}
 	if err := pol.Check(cfg, nil, time.Now()); err != nil {
@@ -137,7 +137,7 @@ func TestPlanDeclaresWhatItsNoiseIsCalibratedFor(t *testing.T) {
 	}
 	// Claiming the catalogue's full daily bound would not match the noise.
 	specs[0].Sensitivity *= 10
-	if err := pol.Check(cfg, nil, time.Now()); err == nil || !strings.Contains(err.Error(), "is less than the") {
+	if err := pol.Check(cfg, nil, time.Now()); err == nil || !strings.Contains(err.Error(), "weaker than the claimed ε") {
 		t.Errorf("a sensitivity the noise was not calibrated for was accepted: %v", err)
 	}
 }

@@ -33,9 +33,6 @@ var browserStats = []string{"relay_bytes_read", "or_connections", "exit_stream_b
 // request off the disk.
 func TestBrowserShowsThePlots(t *testing.T) {
 	browser := chromium(t)
-	if testing.Short() {
-		t.Skip("runs three rounds of a deployment")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()

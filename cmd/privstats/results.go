@@ -118,29 +118,56 @@ const exitNotPrivate = 3
 // from ε, δ and the declared sensitivity) against the σ the released
 // collector set carried.
 func printPrivacy(w io.Writer, p outcome.Privacy) {
+	if p.Composed {
+		printComposedPrivacy(w, p)
+		return
+	}
 	fmt.Fprintf(w, "privacy: the statistics spend ε = %.6g of %.6g and δ = %.6g of %.6g\n", p.SpentEpsilon, p.Epsilon, p.SpentDelta, p.Delta)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "STATISTIC\tε\tδ\tSENSITIVITY\tBINS TOUCHED\tσ NEEDED\tσ CARRIED\tPRIVATE\t")
 	for _, s := range p.Statistics {
-		verdict := "yes"
-		if !s.Private {
-			verdict = "NO"
-		}
-		fmt.Fprintf(tw, "%s\t%.6g\t%.3g\t%.6g\t%d\t%.6g\t%.6g\t%s\t\n", s.Name, s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched, s.Needed, s.Carried, verdict)
+		fmt.Fprintf(tw, "%s\t%.6g\t%.3g\t%.6g\t%d\t%.6g\t%.6g\t%s\t\n", s.Name, s.Epsilon, s.Delta, s.Sensitivity, s.BinsTouched, s.Needed, s.Carried, yesNo(s.Private))
 	}
 	tw.Flush()
+	printVerdict(w, p, "private: every statistic carries the noise its (ε, δ) needs")
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "NO"
+}
+
+// printVerdict prints the statistics' notes, then the verdict: private,
+// or every reason the round is not.
+func printVerdict(w io.Writer, p outcome.Privacy, private string) {
 	for _, s := range p.Statistics {
 		if s.Note != "" {
 			fmt.Fprintf(w, "NOTE: %s\n", s.Note)
 		}
 	}
 	if p.Private {
-		fmt.Fprintln(w, "private: every statistic carries the noise its (ε, δ) needs")
+		fmt.Fprintln(w, private)
 		return
 	}
 	for _, why := range p.Why {
 		fmt.Fprintf(w, "NOT PRIVATE: %s\n", why)
 	}
+}
+
+// printComposedPrivacy shows a composed round: each statistic's share μ_i
+// of the round's μ over the released set, and the ε all of them together
+// give at the round's δ.
+func printComposedPrivacy(w io.Writer, p outcome.Privacy) {
+	fmt.Fprintf(w, "privacy: composed, the released set's noise gives μ = %.6g: (%.6g, %g)-private, the round claims ε = %.6g\n", p.Mu, p.Achieved, p.Delta, p.Epsilon)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "STATISTIC\tSENSITIVITY\tBINS TOUCHED\tσ CARRIED\tμ_i\tPRIVATE\t")
+	for _, s := range p.Statistics {
+		fmt.Fprintf(tw, "%s\t%.6g\t%d\t%.6g\t%.4g\t%s\t\n", s.Name, s.Sensitivity, s.BinsTouched, s.Carried, s.Mu, yesNo(s.Private))
+	}
+	tw.Flush()
+	printVerdict(w, p, "private: the statistics' noise, composed, carries the round's (ε, δ)")
 }
 
 // resultsOptions are what `privstats results` is asked for.

@@ -5,5 +5,6 @@
 // server's, keeper's and collector's /metrics pass `promtool check
 // metrics`, and that every metric the dashboard and rules name is one
 // privstats exports. The metrics themselves are described in
-// docs/metrics.md.
+// docs/metrics.md. The systemd units are in deploy/systemd, with their own
+// tests.
 package deploy

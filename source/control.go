@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/privstats/privstats/stats"
@@ -46,6 +47,20 @@ func Control(opts ControlOptions) Source {
 
 type control struct {
 	opts ControlOptions
+	link link
+	// sess is the running session, whose connection says whether tor is
+	// reachable right now.
+	sess atomic.Pointer[torctl.Session]
+}
+
+// Status says whether the control connection is up, and when tor was last
+// heard from: the connection's setup or its latest BW event, which tor
+// sends every second whatever the relay's traffic.
+func (c *control) Status() Status {
+	st := c.link.status()
+	sess := c.sess.Load()
+	st.Connected = st.Connected && sess != nil && sess.Conn() != nil
+	return st
 }
 
 // controlNetwork splits a control address (host:port or unix:/path; ""
@@ -89,12 +104,16 @@ func (c *control) Run(ctx context.Context, _ *Windows, emit func(time.Time, []by
 		Auth:    torctl.AuthOptions{Password: o.Password, CookiePath: o.CookieFile, Allowed: o.AllowedAuth},
 		Events:  events,
 		OnEvent: func(ev *torctl.Event) {
+			if ev.Kind == torctl.EventBW {
+				c.link.up(time.Now())
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			line = append(append(line[:0], "650 "...), ev.Line()...)
 			emit(time.Now(), line)
 		},
 		OnConnect: func(ctx context.Context, conn *torctl.Conn, info torctl.ConnectInfo) error {
+			c.link.up(time.Now())
 			version := ""
 			if info.ProtocolInfo != nil {
 				version = info.ProtocolInfo.TorVersion
@@ -138,6 +157,7 @@ func (c *control) Run(ctx context.Context, _ *Windows, emit func(time.Time, []by
 			gap(g.Start, g.End)
 		},
 		OnError: func(err error) {
+			c.link.down()
 			// A problem only the operator can fix is an ERROR naming the
 			// fix; the session still retries (with capped backoff), so
 			// the collector recovers by itself once it is fixed.
@@ -152,6 +172,7 @@ func (c *control) Run(ctx context.Context, _ *Windows, emit func(time.Time, []by
 		MinBackoff: o.MinBackoff,
 		MaxBackoff: o.MaxBackoff,
 	})
+	c.sess.Store(sess)
 	err := sess.Run(ctx)
 	if ctx.Err() != nil {
 		return nil

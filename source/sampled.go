@@ -75,7 +75,13 @@ type sampled struct {
 	name     string
 	sampler  Sampler
 	interval time.Duration
+	link     link
 }
+
+// Status says whether the latest read worked and when the last one that
+// did completed; reads come every interval and at window edges, whatever
+// the relay's traffic.
+func (s *sampled) Status() Status { return s.link.status() }
 
 // fixer is a Sampler that can tell the operator how to fix a failed read
 // (the MetricsPort's: its port and policy in torrc).
@@ -218,6 +224,7 @@ func (st *sampling) readEdge(ctx context.Context, e, now time.Time) {
 
 // fail records a failed read: counting stops until a read works again.
 func (st *sampling) fail(err error) {
+	st.link.down()
 	if !st.blind {
 		st.blind, st.blindSince = true, st.lastGood
 	}
@@ -245,6 +252,7 @@ func (st *sampling) splitBlind(e time.Time) {
 
 // good takes a successful read made at t (the edge, for a read at an edge).
 func (st *sampling) good(vals map[Series]uint64, t time.Time) {
+	st.link.up(time.Now())
 	defer func() { st.prev, st.lastGood = vals, t }()
 	if st.blind {
 		if st.failing {

@@ -298,7 +298,7 @@ func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (re
 		return 0, failed(opJournalWrite, fmt.Errorf("storing the report of %s: %w", peer, err))
 	}
 	r.apply(e)
-	s.metrics.progress(r)
+	s.metrics.progress(s.st)
 	return stored, nil
 }
 

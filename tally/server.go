@@ -29,6 +29,7 @@ import (
 	"github.com/privstats/privstats/internal/atomicfile"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/outcome/export"
 	"github.com/privstats/privstats/transport"
 )
 
@@ -230,7 +231,9 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.st = st
-	s.metrics.progress(st.Current)
+	s.metrics.configure(opts)
+	s.metrics.progress(st)
+	s.showLatest()
 
 	tlsConf, err := transport.ServerConfig(opts.Identity, func(fp string) bool { return s.allowed[fp] != "" }, nil)
 	if err != nil {
@@ -399,7 +402,7 @@ func (s *Server) save() error {
 // wake tells keepers' long polls that something changed.
 func (s *Server) wake() {
 	s.st.Version++
-	s.metrics.progress(s.st.Current)
+	s.metrics.progress(s.st)
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
@@ -878,7 +881,7 @@ func (s *Server) publish(r *roundState, now time.Time) error {
 
 // OutcomePath is where the outcome of a round is written.
 func OutcomePath(dataDir, series string, round uint64) string {
-	return filepath.Join(dataDir, "outcomes", fmt.Sprintf("%s-%06d.json", series, round))
+	return filepath.Join(dataDir, "outcomes", export.Name(series, round)+".json")
 }
 
 // Snapshot returns the current round's config hash and phase (for tests and

@@ -280,6 +280,12 @@ func runCollect(ctx context.Context, o collectOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if read, ok := c.SourceHealth(); ok {
+		status.WatchSource(func() health.Source {
+			st, gaps := read()
+			return health.Source{Connected: st.Connected, LastHeard: st.LastHeard, Gaps: gaps}
+		})
+	}
 	s.log.Info("collector up", "fingerprint", s.id.Fingerprint, "tally", cfg.Tally.Address, "source", sourceName(cfg))
 	return c.Run(ctx)
 }

@@ -200,6 +200,10 @@ func (a *Archive) view(listed Round) (*roundView, error) {
 	if o.Config == nil {
 		return nil, fmt.Errorf("%s: no config", listed.Name)
 	}
+	// The file may have changed since it was listed.
+	if err := plottable(o); err != nil {
+		return nil, fmt.Errorf("%s: %w", listed.Name, err)
+	}
 	r := Round{Name: listed.Name, Outcome: o}
 	v := &roundView{Round: r, Privacy: outcome.CheckPrivacy(o), Refusals: sortedRefusals(o.Refusals), Listed: len(o.Config.Collectors)}
 	needed := map[string]float64{}

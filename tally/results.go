@@ -39,12 +39,12 @@ func (s *Server) resultsAPI(mux *http.ServeMux) {
 			return
 		}
 		if name == "latest" {
-			rounds := s.readOutcomes(dir)
-			if len(rounds) == 0 {
+			l, ok := export.Latest(s.readOutcomes(dir))
+			if !ok {
 				http.Error(w, "no round has been published yet", http.StatusNotFound)
 				return
 			}
-			name = rounds[len(rounds)-1].Name
+			name = l.Name
 		}
 		b, err := os.ReadFile(filepath.Join(dir, strings.TrimSuffix(name, ".json")+".json"))
 		if err != nil {
@@ -58,8 +58,12 @@ func (s *Server) resultsAPI(mux *http.ServeMux) {
 		rounds := s.readOutcomes(dir)
 		q := r.URL.Query()
 		switch name := q.Get("round"); {
-		case name == "latest" && len(rounds) > 0:
-			rounds = rounds[len(rounds)-1:]
+		case name == "latest":
+			l, ok := export.Latest(rounds)
+			rounds = nil
+			if ok {
+				rounds = []export.Round{l}
+			}
 		case name != "":
 			rounds = slices.DeleteFunc(rounds, func(x export.Round) bool { return x.Name != name })
 		}
@@ -160,7 +164,7 @@ func ListOutcomes(dir string) ([]RoundSummary, error) {
 // server shows what it last published rather than nothing until the next
 // round.
 func (s *Server) showLatest() {
-	if rounds := s.readOutcomes(filepath.Join(s.opts.DataDir, "outcomes")); len(rounds) > 0 {
-		s.metrics.publish(rounds[len(rounds)-1].Outcome)
+	if l, ok := export.Latest(s.readOutcomes(filepath.Join(s.opts.DataDir, "outcomes"))); ok {
+		s.metrics.publish(l.Outcome)
 	}
 }

@@ -337,10 +337,11 @@ func loadRounds(ctx context.Context, src, name string) ([]export.Round, string, 
 		return rounds, dir, nil
 	}
 	if name == "latest" {
-		if len(rounds) == 0 {
+		l, ok := export.Latest(rounds)
+		if !ok {
 			return nil, dir, fmt.Errorf("no published rounds in %s", dir)
 		}
-		return rounds[len(rounds)-1:], dir, nil
+		return []export.Round{l}, dir, nil
 	}
 	for _, r := range rounds {
 		if r.Name == strings.TrimSuffix(name, ".json") {

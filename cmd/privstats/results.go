@@ -39,8 +39,10 @@ func newVerifyCmd() *cobra.Command {
 shares interpolate to the published totals, and whether each statistic carries the
 noise its (ε, δ) needs. --tally and --keepers pin the fingerprints you trust. The
 outcome may be a file or a tally server's URL of one
-(http://HOST:PORT/api/v1/rounds/NAME, …/latest, or the server's own URL
-for its latest).
+(http://HOST:PORT/api/v1/rounds/NAME, …/latest, the server's own URL
+for its latest, or a round's page, http://HOST:PORT/?round=NAME). Fetching
+adds no trust: an outcome is as good as its signatures and the
+fingerprints pinned, wherever it came from.
 
 Exit status: 0 valid and private, 1 not valid, 3 valid but NOT PRIVATE (for
 instance a zero-noise test round), 2 usage error.`,
@@ -102,8 +104,14 @@ func readOutcome(ctx context.Context, src string) (*outcome.Outcome, error) {
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
+	// The server's own URL is its latest round, or with ?round=NAME (a
+	// round's page, as copied from a browser) that round.
 	if u, err := url.Parse(src); err == nil && strings.Trim(u.Path, "/") == "" {
-		r, err := export.Client{Base: src}.Round(ctx, "latest")
+		name := u.Query().Get("round")
+		if name == "" {
+			name = "latest"
+		}
+		r, err := export.Client{Base: src}.Round(ctx, name)
 		return r.Outcome, err
 	}
 	return export.Client{}.Outcome(ctx, src)

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,5 +38,29 @@ func TestResultsLatestIsTheNewestWindow(t *testing.T) {
 	}
 	if got.Name != "prod-000001" {
 		t.Errorf("--round latest is %s, want prod-000001, whose window ended last", got.Name)
+	}
+}
+
+// TestVerifyURLOfARoundPage: verify given the URL of a round's page on the
+// tally server (/?round=NAME, what a reader copies from the browser)
+// checks that round, not the latest.
+func TestVerifyURLOfARoundPage(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.URL.Path)
+		mu.Unlock()
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	if code := run([]string{"verify", srv.URL + "/?round=demo-000002"}, &out, &errb); code != 1 {
+		t.Errorf("verify of a round the server does not have: status %d, want 1", code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 1 || asked[0] != "/api/v1/rounds/demo-000002" {
+		t.Errorf("verify asked for %q, want /api/v1/rounds/demo-000002", asked)
 	}
 }

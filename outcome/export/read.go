@@ -157,7 +157,16 @@ func (c Client) outcome(ctx context.Context, u string, budget *int64) (*outcome.
 	return o, nil
 }
 
-func (c Client) url(path string) string { return strings.TrimRight(c.Base, "/") + path }
+// url is path on the server: Base's query, if any (the page's
+// ?round=NAME), is not part of it.
+func (c Client) url(path string) string {
+	base := c.Base
+	if u, err := url.Parse(base); err == nil {
+		u.RawQuery, u.Fragment = "", ""
+		base = u.String()
+	}
+	return strings.TrimRight(base, "/") + path
+}
 
 func (c Client) budget() int64 {
 	if c.MaxBytes > 0 {

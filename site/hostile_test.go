@@ -3,6 +3,8 @@ package site_test
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +75,50 @@ func TestPageSkipsValuesNoOutcomeHolds(t *testing.T) {
 	if !strings.Contains(html, "Round demo/2:") || !strings.Contains(html, "skipped: demo-000003.json") {
 		t.Errorf("the page does not show round 2 as the latest and name the tampered file as skipped:\n%.600s", html)
 	}
+	if !strings.Contains(html, "this page checks no signature") {
+		t.Error("the page does not say that it verified nothing")
+	}
 	if _, err := pageWithin(t, a, site.PageOptions{Round: "demo-000003"}); err == nil {
 		t.Error("the tampered round has a page")
+	}
+}
+
+// The page needs no script, so it says so: a Content-Security-Policy that
+// allows none (and loads nothing but the page's own styles and data: URIs)
+// on the tally server's answers and in every page of the static export, so
+// that a name an escaping bug let through still could not run. Nothing is
+// sniffed into another type.
+func TestPagesAllowNoScript(t *testing.T) {
+	dir := t.TempDir()
+	writeRounds(t, dir, 2)
+	a := site.Open(dir)
+	srv := httptest.NewServer(a.Handler(nil))
+	defer srv.Close()
+	const csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+	for _, path := range []string{"/", "/csv/series/demo/or_connections.csv"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Content-Security-Policy"); !strings.HasPrefix(got, csp) {
+			t.Errorf("GET %s: Content-Security-Policy %q, want %q", path, got, csp)
+		}
+		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("GET %s: X-Content-Type-Options %q", path, got)
+		}
+	}
+	out := t.TempDir()
+	if _, err := a.Export(out); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"index.html", "round-demo-000001.html"} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), `<meta http-equiv="Content-Security-Policy" content="`+csp+`">`) {
+			t.Errorf("%s has no Content-Security-Policy", name)
+		}
 	}
 }

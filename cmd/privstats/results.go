@@ -213,7 +213,8 @@ round's metadata (window, ε, δ, collectors); --openmetrics stamped at each win
 for 'promtool tsdb create-blocks-from openmetrics'; --format privcount as PrivCount's
 tallies JSON. --html writes the results site (every round's page with its plots,
 and the CSV behind each plot) as static files that open from disk. A missing
-directory or an unreachable server is an error (status 1).`,
+directory or an unreachable server is an error (status 1). Results shows rounds as
+they are stored or served and checks no signature: privstats verify does.`,
 		Example: `  privstats results privstats-data
   privstats results privstats-data --csv > rounds.csv
   privstats results http://127.0.0.1:9464 --round latest --json
@@ -239,7 +240,15 @@ directory or an unreachable server is an error (status 1).`,
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			return results(ctx, o, cmd.OutOrStdout())
+			if err := results(ctx, o, cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			if export.IsURL(o.Source) {
+				// Over the network, mostly plain HTTP: say what it is.
+				fmt.Fprintf(cmd.ErrOrStderr(), "(as %s served them, not verified: privstats verify %s/?round=NAME checks a round's signatures)\n",
+					o.Source, strings.TrimRight(o.Source, "/"))
+			}
+			return nil
 		},
 		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			return nil, cobra.ShellCompDirectiveFilterDirs

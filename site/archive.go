@@ -113,8 +113,10 @@ func (a *Archive) rounds() ([]Round, []string, error) {
 		if !ok || !f.mod.Equal(info.ModTime()) || f.size != info.Size() {
 			f = file{mod: info.ModTime(), size: info.Size()}
 			// An outcome without its config cannot say what its totals
-			// mean; it is listed as unreadable rather than half shown.
-			if o, err := outcome.Read(filepath.Join(a.dir, name)); err == nil && o.Config != nil {
+			// mean, and one with values no outcome can hold cannot be
+			// plotted; either is listed as unreadable rather than half
+			// shown.
+			if o, err := outcome.Read(filepath.Join(a.dir, name)); err == nil && o.Config != nil && plottable(o) == nil {
 				f.round = &Round{Name: strings.TrimSuffix(name, ".json"), Outcome: slim(o)}
 			}
 			a.files[name] = f

@@ -37,6 +37,12 @@ func number(v float64) string {
 	return strconv.FormatFloat(v, 'g', 4, 64)
 }
 
+// PlottedRounds is how many of a series' latest rounds its plots show: a
+// page's size grows with the points it plots (about 2 kB a round), and a
+// year of hourly rounds would make it tens of megabytes. The series' CSV
+// has every round.
+const PlottedRounds = 500
+
 // ErrNoRound is WritePage's error for a round the archive does not hold.
 var ErrNoRound = errors.New("no such round")
 
@@ -101,12 +107,14 @@ type refusal struct{ Node, Reason string }
 
 type pageData struct {
 	PageOptions
-	Title      string
-	Rounds     []Round // the shown round's series, newest first
-	View       *roundView
-	Series     map[string]template.HTML
-	Unreadable []string
-	Refusals   []refusal // of the live round
+	Title  string
+	Rounds []Round // the shown round's series, newest first
+	View   *roundView
+	Series map[string]template.HTML
+	// Plotted of the InSeries rounds of the series are in its plots.
+	Plotted, InSeries int
+	Unreadable        []string
+	Refusals          []refusal // of the live round
 }
 
 // WritePage writes the results page of opts.Round.
@@ -154,8 +162,10 @@ func (a *Archive) page(opts PageOptions) (*pageData, error) {
 	}
 	if opts.Series {
 		d.Series = map[string]template.HTML{}
+		plotted := series[max(0, len(series)-PlottedRounds):]
+		d.Plotted, d.InSeries = len(plotted), len(series)
 		for _, s := range shown.Statistics {
-			if d.Series[s.Name], err = a.seriesPlot(series, s.Name); err != nil {
+			if d.Series[s.Name], err = a.seriesPlot(plotted, s.Name); err != nil {
 				return nil, err
 			}
 		}
@@ -199,6 +209,10 @@ func (a *Archive) view(listed Round) (*roundView, error) {
 	}
 	if o.Config == nil {
 		return nil, fmt.Errorf("%s: no config", listed.Name)
+	}
+	// The file may have changed since it was listed.
+	if err := plottable(o); err != nil {
+		return nil, fmt.Errorf("%s: %w", listed.Name, err)
 	}
 	r := Round{Name: listed.Name, Outcome: o}
 	v := &roundView{Round: r, Privacy: outcome.CheckPrivacy(o), Refusals: sortedRefusals(o.Refusals), Listed: len(o.Config.Collectors)}

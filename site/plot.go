@@ -285,6 +285,29 @@ func timeFormat(span time.Duration) string {
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
+// maxPlotted bounds the values a plot is given. No outcome a tally server
+// writes comes near it: totals are int64, and round.Config.Validate keeps
+// a counter and 12σ of its noise below 2^62, so every interval bound is
+// within ±2^63. A larger value comes from a damaged or forged file, and
+// must not reach gonum: its tick labelling loops for ever on a value
+// range that overflows a float64 (e.g. ±1e308).
+const maxPlotted = 1 << 64
+
+// plottable says whether every total and interval bound of o can be
+// plotted: finite and within ±maxPlotted.
+func plottable(o *outcome.Outcome) error {
+	for _, s := range o.Statistics {
+		for _, b := range s.Bins {
+			for _, v := range []float64{float64(b.NoisyTotal), b.CI95Low, b.CI95High} {
+				if !(math.Abs(v) <= maxPlotted) {
+					return fmt.Errorf("statistic %s bin %s: %v is not a value an outcome can hold", s.Name, b.Label, v)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // find returns the statistic of o with the given name, or nil.
 func find(o *outcome.Outcome, name string) *outcome.Statistic {
 	for i := range o.Statistics {

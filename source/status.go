@@ -6,7 +6,7 @@ import (
 )
 
 // Status is what a source knows of its link to tor: whether it is
-// connected now and when it last heard from tor. It is about the
+// connected now and when it last heard from tor, in whole seconds. It is about the
 // collector, never about the relay's traffic: a source moves LastHeard
 // only on tor's own schedule (a connection set up, tor's once-a-second BW
 // event, a MetricsPort read every interval), not on the relay's events.
@@ -59,8 +59,12 @@ type link struct {
 	heard     atomic.Int64 // Unix nanoseconds; 0 if never
 }
 
+// up records that tor was heard from at at, kept to the whole second: the
+// BW event comes once a second, and finer than that the time it was read
+// would show how long it queued behind the relay's own events, which is
+// activity.
 func (l *link) up(at time.Time) {
-	l.heard.Store(at.UnixNano())
+	l.heard.Store(at.Truncate(time.Second).UnixNano())
 	l.connected.Store(true)
 }
 

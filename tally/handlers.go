@@ -507,8 +507,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 func (s *Server) publicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.published = site.Open(filepath.Join(s.opts.DataDir, "outcomes"))
 	s.resultsAPI(mux)
-	page := site.Open(filepath.Join(s.opts.DataDir, "outcomes")).Handler(s.live)
+	page := s.published.Handler(s.live)
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET /csv/", page)
 	return mux

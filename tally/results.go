@@ -25,12 +25,12 @@ func (s *Server) resultsAPI(mux *http.ServeMux) {
 	dir := filepath.Join(s.opts.DataDir, "outcomes")
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Status()) })
 	mux.HandleFunc("GET /api/v1/rounds", func(w http.ResponseWriter, r *http.Request) {
-		list, err := ListOutcomes(dir)
+		rounds, err := s.publishedRounds()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeJSON(w, list)
+		writeJSON(w, summaries(rounds))
 	})
 	mux.HandleFunc("GET /api/v1/rounds/{name}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
@@ -39,12 +39,13 @@ func (s *Server) resultsAPI(mux *http.ServeMux) {
 			return
 		}
 		if name == "latest" {
-			rounds := s.readOutcomes(dir)
-			if len(rounds) == 0 {
+			rounds, _ := s.publishedRounds()
+			l, ok := export.Latest(rounds)
+			if !ok {
 				http.Error(w, "no round has been published yet", http.StatusNotFound)
 				return
 			}
-			name = rounds[len(rounds)-1].Name
+			name = l.Name
 		}
 		b, err := os.ReadFile(filepath.Join(dir, strings.TrimSuffix(name, ".json")+".json"))
 		if err != nil {
@@ -55,11 +56,19 @@ func (s *Server) resultsAPI(mux *http.ServeMux) {
 		w.Write(b)
 	})
 	mux.HandleFunc("GET /api/v1/export.csv", func(w http.ResponseWriter, r *http.Request) {
-		rounds := s.readOutcomes(dir)
+		rounds, err := s.publishedRounds()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		q := r.URL.Query()
 		switch name := q.Get("round"); {
-		case name == "latest" && len(rounds) > 0:
-			rounds = rounds[len(rounds)-1:]
+		case name == "latest":
+			l, ok := export.Latest(rounds)
+			rounds = nil
+			if ok {
+				rounds = []export.Round{l}
+			}
 		case name != "":
 			rounds = slices.DeleteFunc(rounds, func(x export.Round) bool { return x.Name != name })
 		}
@@ -72,6 +81,22 @@ func (s *Server) resultsAPI(mux *http.ServeMux) {
 			s.log.Warn("export.csv", "err", err)
 		}
 	})
+}
+
+// publishedRounds are the rounds in the outcomes directory as the archive
+// holds them: what lists, CSVs and "latest" need of each (not its signed
+// artefacts), read once per file rather than once per request. A file
+// that is not an outcome is left out (the page names it).
+func (s *Server) publishedRounds() ([]export.Round, error) {
+	all, _, err := s.published.Rounds()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]export.Round, len(all))
+	for i, r := range all {
+		out[i] = export.Round{Name: r.Name, Outcome: r.Outcome}
+	}
+	return out, nil
 }
 
 // readOutcomes reads the published rounds, oldest first, skipping (and
@@ -134,16 +159,8 @@ type RoundSummary struct {
 	Statistics int    `json:"statistics"`
 }
 
-// ListOutcomes summarises the outcome files in dir, oldest first; files
-// that do not read as outcomes are left out.
-func ListOutcomes(dir string) ([]RoundSummary, error) {
-	rounds, err := export.ReadDir(dir, func(error) {})
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return []RoundSummary{}, nil
-	case err != nil:
-		return nil, err
-	}
+// summaries are the lines of the rounds list, in the rounds' order.
+func summaries(rounds []export.Round) []RoundSummary {
 	out := make([]RoundSummary, 0, len(rounds))
 	for _, r := range rounds {
 		o := r.Outcome
@@ -153,14 +170,14 @@ func ListOutcomes(dir string) ([]RoundSummary, error) {
 			Collectors: o.Collectors.Count, Statistics: len(o.Statistics),
 		})
 	}
-	return out, nil
+	return out
 }
 
 // showLatest puts the latest outcome on disk on /metrics, so a restarted
 // server shows what it last published rather than nothing until the next
 // round.
 func (s *Server) showLatest() {
-	if rounds := s.readOutcomes(filepath.Join(s.opts.DataDir, "outcomes")); len(rounds) > 0 {
-		s.metrics.publish(rounds[len(rounds)-1].Outcome)
+	if l, ok := export.Latest(s.readOutcomes(filepath.Join(s.opts.DataDir, "outcomes"))); ok {
+		s.metrics.publish(l.Outcome)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/outcome/export"
+	"github.com/privstats/privstats/site"
 	"github.com/privstats/privstats/transport"
 )
 
@@ -168,6 +169,9 @@ type Server struct {
 	// posts and polls cap the requests in flight (see limit).
 	posts, polls *inFlight
 	refusalLog   *refusalLog
+	// published is the data directory's outcomes as the public page and
+	// results API read them: each file parsed once (package site).
+	published *site.Archive
 
 	mu sync.Mutex
 	st *state

@@ -39,8 +39,10 @@ func newVerifyCmd() *cobra.Command {
 shares interpolate to the published totals, and whether each statistic carries the
 noise its (ε, δ) needs. --tally and --keepers pin the fingerprints you trust. The
 outcome may be a file or a tally server's URL of one
-(http://HOST:PORT/api/v1/rounds/NAME, …/latest, or the server's own URL
-for its latest).
+(http://HOST:PORT/api/v1/rounds/NAME, …/latest, the server's own URL
+for its latest, or a round's page, http://HOST:PORT/?round=NAME). Fetching
+adds no trust: an outcome is as good as its signatures and the
+fingerprints pinned, wherever it came from.
 
 Exit status: 0 valid and private, 1 not valid, 3 valid but NOT PRIVATE (for
 instance a zero-noise test round), 2 usage error.`,
@@ -102,8 +104,14 @@ func readOutcome(ctx context.Context, src string) (*outcome.Outcome, error) {
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
+	// The server's own URL is its latest round, or with ?round=NAME (a
+	// round's page, as copied from a browser) that round.
 	if u, err := url.Parse(src); err == nil && strings.Trim(u.Path, "/") == "" {
-		r, err := export.Client{Base: src}.Round(ctx, "latest")
+		name := u.Query().Get("round")
+		if name == "" {
+			name = "latest"
+		}
+		r, err := export.Client{Base: src}.Round(ctx, name)
 		return r.Outcome, err
 	}
 	return export.Client{}.Outcome(ctx, src)
@@ -205,7 +213,8 @@ round's metadata (window, ε, δ, collectors); --openmetrics stamped at each win
 for 'promtool tsdb create-blocks-from openmetrics'; --format privcount as PrivCount's
 tallies JSON. --html writes the results site (every round's page with its plots,
 and the CSV behind each plot) as static files that open from disk. A missing
-directory or an unreachable server is an error (status 1).`,
+directory or an unreachable server is an error (status 1). Results shows rounds as
+they are stored or served and checks no signature: privstats verify does.`,
 		Example: `  privstats results privstats-data
   privstats results privstats-data --csv > rounds.csv
   privstats results http://127.0.0.1:9464 --round latest --json
@@ -231,7 +240,15 @@ directory or an unreachable server is an error (status 1).`,
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			return results(ctx, o, cmd.OutOrStdout())
+			if err := results(ctx, o, cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			if export.IsURL(o.Source) {
+				// Over the network, mostly plain HTTP: say what it is.
+				fmt.Fprintf(cmd.ErrOrStderr(), "(as %s served them, not verified: privstats verify %s/?round=NAME checks a round's signatures)\n",
+					o.Source, strings.TrimRight(o.Source, "/"))
+			}
+			return nil
 		},
 		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			return nil, cobra.ShellCompDirectiveFilterDirs
@@ -337,10 +354,11 @@ func loadRounds(ctx context.Context, src, name string) ([]export.Round, string, 
 		return rounds, dir, nil
 	}
 	if name == "latest" {
-		if len(rounds) == 0 {
+		l, ok := export.Latest(rounds)
+		if !ok {
 			return nil, dir, fmt.Errorf("no published rounds in %s", dir)
 		}
-		return rounds[len(rounds)-1:], dir, nil
+		return []export.Round{l}, dir, nil
 	}
 	for _, r := range rounds {
 		if r.Name == strings.TrimSuffix(name, ".json") {

@@ -67,7 +67,7 @@ func (s *Status) WatchSource(read func() Source) {
 				return 0
 			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name + "last_heard_timestamp_seconds",
-			Help: "When the event source last heard from tor (Unix time; for a merged source, its stalest part); 0 if never."},
+			Help: "When the event source last heard from tor (Unix time, whole seconds; for a merged source, its stalest part); 0 if never."},
 			func() float64 {
 				if t := read().LastHeard; !t.IsZero() {
 					return float64(t.UnixNano()) / 1e9

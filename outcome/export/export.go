@@ -40,6 +40,24 @@ func sortRounds(rs []Round) {
 	})
 }
 
+// Latest is the round whose window ended last (of two that ended
+// together, the one published later), and false if there are none. It is
+// not the last in series order: a data directory keeps the rounds of a
+// series the server ran before, and their name may sort after the
+// current one's.
+func Latest(rounds []Round) (Round, bool) {
+	if len(rounds) == 0 {
+		return Round{}, false
+	}
+	l := rounds[0]
+	for _, r := range rounds[1:] {
+		if c := r.Outcome.Window.End.Compare(l.Outcome.Window.End); c > 0 || c == 0 && !r.Outcome.PublishedAt.Before(l.Outcome.PublishedAt) {
+			l = r
+		}
+	}
+	return l, true
+}
+
 // Unit is what one count of the named statistic is ("bytes",
 // "connections", …), from the catalogue; "units" for a statistic the
 // catalogue does not know (a round from another release).

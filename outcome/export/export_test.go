@@ -353,3 +353,26 @@ func TestOnly(t *testing.T) {
 		t.Error("Only changed the outcome it was given")
 	}
 }
+
+// TestLatest: the latest round is the one whose window ended last, whatever
+// its series is called. A data directory keeps the rounds of a series the
+// tally server ran before (here "test", renamed "prod"), and by name order
+// those came last: "latest" served a round of the old series for ever.
+func TestLatest(t *testing.T) {
+	if _, ok := Latest(nil); ok {
+		t.Error("no rounds have a latest")
+	}
+	var rounds []Round
+	for i, series := range []string{"test", "test", "prod", "prod"} {
+		r := sampleRound(uint64(i%2 + 1))
+		r.Outcome.Series = series
+		r.Outcome.Window.Start = r.Outcome.Window.Start.Add(time.Duration(i) * 24 * time.Hour)
+		r.Outcome.Window.End = r.Outcome.Window.End.Add(time.Duration(i) * 24 * time.Hour)
+		r.Name = Name(series, r.Outcome.Round)
+		rounds = append(rounds, r)
+	}
+	sortRounds(rounds)
+	if l, ok := Latest(rounds); !ok || l.Name != "prod-000002" {
+		t.Errorf("latest of %d rounds is %s, want prod-000002, whose window ended last", len(rounds), l.Name)
+	}
+}

@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -75,24 +76,37 @@ func IsURL(src string) bool {
 }
 
 // Client reads a tally server's results API (its plain-HTTP http_listen,
-// where /metrics and / are served).
+// where /metrics and / are served). What it reads is only as good as the
+// connection it came over, which is usually plain HTTP: it follows no
+// redirect to another server and bounds what it reads, but it does not
+// verify. Trust in an outcome comes from outcome.Verify and the
+// fingerprints the reader pins (privstats verify --tally --keepers), never
+// from where it was fetched.
 type Client struct {
 	// Base is the server's URL, e.g. http://127.0.0.1:9464.
 	Base string
 	// HTTP is the client to use; nil uses one with a 30 s timeout.
 	HTTP *http.Client
+	// MaxBytes bounds what one call reads in all (Rounds reads every
+	// round); 0 is DefaultMaxBytes.
+	MaxBytes int64
 }
 
 // MaxOutcomeBytes bounds what the client reads for one outcome or list, so
 // a wrong URL cannot make it read without end.
 const MaxOutcomeBytes = 64 << 20
 
+// DefaultMaxBytes bounds what one call of the client reads in all, so a
+// server listing endless rounds cannot make it hold them all.
+const DefaultMaxBytes = 1 << 30
+
 // Rounds lists the server's published rounds and reads each.
 func (c Client) Rounds(ctx context.Context) ([]Round, error) {
+	budget := c.budget()
 	var list []struct {
 		Name string `json:"name"`
 	}
-	b, err := c.get(ctx, c.url("/api/v1/rounds"))
+	b, err := c.get(ctx, c.url("/api/v1/rounds"), &budget)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +115,7 @@ func (c Client) Rounds(ctx context.Context) ([]Round, error) {
 	}
 	rounds := make([]Round, 0, len(list))
 	for _, l := range list {
-		r, err := c.Round(ctx, l.Name)
+		r, err := c.round(ctx, l.Name, &budget)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +127,12 @@ func (c Client) Rounds(ctx context.Context) ([]Round, error) {
 
 // Round reads one published round by name, or "latest".
 func (c Client) Round(ctx context.Context, name string) (Round, error) {
-	o, err := c.Outcome(ctx, c.url("/api/v1/rounds/"+url.PathEscape(name)))
+	budget := c.budget()
+	return c.round(ctx, name, &budget)
+}
+
+func (c Client) round(ctx context.Context, name string, budget *int64) (Round, error) {
+	o, err := c.outcome(ctx, c.url("/api/v1/rounds/"+url.PathEscape(name)), budget)
 	if err != nil {
 		return Round{}, err
 	}
@@ -122,7 +141,12 @@ func (c Client) Round(ctx context.Context, name string) (Round, error) {
 
 // Outcome reads the outcome file at u, strictly (outcome.Parse).
 func (c Client) Outcome(ctx context.Context, u string) (*outcome.Outcome, error) {
-	b, err := c.get(ctx, u)
+	budget := c.budget()
+	return c.outcome(ctx, u, &budget)
+}
+
+func (c Client) outcome(ctx context.Context, u string, budget *int64) (*outcome.Outcome, error) {
+	b, err := c.get(ctx, u, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -133,29 +157,77 @@ func (c Client) Outcome(ctx context.Context, u string) (*outcome.Outcome, error)
 	return o, nil
 }
 
-func (c Client) url(path string) string { return strings.TrimRight(c.Base, "/") + path }
+// url is path on the server: Base's query, if any (the page's
+// ?round=NAME), is not part of it.
+func (c Client) url(path string) string {
+	base := c.Base
+	if u, err := url.Parse(base); err == nil {
+		u.RawQuery, u.Fragment = "", ""
+		base = u.String()
+	}
+	return strings.TrimRight(base, "/") + path
+}
 
-func (c Client) get(ctx context.Context, u string) ([]byte, error) {
+func (c Client) budget() int64 {
+	if c.MaxBytes > 0 {
+		return c.MaxBytes
+	}
+	return DefaultMaxBytes
+}
+
+// errOtherServer is a redirect the client does not follow.
+var errOtherServer = errors.New("redirected to another server")
+
+// sameServer follows a redirect only on the server first asked (or from
+// http to https on its host name): an answer from elsewhere would be
+// another server's word under this one's name, and https must not turn
+// into http on the way.
+func sameServer(req *http.Request, via []*http.Request) error {
+	from, to := via[0].URL, req.URL
+	switch {
+	case len(via) >= 10:
+		return errors.New("stopped after 10 redirects")
+	case to.Scheme == from.Scheme && to.Host == from.Host,
+		from.Scheme == "http" && to.Scheme == "https" && to.Hostname() == from.Hostname():
+		return nil
+	}
+	return fmt.Errorf("%w %s://%s: give that server's URL if it is the one meant", errOtherServer, to.Scheme, to.Host)
+}
+
+func (c Client) get(ctx context.Context, u string, budget *int64) ([]byte, error) {
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	if hc.CheckRedirect == nil {
+		with := *hc
+		with.CheckRedirect = sameServer
+		hc = &with
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := hc.Do(req)
+	if errors.Is(err, errOtherServer) {
+		return nil, fmt.Errorf("GET %s: %w", u, errors.Unwrap(err))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the tally server: %w", err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxOutcomeBytes+1))
+	limit := min(MaxOutcomeBytes, *budget)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
-	if len(b) > MaxOutcomeBytes {
+	switch {
+	case int64(len(b)) > *budget:
+		return nil, fmt.Errorf("GET %s: more than %d bytes read from the server in all", u, c.budget())
+	case len(b) > MaxOutcomeBytes:
 		return nil, fmt.Errorf("GET %s: answer larger than %d bytes", u, MaxOutcomeBytes)
 	}
+	*budget -= int64(len(b))
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(b)))
 	}

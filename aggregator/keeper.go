@@ -150,25 +150,43 @@ func (k *KeeperRound) checkNoise(S []string) error {
 	if !noisy {
 		return nil
 	}
+	// A map, not cfg.Collector's scan: S and the permitted collectors can
+	// each run to thousands, and the loops below visit every statistic.
+	weights := make(map[string]float64, len(k.cfg.Collectors))
+	for _, dc := range k.cfg.Collectors {
+		weights[dc.Fingerprint] = dc.NoiseWeight
+	}
 	var w2 float64
 	for _, fp := range S {
-		dc, _ := k.cfg.Collector(fp)
-		w2 += dc.NoiseWeight * dc.NoiseWeight
+		w2 += weights[fp] * weights[fp]
 	}
 	if w2 < 1-coverageSlack {
 		return fmt.Errorf("keeper: the %d collectors of S carry only %.4g of the round's noise variance σ²", len(S), w2)
 	}
 	// What S's discrete Gaussian noise actually gives, statistic by
 	// statistic: every member adds at least noise.MinCollectorSigma and
-	// the sum is as private as claimed (docs/noise-discrete.md).
+	// the sum is as private as claimed (docs/noise-discrete.md). A
+	// composed round's claim is the whole round's, over S.
+	if k.cfg.Composed() {
+		for _, s := range k.cfg.Statistics {
+			for _, fp := range S {
+				if w := weights[fp] * s.Sigma; w > 0 && w < noise.MinCollectorSigma {
+					return fmt.Errorf("keeper: statistic %s over S: collector %s would add noise with σ = %.4g, below %d", s.Name, fp, w, noise.MinCollectorSigma)
+				}
+			}
+		}
+		if err := noise.CheckComposed(k.cfg, S); err != nil {
+			return fmt.Errorf("keeper: over S: %w", err)
+		}
+		return nil
+	}
 	for _, s := range k.cfg.Statistics {
 		if s.Sigma == 0 || s.Sensitivity <= 0 || s.BinsTouched <= 0 {
 			continue
 		}
 		sigmas := make(map[string]float64, len(S))
 		for _, fp := range S {
-			dc, _ := k.cfg.Collector(fp)
-			sigmas[fp] = dc.NoiseWeight * s.Sigma
+			sigmas[fp] = weights[fp] * s.Sigma
 		}
 		if err := noise.CheckDistributed(sigmas, s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity); err != nil {
 			return fmt.Errorf("keeper: statistic %s over S: %w", s.Name, err)

@@ -62,6 +62,12 @@ func checkDistributedClaim(cfg *round.Config) []string {
 		return problems
 	}
 	weakest := weakestSet(weights, cfg.MinCollectors)
+	if cfg.Composed() {
+		if err := CheckComposed(cfg, weakest); err != nil {
+			problems = append(problems, err.Error())
+		}
+		return problems
+	}
 	for _, s := range cfg.Statistics {
 		if s.Sigma == 0 || s.Sensitivity <= 0 || s.BinsTouched <= 0 {
 			continue
@@ -75,6 +81,18 @@ func checkDistributedClaim(cfg *round.Config) []string {
 		}
 	}
 	return problems
+}
+
+// WeakestSet is the releasable set whose noise a node checks a round's
+// claim on: the min_collectors permitted collectors with the smallest
+// noise weights (ties by fingerprint). Any larger set is at least as
+// private, up to its η terms (docs/noise-discrete.md).
+func WeakestSet(cfg *round.Config) []string {
+	weights := make(map[string]float64, len(cfg.Collectors))
+	for _, c := range cfg.Collectors {
+		weights[c.Fingerprint] = c.NoiseWeight
+	}
+	return weakestSet(weights, cfg.MinCollectors)
 }
 
 // weakestSet is the m collectors with the smallest weights.
@@ -108,7 +126,15 @@ func Needed(s round.StatisticSpec) (float64, error) {
 // σ = 0 add no noise and claim nothing; whether to take part in such a
 // round is the node policy's decision (allow_zero_noise), and verify
 // reports their totals NOT PRIVATE.
+//
+// A composed round (cfg.Composed) claims only the round's (ε, δ): each noisy
+// statistic must declare its sensitivity, and the noise of all of them
+// together, on the weakest releasable set, must reach (ε, δ)
+// ([CheckComposed]).
 func CheckClaim(cfg *round.Config) error {
+	if cfg.Composed() {
+		return checkComposedClaim(cfg)
+	}
 	var problems []string
 	var sumEps, sumDelta float64
 	for _, s := range cfg.Statistics {
@@ -137,4 +163,217 @@ func CheckClaim(cfg *round.Config) error {
 		return errors.New("the round claims more privacy than its noise gives: " + strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+func checkComposedClaim(cfg *round.Config) error {
+	var problems []string
+	for _, s := range cfg.Statistics {
+		if s.Sigma != 0 && (s.Sensitivity <= 0 || s.BinsTouched <= 0) {
+			problems = append(problems, fmt.Sprintf("statistic %s: no sensitivity declared (sensitivity %v, bins_touched %d), so no (ε, δ) can be claimed",
+				s.Name, s.Sensitivity, s.BinsTouched))
+		}
+	}
+	if len(problems) == 0 {
+		problems = checkDistributedClaim(cfg)
+	}
+	if len(problems) > 0 {
+		return errors.New("the round claims more privacy than its noise gives: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// ComposedAccount is the composed accounting of a round's noise over the
+// collector set S (fingerprints): each noisy statistic's per-collector σ
+// w_i·σ and declared sensitivity, through [AccountRound], and the ε at the
+// round's δ. Collectors not in the config count as weight 0.
+func ComposedAccount(cfg *round.Config, S []string) (RoundAccount, float64, error) {
+	acc, err := AccountRound(roundStatistics(cfg, S, 1))
+	if err != nil {
+		return acc, 0, err
+	}
+	eps, err := acc.Epsilon(cfg.Delta)
+	return acc, eps, err
+}
+
+// roundStatistics is the round's noisy statistics over S with every σ
+// multiplied by scale. Weights are looked up in a map: S and the permitted
+// collectors can each run to thousands, and every node does this for
+// every statistic.
+func roundStatistics(cfg *round.Config, S []string, scale float64) []RoundStatistic {
+	weights := make(map[string]float64, len(cfg.Collectors))
+	for _, c := range cfg.Collectors {
+		weights[c.Fingerprint] = c.NoiseWeight
+	}
+	var out []RoundStatistic
+	for _, s := range cfg.Statistics {
+		if s.Sigma == 0 {
+			continue
+		}
+		st := RoundStatistic{Name: s.Name, L0: s.BinsTouched, LInf: s.Sensitivity, Sigmas: make([]float64, len(S))}
+		for j, fp := range S {
+			st.Sigmas[j] = weights[fp] * s.Sigma * scale
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// CheckComposed checks that the noise of a composed round's statistics,
+// as carried by the collector set S, makes the round (ε, δ)-private as a
+// whole, to claimSlack. The error gives the ε the noise does reach and by
+// how much every σ would have to rise.
+func CheckComposed(cfg *round.Config, S []string) error {
+	if err := checkBudget(cfg.Epsilon, cfg.Delta); err != nil {
+		return fmt.Errorf("the round's budget: %w", err)
+	}
+	stats := roundStatistics(cfg, S, 1)
+	if len(stats) == 0 {
+		return nil // no noise, no claim: the policy's call (allow_zero_noise)
+	}
+	acc, err := AccountRound(stats)
+	if err != nil {
+		return fmt.Errorf("composed over %d collectors: %w", len(S), err)
+	}
+	got, err := acc.Epsilon(cfg.Delta)
+	if err != nil {
+		return fmt.Errorf("composed over %d collectors: %w", len(S), err)
+	}
+	if got <= cfg.Epsilon*(1+claimSlack) {
+		return nil
+	}
+	msg := fmt.Sprintf("the statistics' noise composed over %d collectors (μ = %.6g) makes the round (%.6g, %g)-private, weaker than the claimed ε = %v",
+		len(S), acc.Mu, got, cfg.Delta, cfg.Epsilon)
+	if scale, ok := ComposedScale(cfg, S); ok {
+		msg += fmt.Sprintf("; every σ would have to rise by %.3g%%", 100*(scale-1))
+	}
+	return errors.New(msg)
+}
+
+// ComposedScale is the least factor by which multiplying every σ of a
+// composed round makes its noise over S reach the round's claim, to 10⁻⁶
+// relative (rounded up): above 1 by how much a round falls short, below 1
+// by how much noise it could spare. It reports false if no factor up to
+// 10¹² does.
+//
+// The whole account costs a step per statistic and member of S, and a
+// tally server chooses both, so a round that falls short (the case
+// CheckComposed asks about) is not searched by repeating it. Scaling every
+// σ by c ≥ 1 scales each v_i by c², which gives μ in one pass over the
+// statistics, while the slack A only falls (θ decreases): held at A(1) it
+// gives an upper bound c⁺ on the answer, held at A(c⁺) a lower bound c⁻.
+// They nearly always agree to 10⁻⁶; if not, the whole account bisects
+// between them. Two or three whole accounts in all.
+func ComposedScale(cfg *round.Config, S []string) (float64, bool) {
+	ok := func(scale float64) bool {
+		e, err := RoundEpsilon(roundStatistics(cfg, S, scale), cfg.Delta)
+		return err == nil && e <= cfg.Epsilon*(1+claimSlack)
+	}
+	stats := roundStatistics(cfg, S, 1)
+	base, err := AccountRound(stats)
+	if err != nil || ok(1) {
+		return composedScaleByAccount(ok, 0) // not a round CheckComposed asks about
+	}
+	type term struct{ l0d2, v float64 } // μ_i² = l0d2/(c²·v − τ)
+	var terms []term
+	for _, st := range stats {
+		d := math.Floor(st.LInf)
+		if d == 0 {
+			continue
+		}
+		var v float64
+		n := 0
+		for _, x := range st.Sigmas {
+			if x > 0 {
+				v += x * x
+				n++
+			}
+		}
+		// AccountRound's rounding down, and 10⁻¹² more for c²·v.
+		v *= (1 - float64(n+1)*0x1p-52) * (1 - 1e-12)
+		terms = append(terms, term{float64(st.L0) * d * d, v})
+	}
+	// muRounding is AccountRound's rounding up of μ, and 10⁻¹² more.
+	muRounding := (1 + 4*float64(len(stats)+1)*0x1p-52) * (1 + 1e-12)
+	// cheap is ok with the slack held at slack and μ(c) as AccountRound
+	// computes it, rounded the same way or further.
+	cheap := func(scale, slack float64) bool {
+		var mu2 float64
+		for _, t := range terms {
+			v := scale * scale * t.v
+			if !(v > smoothingVariance) {
+				return false
+			}
+			mu2 += t.l0d2 / (v - smoothingVariance)
+		}
+		acc := RoundAccount{Mu: math.Sqrt(mu2) * muRounding, Slack: slack}
+		e, err := acc.Epsilon(cfg.Delta)
+		return err == nil && e <= cfg.Epsilon*(1+claimSlack)
+	}
+	// least is the least c in (lo, hi] with cheap(c, slack), given
+	// cheap(lo) false, to 10⁻⁷; hi doubles until cheap(hi) holds.
+	least := func(lo, hi, slack float64) (float64, bool) {
+		for !cheap(hi, slack) {
+			if lo, hi = hi, 2*hi; hi > 1e12 {
+				return 0, false
+			}
+		}
+		for hi-lo > 1e-7*hi {
+			if mid := lo + (hi-lo)/2; cheap(mid, slack) {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		return hi, true
+	}
+	upper, found := least(1, 2, base.Slack)
+	if !found || !ok(upper) {
+		return composedScaleByAccount(ok, 1)
+	}
+	at, err := AccountRound(roundStatistics(cfg, S, upper))
+	if err != nil {
+		return composedScaleByAccount(ok, 1)
+	}
+	lower, found := least(1, upper, at.Slack)
+	if !found {
+		return composedScaleByAccount(ok, 1)
+	}
+	if upper-lower <= 1e-6*upper {
+		return upper, true
+	}
+	return bisectScale(ok, lower*(1-1e-7), upper), true
+}
+
+// composedScaleByAccount is ComposedScale's search with the whole account
+// ok at every step, knowing ok(floor) false when floor > 0.
+func composedScaleByAccount(ok func(float64) bool, floor float64) (float64, bool) {
+	var lo, hi float64
+	if floor == 0 && ok(1) {
+		for lo, hi = 0.5, 1; ok(lo); lo, hi = lo/2, lo {
+			if lo < 1e-12 {
+				return lo, true
+			}
+		}
+	} else {
+		for lo, hi = 1, 2; !ok(hi); lo, hi = hi, 2*hi {
+			if hi > 1e12 {
+				return 0, false
+			}
+		}
+	}
+	return bisectScale(ok, lo, hi), true
+}
+
+// bisectScale narrows (lo, hi], ok(lo) false and ok(hi) true, to 10⁻⁶
+// relative and returns its top.
+func bisectScale(ok func(float64) bool, lo, hi float64) float64 {
+	for hi-lo > 1e-6*hi {
+		mid := lo + (hi-lo)/2
+		if ok(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
 }

@@ -1,7 +1,9 @@
 package noise_test
 
 import (
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,17 +38,26 @@ func TestCheckClaim(t *testing.T) {
 	if err := noise.CheckClaim(zero); err != nil {
 		t.Fatalf("a zero-noise round claims nothing and is for the policy to judge: %v", err)
 	}
-	for name, tc := range map[string]struct {
-		edit func(c *round.Config)
-		want string
-	}{
+	wantRefused(t, calibrated, map[string]edit{
 		"σ 1% short":         {func(c *round.Config) { c.Statistics[0].Sigma *= 0.99 }, "σ = "},
 		"smaller ε claimed":  {func(c *round.Config) { c.Statistics[1].Epsilon /= 2 }, "is less than the"},
 		"no sensitivity":     {func(c *round.Config) { c.Statistics[0].Sensitivity = 0 }, "no sensitivity declared"},
 		"ε over the budget":  {func(c *round.Config) { c.Epsilon = 0.2 }, "ε add up to 0.3"},
 		"δ over the budget":  {func(c *round.Config) { c.Delta = 5e-7 }, "δ add up to"},
 		"bins touched unset": {func(c *round.Config) { c.Statistics[1].BinsTouched = 0 }, "no sensitivity declared"},
-	} {
+	})
+}
+
+// edit changes a calibrated round so that CheckClaim must refuse it with
+// an error containing want.
+type edit struct {
+	edit func(c *round.Config)
+	want string
+}
+
+func wantRefused(t *testing.T, calibrated func() *round.Config, edits map[string]edit) {
+	t.Helper()
+	for name, tc := range edits {
 		cfg := calibrated()
 		tc.edit(cfg)
 		err := noise.CheckClaim(cfg)
@@ -60,6 +71,9 @@ func TestCheckClaim(t *testing.T) {
 func TestVectorRoundIsCalibrated(t *testing.T) {
 	if err := noise.CheckClaim(vectortest.Config()); err != nil {
 		t.Fatal(err)
+	}
+	if err := noise.CheckClaim(vectortest.ComposedConfig()); err != nil {
+		t.Fatalf("composed: %v", err)
 	}
 }
 
@@ -81,6 +95,134 @@ func TestSmallPerCollectorNoiseIsRefused(t *testing.T) {
 			t.Errorf("per-collector σ %v: CheckClaim = %v, want a refusal", s, err)
 		case s >= noise.MinCollectorSigma && err != nil:
 			t.Errorf("per-collector σ %v: refused: %v", s, err)
+		}
+	}
+}
+
+// A composed round claims only the round's (ε, δ): calibrated to it on the
+// weakest releasable set it is accepted, and every way of claiming more
+// than the noise gives is refused with the reason.
+func TestCheckClaimComposed(t *testing.T) {
+	calibrated := func() *round.Config {
+		cfg := roundtest.Config(3, 2, 6, 0, 0.5)
+		cfg.Epsilon, cfg.Delta, cfg.MinCollectors = 0.3, 1e-6, 4
+		for i := range cfg.Statistics {
+			s := &cfg.Statistics[i]
+			s.Sigma, s.Sensitivity, s.BinsTouched = 1000*float64(i+1), 10, 1
+		}
+		roundtest.Composed(cfg, 0)
+		return cfg
+	}
+	cfg := calibrated()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := noise.CheckClaim(cfg); err != nil {
+		t.Fatalf("a calibrated composed round was refused: %v", err)
+	}
+	// The weakest set is four collectors of weight ½: Σw² = 1, so the
+	// continuous μ of the σ is just below the exact curve's for (ε, δ).
+	mu, err := noise.GDPMu(cfg.Epsilon, cfg.Delta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu2 float64
+	for _, s := range cfg.Statistics {
+		mu2 += s.Sensitivity * s.Sensitivity * float64(s.BinsTouched) / (s.Sigma * s.Sigma)
+	}
+	if r := math.Sqrt(mu2) / mu; r > 1 || r < 0.999 {
+		t.Errorf("calibrated σ give μ = %g, %g times the exact curve's %g", math.Sqrt(mu2), r, mu)
+	}
+	wantRefused(t, calibrated, map[string]edit{
+		"every σ 1% short":                {func(c *round.Config) { roundtest.Composed(c, 0.01) }, "weaker than the claimed ε = 0.3"},
+		"one σ 1% short":                  {func(c *round.Config) { c.Statistics[1].Sigma *= 0.99 }, "weaker than the claimed ε = 0.3"},
+		"a smaller ε":                     {func(c *round.Config) { c.Epsilon = 0.29 }, "weaker than the claimed ε = 0.29"},
+		"a smaller δ":                     {func(c *round.Config) { c.Delta = 1e-7 }, "-private, weaker than"},
+		"no sensitivity":                  {func(c *round.Config) { c.Statistics[0].Sensitivity = 0 }, "no sensitivity declared"},
+		"a larger sensitivity undeclared": {func(c *round.Config) { c.Statistics[0].Sensitivity = 11 }, "every σ would have to rise by"},
+	})
+	// Its statistics carry no budget of their own.
+	own := calibrated()
+	own.Statistics[0].Epsilon = 0.1
+	if err := own.Validate(); err == nil || !strings.Contains(err.Error(), "composed round") {
+		t.Errorf("a composed round with a statistic's own ε validated: %v", err)
+	}
+}
+
+// composedRound is a composed round of n collectors of equal weight, all
+// of which must report, with k statistics whose σ is scale times what
+// makes the round reach its claim.
+func composedRound(n, k int, scale float64) *round.Config {
+	cfg := roundtest.Config(3, 2, n, 0, 1/math.Sqrt(float64(n)))
+	cfg.Epsilon, cfg.Delta, cfg.MinCollectors = 0.3, 1e-6, n
+	cfg.Statistics = nil
+	for i := range k {
+		cfg.Statistics = append(cfg.Statistics, round.StatisticSpec{Name: fmt.Sprintf("s%d", i),
+			Sigma: 1e4 * math.Sqrt(float64(n)) * float64(1+i%3), Sensitivity: 100, BinsTouched: 1, MaxPerCollector: 1})
+	}
+	roundtest.Composed(cfg, 1-scale)
+	return cfg
+}
+
+// ComposedScale gives the least factor on every σ that reaches the claim
+// (to 10⁻⁶), whichever side of 1 it lies, with unequal weights: checked
+// by a bisection that runs the whole account at every step.
+func TestComposedScaleIsTheLeast(t *testing.T) {
+	full := func(cfg *round.Config, S []string, scale float64) bool {
+		c := *cfg
+		c.Statistics = slices.Clone(cfg.Statistics)
+		for i := range c.Statistics {
+			c.Statistics[i].Sigma *= scale
+		}
+		return noise.CheckComposed(&c, S) == nil
+	}
+	for _, tc := range []struct {
+		n, k  int
+		scale float64
+	}{{4, 3, 0.5}, {4, 3, 1.3}, {7, 5, 0.97}, {7, 5, 4}, {30, 2, 1e-3}, {30, 2, 1}} {
+		cfg := composedRound(tc.n, tc.k, tc.scale)
+		for i := range cfg.Collectors {
+			cfg.Collectors[i].NoiseWeight *= 1 + float64(i)/float64(tc.n) // unequal, still covering
+		}
+		S := noise.WeakestSet(cfg)
+		got, ok := noise.ComposedScale(cfg, S)
+		if !ok {
+			t.Fatalf("%+v: no scale", tc)
+		}
+		if !full(cfg, S, got) {
+			t.Errorf("%+v: every σ times %.9g does not reach the claim", tc, got)
+		}
+		if full(cfg, S, got*(1-2e-6)) {
+			t.Errorf("%+v: every σ times %.9g is not the least that reaches the claim", tc, got)
+		}
+	}
+}
+
+// A refused composed round at every node: 2,000 collectors, all of which
+// must report, and 10 statistics 1% short.
+func BenchmarkCheckClaimComposedRefused2000Collectors(b *testing.B) {
+	cfg := composedRound(2000, 10, 0.99)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := noise.CheckClaim(cfg); err == nil {
+			b.Fatal("a round 1% short was accepted")
+		}
+	}
+}
+
+// Tor's size: 7,000 collectors, of which any 4,200 may be released
+// (β = 0.6), and 30 statistics 1% short.
+func BenchmarkCheckClaimComposedRefused7000Collectors30Statistics(b *testing.B) {
+	cfg := composedRound(7000, 30, 1)
+	cfg.MinCollectors = 4200
+	for i := range cfg.Collectors {
+		cfg.Collectors[i].NoiseWeight = 1 / math.Sqrt(4200)
+	}
+	roundtest.Composed(cfg, 0.01)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := noise.CheckClaim(cfg); err == nil {
+			b.Fatal("a round 1% short was accepted")
 		}
 	}
 }

@@ -78,6 +78,14 @@ type Policy struct {
 	// single keeper that signs both could have two collector sets
 	// released. A node refuses a round with too few keepers for it.
 	DishonestKeepers int `yaml:"dishonest_keepers"`
+	// DishonestCollectors is how many permitted collectors this node
+	// assumes may collude with the tally server. Their noise is known to
+	// it and subtracted, and the tally server chooses which collectors a
+	// released set S holds, so S of min_collectors members is sure to hold
+	// only min_collectors − this many honest ones: the node checks the
+	// round's claim on the weakest set of that size. With 0, PrivCount's
+	// model, every member of S counts (docs/threat-model.md).
+	DishonestCollectors int `yaml:"dishonest_collectors"`
 }
 
 // ReleaseQuorum is how many keepers' commits on one agreement a keeper
@@ -134,6 +142,9 @@ func (p Policy) Validate() error {
 	}
 	if p.DishonestKeepers < 0 {
 		bad("dishonest_keepers", "%d is negative", p.DishonestKeepers)
+	}
+	if p.DishonestCollectors < 0 {
+		bad("dishonest_collectors", "%d is negative", p.DishonestCollectors)
 	}
 	if p.MinRoundLength < 0 {
 		bad("min_round_length", "%s is negative", p.MinRoundLength)
@@ -205,7 +216,7 @@ func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 		case !(s.Sigma > 0) || math.IsInf(s.Sigma, 0):
 			refuse("statistic %s has σ = %v: its total would not carry finite, positive noise", s.Name, s.Sigma)
 		default:
-			if reason := p.checkCalibration(s); reason != "" {
+			if reason := p.checkCalibration(s, !cfg.Composed()); reason != "" {
 				refuse("statistic %s: %s", s.Name, reason)
 			}
 		}
@@ -218,6 +229,13 @@ func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 	if sumDelta > p.MaxDelta*(1+sumSlack) {
 		refuse("the statistics' δ add up to %.10g, more than this node's max_delta %v", sumDelta, p.MaxDelta)
 	}
+	if cfg.Composed() && noisy(cfg) {
+		// The same check noise.CheckClaim runs at every node, repeated so
+		// that the refusal names this node's limits beside it.
+		if err := noise.CheckComposed(cfg, noise.WeakestSet(cfg)); err != nil {
+			refuse("composed privacy: %v", err)
+		}
+	}
 	if noisy(cfg) {
 		// Every permitted S must carry the full σ²: otherwise a tally
 		// server could set weights that leave a small S nearly noiseless.
@@ -228,6 +246,9 @@ func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 		if err := noise.CheckCoverage(weights, cfg.MinCollectors); err != nil {
 			refuse("noise weights: %v", err)
 		}
+	}
+	if d := p.DishonestCollectors; d > 0 && noisy(cfg) {
+		reasons = append(reasons, checkHonestNoise(cfg, d)...)
 	}
 	if q := ReleaseQuorum(len(cfg.Keepers), cfg.Threshold, p.DishonestKeepers); p.DishonestKeepers > 0 && q > len(cfg.Keepers) {
 		refuse("with %d keepers no release quorum can tolerate %d dishonest keepers (dishonest_keepers): it would need %d commits", len(cfg.Keepers), p.DishonestKeepers, q)
@@ -251,6 +272,41 @@ func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 	return nil
 }
 
+// checkHonestNoise holds the round's claim to the noise of the honest
+// collectors a released set is sure to hold when d permitted collectors
+// may be the tally server's: min_collectors − d of them, the weakest such
+// set being the worst case. That set must carry σ² (coverage) and make the
+// round as private as it claims (noise.CheckClaim).
+func checkHonestNoise(cfg *round.Config, d int) []string {
+	prefix := fmt.Sprintf("with %d collectors assumed dishonest (dishonest_collectors), ", d)
+	honest := cfg.MinCollectors - d
+	if honest < 1 {
+		return []string{fmt.Sprintf("%sa released set of min_collectors %d may hold no honest collector", prefix, cfg.MinCollectors)}
+	}
+	c := *cfg
+	c.MinCollectors = honest
+	weights := make(map[string]float64, len(cfg.Collectors))
+	for _, dc := range cfg.Collectors {
+		weights[dc.Fingerprint] = dc.NoiseWeight
+	}
+	var w2 float64
+	for _, fp := range noise.WeakestSet(&c) {
+		w2 += weights[fp] * weights[fp]
+	}
+	if w2 < 1-sumSlack {
+		advice := "raise the noise weights"
+		if need, err := noise.MinCollectors(weights); err == nil && need+d <= len(cfg.Collectors) {
+			advice = fmt.Sprintf("with these noise weights min_collectors must be at least %d", need+d)
+		}
+		return []string{fmt.Sprintf("%sa released set is sure to hold only %d honest members, whose noise variance may be only %.4g·σ²; %s",
+			prefix, honest, w2, advice)}
+	}
+	if err := noise.CheckClaim(&c); err != nil {
+		return []string{fmt.Sprintf("%sa released set is sure to hold only %d honest members, whose noise alone must give the claim: %v", prefix, honest, err)}
+	}
+	return nil
+}
+
 // sigmaSlack absorbs the rounding of a σ written out in decimal (a config
 // file, JSON); σ from the planner is the same float64 every node computes.
 const sigmaSlack = 1e-9
@@ -258,9 +314,10 @@ const sigmaSlack = 1e-9
 // checkCalibration says why the noisy statistic s gives less privacy than
 // it claims, or returns "". Its sensitivity must be at least this node's
 // floor (min_sensitivity, else the catalogue's action bound; L0 at least
-// the catalogue's for these bins), and its σ at least what its (ε, δ) need
-// for that sensitivity, computed exactly as the planner does.
-func (p Policy) checkCalibration(s round.StatisticSpec) string {
+// the catalogue's for these bins), and, when ownBudget (a split round), its
+// σ at least what its (ε, δ) need for that sensitivity, computed exactly as
+// the planner does. A composed round's σ are checked together (Check).
+func (p Policy) checkCalibration(s round.StatisticSpec, ownBudget bool) string {
 	floor, err := stats.Resolve(s.Name, s.Bins)
 	if err != nil {
 		return fmt.Sprintf("this node cannot check its noise: %v", err)
@@ -279,7 +336,7 @@ func (p Policy) checkCalibration(s round.StatisticSpec) string {
 	if s.BinsTouched < floor.BinsTouched {
 		reasons = append(reasons, fmt.Sprintf("its noise is calibrated for changes to %d bins, fewer than the %d one user's activity can change", s.BinsTouched, floor.BinsTouched))
 	}
-	if len(reasons) > 0 {
+	if len(reasons) > 0 || !ownBudget {
 		return strings.Join(reasons, "; ")
 	}
 	// The same computation noise.CheckClaim runs at every node; the policy

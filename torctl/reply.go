@@ -191,11 +191,11 @@ func (r *Reader) ReadReplyInto(rep *Reply) error {
 		}
 		line := r.arena[start:end]
 		if len(line) < 4 {
-			return r.errorf("reply line %q is too short (want a 3-digit status code, a separator and text)", clip(line))
+			return r.errorf("reply line %q is too short (want a 3-digit status code, a separator and text)", masked(line))
 		}
 		code, ok := statusCode(line)
 		if !ok {
-			return r.errorf("reply line %q does not start with a 3-digit status code", clip(line))
+			return r.errorf("reply line %q does not start with a 3-digit status code", masked(line))
 		}
 		if first {
 			rep.Code = code
@@ -216,7 +216,7 @@ func (r *Reader) ReadReplyInto(rep *Reply) error {
 				return err
 			}
 		default:
-			return r.errorf("unexpected %q after status code %03d (want ' ', '-' or '+')", line[3:4], code)
+			return r.errorf("unexpected %q after the status code (want ' ', '-' or '+')", masked(line[3:4]))
 		}
 		r.spans = append(r.spans, sp)
 		if len(r.arena) > maxReply {
@@ -327,6 +327,21 @@ func statusCode(line []byte) (int, bool) {
 }
 
 // clip shortens b for use in an error message.
+// masked is the start of a line out of step with the protocol, for an
+// error, with every digit shown as #: such a line may be an event's text,
+// and events carry the relay's traffic figures, which no error or log may
+// show. What is left still tells an HTTP server ("HTTP/#.# ### Bad …")
+// or a shell from tor.
+func masked(b []byte) []byte {
+	out := bytes.Clone(clip(b))
+	for i, c := range out {
+		if '0' <= c && c <= '9' {
+			out[i] = '#'
+		}
+	}
+	return out
+}
+
 func clip(b []byte) []byte {
 	const limit = 64
 	if len(b) > limit {

@@ -217,3 +217,30 @@ func encodeReply(rep *Reply) []byte {
 	}
 	return b.Bytes()
 }
+
+// A line out of step with the protocol may be an event's text, and an
+// event carries the relay's traffic (CONN_BW READ=…): the error, which the
+// collector logs, shows what kind of line it was, never its figures.
+func TestReaderMalformedShowsNoFigures(t *testing.T) {
+	for in, figure := range map[string]string{
+		"CONN_BW ID=7 TYPE=OR READ=987654 WRITTEN=123\r\n": "987654",
+		"READ=987654\r\n":                     "987654",
+		"98\r\n":                              "98",
+		"9876543 x\r\n":                       "987",
+		"HTTP/1.1 400 Bad Request 987654\r\n": "400",
+	} {
+		_, err := NewReader(strings.NewReader(in)).ReadReply()
+		var pe *ProtocolError
+		if !errors.As(err, &pe) {
+			t.Fatalf("%q: err = %v, want a ProtocolError", in, err)
+		}
+		if strings.Contains(err.Error(), figure) {
+			t.Errorf("%q: error %q shows %s from the line", in, err, figure)
+		}
+	}
+	// What the line was is still told: an HTTP server is not tor.
+	_, err := NewReader(strings.NewReader("HTTP/1.1 400 Bad Request\r\n")).ReadReply()
+	if err == nil || !strings.Contains(err.Error(), "HTTP/#.# ### Bad") {
+		t.Errorf("err = %v, want the line's start with its digits masked", err)
+	}
+}

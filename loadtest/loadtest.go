@@ -166,7 +166,8 @@ type Result struct {
 	Rounds                    []Round            `json:"rounds"`
 	Processes                 []Process          `json:"processes"`
 
-	// JournalBytes is the size of the tally server's round journals;
+	// JournalBytes is the size of the tally server's round journals (its
+	// rounds/ directory);
 	// StateBytes of every file the tally server and keepers left in
 	// their data directories (journals, state, outcomes, ledgers).
 	JournalBytes int64 `json:"journal_bytes"`
@@ -617,11 +618,10 @@ func (d *deployment) measure(w *watcher) (*Result, error) {
 	res.Processes = append(res.Processes, selfUsage())
 
 	tallyData := filepath.Join(d.dir, "tally-data")
-	all, journal := dirBytes(tallyData, "*.jsonl")
-	res.JournalBytes, res.StateBytes = journal, all
+	// The tally server keeps each round's journal in rounds/.
+	res.JournalBytes, res.StateBytes = dirBytes(filepath.Join(tallyData, "rounds")), dirBytes(tallyData)
 	for i := range d.keepers {
-		k, _ := dirBytes(filepath.Join(d.dir, fmt.Sprintf("keeper%d-data", i+1)), "")
-		res.StateBytes += k
+		res.StateBytes += dirBytes(filepath.Join(d.dir, fmt.Sprintf("keeper%d-data", i+1)))
 	}
 	res.CollectorBytesIn, res.CollectorBytesOut = d.collProxy.in.Load(), d.collProxy.out.Load()
 	res.KeeperBytesIn, res.KeeperBytesOut = d.keeperProxy.in.Load(), d.keeperProxy.out.Load()

@@ -169,22 +169,17 @@ func selfUsage() Process {
 		DiskWriteBytes: ru.Oublock * 512}
 }
 
-// dirBytes is the total size of the regular files under dir, and of those
-// whose name matches pattern (filepath.Match on the base name).
-func dirBytes(dir, pattern string) (all, matching int64) {
+// dirBytes is the total size of the regular files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return nil
 		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		all += info.Size()
-		if ok, _ := filepath.Match(pattern, d.Name()); ok {
-			matching += info.Size()
+		if info, err := d.Info(); err == nil {
+			n += info.Size()
 		}
 		return nil
 	})
-	return all, matching
+	return n
 }

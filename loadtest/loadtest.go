@@ -650,12 +650,16 @@ func (d *deployment) measure(w *watcher) (*Result, error) {
 		}
 		oc := outcomes[r]
 		if rt := w.rounds[r]; rt != nil && oc != nil {
-			// A tally server that exits once done may not be seen done:
-			// the outcome's publication time is when it was.
+			// The window's edges are when the tally server entered
+			// collecting and reporting; a load generator busy with 2,000
+			// reports' commitments reads /metrics seconds late. A tally
+			// server that exits once done may not be seen done: the
+			// outcome's publication time is when it was.
+			rt.entered[round.PhaseCollecting], rt.entered[round.PhaseReporting] = oc.Window.Start, oc.Window.End
 			if _, seen := rt.entered[round.PhaseDone]; !seen {
 				rt.entered[round.PhaseDone] = oc.PublishedAt
-				rr.Phases = rt.phases()
 			}
+			rr.Phases = rt.phases()
 		}
 		if oc == nil {
 			failures = append(failures, fmt.Sprintf("round %d published no outcome (see %s)", r, d.tally.log))

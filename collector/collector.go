@@ -157,7 +157,7 @@ func minTime(a, b time.Time) time.Time {
 
 // handle acts on one view of the round.
 func (c *Collector) handle(ctx context.Context, v *wire.RoundView) error {
-	if v.Announce == nil || v.ConfigHash == c.refused || v.ConfigHash == c.done {
+	if v.ConfigHash == "" || v.ConfigHash == c.refused || v.ConfigHash == c.done {
 		return nil
 	}
 	c.mu.Lock()
@@ -225,15 +225,20 @@ func (c *Collector) refuse(ctx context.Context, hash, reason string) {
 	node.Refuse(ctx, c.client, c.opts.Identity, c.log, hash, reason)
 }
 
-// join checks the round, sets up blinded counters and sends the sealed
-// share bundles.
+// join fetches and checks the round, sets up blinded counters and sends the
+// sealed share bundles. The config is fetched once a round, by its hash:
+// long polls carry only the hash.
 func (c *Collector) join(ctx context.Context, v *wire.RoundView) error {
 	hash := v.ConfigHash
-	if err := v.Announce.Verify(wire.KindAnnounce, c.opts.TallyFingerprint); err != nil {
+	announce, err := c.client.GetConfig(ctx, hash)
+	if err != nil {
+		return fmt.Errorf("fetching the round config: %w", err)
+	}
+	if err := announce.Verify(wire.KindAnnounce, c.opts.TallyFingerprint); err != nil {
 		c.refuse(ctx, hash, "announcement: "+err.Error())
 		return nil
 	}
-	cfg, err := round.Decode(v.Announce.Body)
+	cfg, err := round.Decode(announce.Body)
 	if err != nil {
 		c.refuse(ctx, hash, err.Error())
 		return nil

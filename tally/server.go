@@ -567,6 +567,7 @@ func (s *Server) announce(now time.Time) error {
 	if prev := s.st.Current; prev != nil {
 		// Its outcome is published (or it failed); its bundles and
 		// reports are of no further use.
+		prev.closeJournal()
 		os.Remove(journalPath(s.opts.DataDir, prev.Hash))
 	}
 	s.st.Current = newRound(o.Identity.Sign(wire.KindAnnounce, body), cfg, hash)
@@ -646,7 +647,7 @@ func (s *Server) propose(r *roundState, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	r.Agreement = &signed
+	r.Agreement, r.agreementJSON = &signed, nil
 	r.Digest = wire.AgreementDigest(signed.Body)
 	r.Phase = round.PhaseAgreeing
 	r.Deadline = now.Add(s.opts.PhaseTimeout)
@@ -682,7 +683,7 @@ func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Tim
 	if err != nil {
 		return err
 	}
-	r.Agreement, r.Digest = &signed, wire.AgreementDigest(signed.Body)
+	r.Agreement, r.Digest, r.agreementJSON = &signed, wire.AgreementDigest(signed.Body), nil
 	r.Commits = map[string]identity.Signed{}
 	r.Deadline = now.Add(s.opts.PhaseTimeout)
 	s.log.Warn("adversary: second agreement posted after K commits on the first", "round", r.cfg.Round, "collectors", len(second.Collectors))
@@ -779,13 +780,7 @@ func openEach(n int, S []string, reports map[string]wire.Report) (good, bad []st
 // admits the most more collectors: a keeper that died mid-setup, having
 // acknowledged only early bundles, would otherwise shrink S to those.
 func chooseS(r *roundState, keepers []string, k int) []string {
-	acked := map[string]map[string]bool{}
-	for _, kf := range keepers {
-		acked[kf] = map[string]bool{}
-		for _, fp := range r.Acks[kf] {
-			acked[kf][fp] = true
-		}
-	}
+	acked := r.Acks
 	members := func(L []string) []string {
 		var S []string
 		for fp := range r.Reports {

@@ -204,9 +204,17 @@ type Publication struct {
 	PublishedAt time.Time `json:"published_at"`
 }
 
-// SignBody encodes body as JSON and signs it as a message of the given kind.
+// SignBody encodes body and signs it as a message of the given kind: the
+// bodies that grow with the counters (SealedBundle, Report) in their
+// binary form (binary.go), every other one as JSON.
 func SignBody(id *identity.Identity, kind string, body any) (identity.Signed, error) {
-	b, err := json.Marshal(body)
+	var b []byte
+	var err error
+	if bb, ok := body.(binaryBody); ok {
+		b, err = bb.appendBinary(nil)
+	} else {
+		b, err = json.Marshal(body)
+	}
 	if err != nil {
 		return identity.Signed{}, err
 	}
@@ -214,9 +222,11 @@ func SignBody(id *identity.Identity, kind string, body any) (identity.Signed, er
 }
 
 // OpenBody verifies s as a message of the given kind and decodes its body
-// strictly (package strictjson: unknown fields, duplicate or case-variant
-// keys and trailing data refused). When signer is not empty the message
-// must be signed by that fingerprint. It returns the signer's fingerprint.
+// strictly: a binary body (SealedBundle, Report) must fill its fields
+// exactly, a JSON one is decoded by package strictjson (unknown fields,
+// duplicate or case-variant keys and trailing data refused). When signer
+// is not empty the message must be signed by that fingerprint. It returns
+// the signer's fingerprint.
 func OpenBody(s identity.Signed, kind, signer string, into any) (string, error) {
 	fp, err := s.VerifyAny(kind)
 	if err != nil {
@@ -225,10 +235,19 @@ func OpenBody(s identity.Signed, kind, signer string, into any) (string, error) 
 	if signer != "" && fp != signer {
 		return "", fmt.Errorf("%s signed by %s, want %s", kind, fp, signer)
 	}
-	if err := strictjson.Unmarshal(s.Body, into); err != nil {
+	if err := DecodeBody(s.Body, into); err != nil {
 		return "", fmt.Errorf("%s body: %w", kind, err)
 	}
 	return fp, nil
+}
+
+// DecodeBody decodes a signed body strictly, binary or JSON as its type
+// is signed (SignBody).
+func DecodeBody(body []byte, into any) error {
+	if bd, ok := into.(binaryDecoder); ok {
+		return bd.decodeBinary(body)
+	}
+	return strictjson.Unmarshal(body, into)
 }
 
 // The HPKE suite of docs/protocol.md ("Sealed bundles").

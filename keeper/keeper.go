@@ -53,13 +53,13 @@ type Keeper struct {
 	fetched  int
 	// held lists the collectors whose bundles this keeper holds, in the
 	// order it opened them; the first acked of them are acknowledged.
-	held     []string
-	acked    int
+	held  []string
+	acked int
 	// agreement is the signed agreement last fetched, by its digest.
 	agreement       identity.Signed
 	agreementDigest string
-	refused  string // config hash of a round refused or lost
-	commit   string // agreement digest committed to
+	refused         string // config hash of a round refused or lost
+	commit          string // agreement digest committed to
 	// commitMsg is the signed commit on it, kept for retries.
 	commitMsg identity.Signed
 	released  bool

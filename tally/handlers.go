@@ -205,7 +205,7 @@ func open(r *roundState, peer string, m identity.Signed, kind string, body any, 
 	case fp != peer:
 		return refuse(reasonBadSignature, "%s signed by %s, sent by %s", kind, fp, peer)
 	}
-	if err := strictjson.Unmarshal(m.Body, body); err != nil {
+	if err := wire.DecodeBody(m.Body, body); err != nil {
 		return refuse(reasonMalformed, "%s body: %v", kind, err)
 	}
 	if h := hash(); h != r.Hash {

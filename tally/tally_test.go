@@ -132,7 +132,7 @@ func (n *testNet) currentRound(t *testing.T, c *transport.Client) wire.RoundView
 		if _, err := c.Do(context.Background(), http.MethodGet, wire.PathRound+"?since=0", nil, &v); err != nil {
 			t.Fatal(err)
 		}
-		if v.Announce != nil {
+		if v.ConfigHash != "" {
 			return v
 		}
 		time.Sleep(50 * time.Millisecond)

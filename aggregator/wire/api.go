@@ -51,8 +51,8 @@ const ProtocolVersion = 4
 // the number of collectors: the config is fetched once by ConfigHash.
 type RoundView struct {
 	// Version increases with every change; pollers pass it back as since.
-	Version    uint64            `json:"version"`
-	ConfigHash string            `json:"config_hash,omitempty"`
+	Version    uint64 `json:"version"`
+	ConfigHash string `json:"config_hash,omitempty"`
 	Phase      string `json:"phase,omitempty"`
 	// RoundKeys are the keepers' signed round keys.
 	RoundKeys []identity.Signed `json:"round_keys,omitempty"`

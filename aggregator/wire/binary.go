@@ -354,4 +354,3 @@ func ExpectEnd(in io.Reader) error {
 	}
 	return err
 }
-

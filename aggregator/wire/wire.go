@@ -208,17 +208,21 @@ type Publication struct {
 // bodies that grow with the counters (SealedBundle, Report) in their
 // binary form (binary.go), every other one as JSON.
 func SignBody(id *identity.Identity, kind string, body any) (identity.Signed, error) {
-	var b []byte
-	var err error
-	if bb, ok := body.(binaryBody); ok {
-		b, err = bb.appendBinary(nil)
-	} else {
-		b, err = json.Marshal(body)
-	}
+	b, err := EncodeBody(body)
 	if err != nil {
 		return identity.Signed{}, err
 	}
 	return id.Sign(kind, b), nil
+}
+
+// EncodeBody is the signed encoding of a message body: binary for the
+// bodies that grow with the counters (SealedBundle, Report), JSON for
+// every other one.
+func EncodeBody(body any) ([]byte, error) {
+	if bb, ok := body.(binaryBody); ok {
+		return bb.appendBinary(nil)
+	}
+	return json.Marshal(body)
 }
 
 // OpenBody verifies s as a message of the given kind and decodes its body

@@ -110,7 +110,7 @@ func (s *Server) readBinary(w http.ResponseWriter, r *http.Request, read func(io
 	if err == nil {
 		err = wire.ExpectEnd(in)
 	}
-	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok || errors.Is(err, wire.ErrTooLarge) {
 		return refuse(reasonTooLarge, "body exceeds %d bytes", limit)
 	}
 	if err != nil {

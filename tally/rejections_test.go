@@ -36,7 +36,27 @@ func (n *testNet) send(t *testing.T, id *identity.Identity, path string, body an
 	c := n.client(t, id)
 	defer c.CloseIdle()
 	var a acceptance
-	_, err := c.Do(context.Background(), http.MethodPost, path, body, &a)
+	read := func(in io.Reader) error { return json.NewDecoder(in).Decode(&a) }
+	// Bundles and reports travel binary, everything else as JSON.
+	var err error
+	switch m := body.(type) {
+	case []identity.Signed:
+		var b []byte
+		if b, err = wire.AppendSignedList(nil, m); err == nil {
+			_, err = c.DoRaw(context.Background(), http.MethodPost, path, wire.ContentBinary, b, read)
+		}
+	case identity.Signed:
+		if path != wire.PathReport {
+			_, err = c.Do(context.Background(), http.MethodPost, path, body, &a)
+			break
+		}
+		var b []byte
+		if b, err = wire.AppendSigned(nil, m); err == nil {
+			_, err = c.DoRaw(context.Background(), http.MethodPost, path, wire.ContentBinary, b, read)
+		}
+	default:
+		_, err = c.Do(context.Background(), http.MethodPost, path, body, &a)
+	}
 	return a.Result, err
 }
 
@@ -237,10 +257,10 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 			return n.send(t, n.observer, wire.PathRefusal, sign(t, n.observer, wire.KindRefusal, wire.Refusal{ConfigHash: hash, Node: n.observer.Fingerprint, Reason: "policy"}))
 		}},
 		{reasonWrongRound, http.StatusConflict, func() (string, error) {
-			return n.send(t, c0, wire.PathReport, sign(t, c0, wire.KindReport, wire.Report{ConfigHash: strings.Repeat("ab", 32), Collector: c0.Fingerprint, Values: []uint64{1}}))
+			return n.send(t, c0, wire.PathReport, sign(t, c0, wire.KindReport, wire.Report{ConfigHash: strings.Repeat("ab", 32), Collector: c0.Fingerprint, Values: []uint64{1}, Masks: []uint64{0}}))
 		}},
 		{reasonWrongPhase, http.StatusConflict, func() (string, error) {
-			return n.send(t, c0, wire.PathReport, sign(t, c0, wire.KindReport, wire.Report{ConfigHash: hash, Collector: c0.Fingerprint, Values: []uint64{1}}))
+			return n.send(t, c0, wire.PathReport, sign(t, c0, wire.KindReport, wire.Report{ConfigHash: hash, Collector: c0.Fingerprint, Values: []uint64{1}, Masks: []uint64{0}}))
 		}},
 		{reasonDuplicate, http.StatusConflict, func() (string, error) {
 			for _, want := range []result{stored, alreadyHeld} {
@@ -369,26 +389,14 @@ func TestJournalWriteFailureIsInternal(t *testing.T) {
 	b0, b1 := n.bundles(t, c0, hash, cfg), n.bundles(t, c1, hash, cfg)
 	n.mustStore(t, c0, wire.PathBundles, b0)
 
-	// A file where the journal directory should be.
-	rounds := filepath.Join(n.opts.DataDir, "rounds")
-	if err := os.Rename(rounds, rounds+".aside"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(rounds, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// A full disk: the journal's writes fail.
+	restore := failJournalWrites(t)
 	_, err := n.send(t, c1, wire.PathBundles, b1)
 	n.wantInternal(t, err, opJournalWrite)
 	if st := n.server.Status(); st.CollectorsJoined != 1 {
 		t.Fatalf("%d collectors joined, want 1: unstored bundles must not count", st.CollectorsJoined)
 	}
-
-	if err := os.Remove(rounds); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(rounds+".aside", rounds); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	n.mustStore(t, c1, wire.PathBundles, b1)
 
 	// Both collectors' bundles survive a restart, and the keepers get them.

@@ -276,6 +276,9 @@ func writeEntry(dir string, r *roundState, e journalEntry) error {
 	if err != nil {
 		return err
 	}
+	if err := checkJournal(f, r); err != nil {
+		return err
+	}
 	if r.jdirty {
 		if err := f.Truncate(r.journalWritten); err != nil {
 			return fmt.Errorf("cutting a failed append off %s: %w", f.Name(), err)
@@ -312,19 +315,24 @@ func openJournal(dir string, r *roundState) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if fi.Size() < r.journalEnd {
-		f.Close()
-		return nil, fmt.Errorf("%s holds %d bytes, fewer than the %d of entries already stored: it was cut or replaced behind the server's back; restart to reload it", path, fi.Size(), r.journalEnd)
-	}
 	r.journalWritten = r.journalEnd
-	r.jdirty = fi.Size() > r.journalEnd
+	r.jdirty = true // whatever follows journalEnd is cut before writing
 	r.jf, r.jcreated = f, created
 	return f, nil
+}
+
+// checkJournal refuses to append to a journal shorter than the entries
+// stored and written: it was cut or replaced behind the server's back, and
+// appending after it would hide the loss.
+func checkJournal(f *os.File, r *roundState) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() < r.journalWritten {
+		return fmt.Errorf("%s holds %d bytes, fewer than the %d of entries already stored: it was cut or replaced behind the server's back; restart to reload it", f.Name(), fi.Size(), r.journalWritten)
+	}
+	return nil
 }
 
 // syncJournal makes the journal durable up to upTo (a value of
@@ -335,7 +343,8 @@ func syncJournal(dir string, r *roundState, upTo int64) error {
 
 // syncFile fsyncs the journal and, when it was just created, its
 // directory: the new file's name must be as durable as its first line.
-func syncFile(f *os.File, created bool) error {
+// Tests replace it to count or fail the fsyncs.
+var syncFile = func(f *os.File, created bool) error {
 	err := f.Sync()
 	if err == nil && created {
 		err = atomicfile.SyncDir(filepath.Dir(f.Name()))

@@ -18,6 +18,10 @@ import (
 // is its ciphertext plus a fixed 240 bytes, where JSON with base64 inside
 // base64 made it 1.65 times the ciphertext. Everything else stays JSON.
 
+// ErrTooLarge is wrapped by the readers' errors for a message that
+// declares more bytes than their limit allows; it is refused unread.
+var ErrTooLarge = errors.New("exceeds the limit")
+
 // ContentBinary is the content type of binary messages on the wire.
 const ContentBinary = "application/octet-stream"
 
@@ -149,9 +153,13 @@ func (rep Report) appendBinary(out []byte) ([]byte, error) {
 		out = append(out, buf[:maskBytes]...)
 	}
 	out = append(out, rep.Blinding[:]...)
-	cm, err := AppendSigned(nil, rep.Commitment)
-	if err != nil {
-		return nil, fmt.Errorf("report commitment: %w", err)
+	var cm []byte
+	// A report without a commitment encodes as one of length 0, which
+	// the tally server refuses as unsigned.
+	if c := rep.Commitment; c.Kind != "" || c.Signer != "" || len(c.Body) > 0 || len(c.Signature) > 0 {
+		if cm, err = AppendSigned(nil, rep.Commitment); err != nil {
+			return nil, fmt.Errorf("report commitment: %w", err)
+		}
 	}
 	out = binary.BigEndian.AppendUint32(out, uint32(len(cm)))
 	out = append(out, cm...)
@@ -185,7 +193,8 @@ func (rep *Report) decodeBinary(in []byte) error {
 	}
 	copy(rep.Blinding[:], r.take(32, "blinding"))
 	cm := r.take(r.u32("commitment length"), "commitment")
-	if r.err == nil {
+	rep.Commitment = identity.Signed{}
+	if r.err == nil && len(cm) > 0 {
 		var err error
 		if rep.Commitment, err = ParseSigned(cm); err != nil {
 			return fmt.Errorf("report commitment: %w", err)
@@ -280,7 +289,7 @@ func ReadSigned(in io.Reader, limit int64) (identity.Signed, error) {
 	}
 	n := int64(binary.BigEndian.Uint32(head[len(head)-4:]))
 	if n > limit-int64(len(head))-1 {
-		return m, fmt.Errorf("signed message: body of %d bytes exceeds the limit of %d", n, limit)
+		return m, fmt.Errorf("signed message: body of %d bytes: %w of %d bytes", n, ErrTooLarge, limit)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(in, body); err != nil {
@@ -326,7 +335,7 @@ func ReadSignedList(in io.Reader, limit int64, max int) ([]identity.Signed, erro
 		}
 		size := int64(binary.BigEndian.Uint32(hdr[:]))
 		if left -= 4; size > left {
-			return nil, fmt.Errorf("message %d of the list: %d bytes exceeds the limit of %d", i+1, size, limit)
+			return nil, fmt.Errorf("message %d of the list: %d bytes: %w of %d bytes", i+1, size, ErrTooLarge, limit)
 		}
 		lr := &io.LimitedReader{R: in, N: size}
 		m, err := ReadSigned(lr, size)

@@ -1,7 +1,6 @@
 package tally
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,7 +142,7 @@ func loadState(dir string, log *slog.Logger) (*state, error) {
 	return &st, nil
 }
 
-// journalEntry is one line of a round's journal: a collector's accepted
+// journalEntry is one record of a round's journal (journal.go): a collector's accepted
 // bundles (one per keeper), its accepted report, or the collectors a
 // keeper newly acknowledged.
 type journalEntry struct {
@@ -162,7 +161,7 @@ type pendingEntry struct {
 }
 
 func journalPath(dir, hash string) string {
-	return filepath.Join(dir, "rounds", hash+".jsonl")
+	return filepath.Join(dir, "rounds", hash+".journal")
 }
 
 // apply adds a journal entry to the round.
@@ -193,43 +192,6 @@ func (r *roundState) apply(e journalEntry) {
 	}
 }
 
-// loadJournal replays a round's journal. Each entry is one line, and only
-// a newline-terminated line is complete: the bytes after the last newline
-// are a torn append (a crash before its fsync returned, so its sender never
-// heard "stored" and retries). They are cut off here, durably and before
-// anything else is appended; otherwise the next entry would be glued onto
-// the fragment and the journal would be unreadable after the next restart.
-// A damaged complete line is not a crash's doing and is refused.
-func loadJournal(path string, r *roundState, log *slog.Logger) error {
-	r.journalEnd = 0
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	end := bytes.LastIndexByte(b, '\n') + 1
-	for i, line := range bytes.SplitAfter(b[:end], []byte("\n")) {
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		var e journalEntry
-		if err := json.Unmarshal(line, &e); err != nil {
-			return fmt.Errorf("%s:%d: damaged journal line (%v); move the file aside to drop this round's bundles and reports", path, i+1, err)
-		}
-		r.apply(e)
-	}
-	if torn := len(b) - end; torn > 0 {
-		if err := cutJournal(path, int64(end)); err != nil {
-			return err
-		}
-		log.Warn("cut a torn entry off the round's journal (a crash while appending; its sender retries)", "journal", path, "kept_bytes", end, "cut_bytes", torn)
-	}
-	r.journalEnd = int64(end)
-	return nil
-}
-
 // cutJournal durably truncates the journal to its first size bytes.
 func cutJournal(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -246,7 +208,7 @@ func cutJournal(path string, size int64) error {
 	return f.Close()
 }
 
-// writeJournal writes one line at off; tests replace it to fail part way.
+// writeJournal writes one record at off; tests replace it to fail part way.
 var writeJournal = (*os.File).WriteAt
 
 // appendJournal durably appends one entry to the round's journal: it
@@ -263,15 +225,14 @@ func appendJournal(dir string, r *roundState, e journalEntry) error {
 // writeEntry writes one entry at r.journalWritten, after the entries
 // stored and those waiting for their fsync, without syncing it. Whatever
 // follows that offset is the remains of a write that failed and could not
-// be cut back; it is cut now, so a torn line never ends up before a stored
+// be cut back; it is cut now, so a torn record never ends up before a stored
 // one. When the write fails it is cut back, and the caller does not apply
 // the entry: its sender retries it.
 func writeEntry(dir string, r *roundState, e journalEntry) error {
-	line, err := json.Marshal(e)
+	line, err := encodeEntry(e)
 	if err != nil {
 		return fmt.Errorf("journal entry of %s%s: %w", e.Collector, e.Keeper, err)
 	}
-	line = append(line, '\n')
 	f, err := openJournal(dir, r)
 	if err != nil {
 		return err
@@ -332,6 +293,9 @@ func checkJournal(f *os.File, r *roundState) error {
 	if fi.Size() < r.journalWritten {
 		return fmt.Errorf("%s holds %d bytes, fewer than the %d of entries already stored: it was cut or replaced behind the server's back; restart to reload it", f.Name(), fi.Size(), r.journalWritten)
 	}
+	// Bytes past the entries written (a failed write not cut back) are
+	// cut before the next.
+	r.jdirty = r.jdirty || fi.Size() > r.journalWritten
 	return nil
 }
 
@@ -342,7 +306,7 @@ func syncJournal(dir string, r *roundState, upTo int64) error {
 }
 
 // syncFile fsyncs the journal and, when it was just created, its
-// directory: the new file's name must be as durable as its first line.
+// directory: the new file's name must be as durable as its first record.
 // Tests replace it to count or fail the fsyncs.
 var syncFile = func(f *os.File, created bool) error {
 	err := f.Sync()

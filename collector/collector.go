@@ -47,10 +47,19 @@ type Collector struct {
 	// sampling source reads at their edges (docs/sources.md).
 	windows *source.Windows
 
+	// fetched is the announcement fetched ahead of setup (used by
+	// handle's goroutine only).
+	fetched *fetchedConfig
+
 	mu      sync.Mutex // guards the counting state below
 	active  *activeRound
 	refused string
 	done    string // config hash of the last round this collector finished
+}
+
+type fetchedConfig struct {
+	hash     string
+	announce identity.Signed
 }
 
 // activeRound is the collector's whole memory of a round after setup.
@@ -170,7 +179,11 @@ func (c *Collector) handle(ctx context.Context, v *wire.RoundView) error {
 	}
 	switch v.Phase {
 	case round.PhaseAnnounced:
-		return nil
+		// Fetch the config now, while the keepers publish their keys, so
+		// that thousands of collectors do not all fetch it when setup
+		// begins; join checks it.
+		_, err := c.announcement(ctx, v.ConfigHash)
+		return err
 	case round.PhaseSetup, round.PhaseCollecting:
 		if a == nil {
 			return c.join(ctx, v)
@@ -225,15 +238,30 @@ func (c *Collector) refuse(ctx context.Context, hash, reason string) {
 	node.Refuse(ctx, c.client, c.opts.Identity, c.log, hash, reason)
 }
 
+// announcement fetches the signed announcement of the round with the
+// given hash, once: the last one fetched is kept until join uses it.
+func (c *Collector) announcement(ctx context.Context, hash string) (identity.Signed, error) {
+	if f := c.fetched; f != nil && f.hash == hash {
+		return f.announce, nil
+	}
+	m, err := c.client.GetConfig(ctx, hash)
+	if err != nil {
+		return identity.Signed{}, fmt.Errorf("fetching the round config: %w", err)
+	}
+	c.fetched = &fetchedConfig{hash: hash, announce: m}
+	return m, nil
+}
+
 // join fetches and checks the round, sets up blinded counters and sends the
 // sealed share bundles. The config is fetched once a round, by its hash:
 // long polls carry only the hash.
 func (c *Collector) join(ctx context.Context, v *wire.RoundView) error {
 	hash := v.ConfigHash
-	announce, err := c.client.GetConfig(ctx, hash)
+	announce, err := c.announcement(ctx, hash)
 	if err != nil {
-		return fmt.Errorf("fetching the round config: %w", err)
+		return err
 	}
+	c.fetched = nil
 	if err := announce.Verify(wire.KindAnnounce, c.opts.TallyFingerprint); err != nil {
 		c.refuse(ctx, hash, "announcement: "+err.Error())
 		return nil

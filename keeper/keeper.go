@@ -399,8 +399,10 @@ func (k *Keeper) commitTo(ctx context.Context, v *wire.RoundView) error {
 	if ag.ConfigHash != k.hash {
 		return errors.New("agreement is for another round")
 	}
-	if !slices.IsSorted(ag.Collectors) {
-		return errors.New("agreement collector list is not sorted")
+	if err := ag.Resolve(k.cfg.CollectorFingerprints()); err != nil {
+		k.refuse(ctx, k.hash, "cannot commit: "+err.Error())
+		k.forget()
+		return nil
 	}
 	commitments, err := wire.OpenCommitments(&ag)
 	if err != nil {

@@ -455,9 +455,12 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 		blindings[c.Fingerprint], masks[c.Fingerprint] = rho, m
 	}
 	agreement := func(S ...string) (identity.Signed, string) {
-		slices.Sort(S)
 		picked, pickedMasks := map[string][]field.Element{}, map[string][]uint64{}
-		msg := wire.AgreementMsg{ConfigHash: hash, Collectors: S}
+		msg := wire.AgreementMsg{ConfigHash: hash}
+		if err := msg.SetCollectors(cfg.CollectorFingerprints(), S); err != nil {
+			t.Fatal(err)
+		}
+		S = msg.Collectors
 		var rhos []commit.Scalar
 		for _, fp := range S {
 			picked[fp], pickedMasks[fp] = reports[fp], masks[fp]

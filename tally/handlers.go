@@ -283,7 +283,7 @@ func (s *Server) acceptRefusal(r *roundState, peer string, m identity.Signed) (r
 		if _, err := wire.OpenBody(*r.Agreement, wire.KindAgreement, "", &ag); err != nil {
 			return 0, failed(opOther, fmt.Errorf("reading the round's own agreement: %w", err))
 		}
-		if slices.Contains(ag.Collectors, peer) {
+		if i := r.collectors[peer]; i/8 < len(ag.Members) && ag.Members[i/8]&(1<<(i%8)) != 0 {
 			return 0, refuse(reasonWrongPhase, "collector is in the proposed agreement's set; it can no longer refuse the round")
 		}
 	}

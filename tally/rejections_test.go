@@ -706,8 +706,12 @@ func TestOneRefusalPerNodePerRound(t *testing.T) {
 
 	// An agreement whose S holds c1 (set directly: reaching it through
 	// the protocol takes a whole round, and only S matters here).
-	ag := sign(t, n.ts, wire.KindAgreement, wire.AgreementMsg{ConfigHash: hash, Collectors: []string{c1.Fingerprint}})
 	n.server.mu.Lock()
+	msg := wire.AgreementMsg{ConfigHash: hash}
+	if err := msg.SetCollectors(n.server.st.Current.cfg.CollectorFingerprints(), []string{c1.Fingerprint}); err != nil {
+		t.Fatal(err)
+	}
+	ag := sign(t, n.ts, wire.KindAgreement, msg)
 	n.server.st.Current.Agreement = &ag
 	n.server.mu.Unlock()
 	_, err = n.send(t, c1, wire.PathRefusal, refusal(c1, "too late"))

@@ -612,7 +612,6 @@ func (s *Server) propose(r *roundState, now time.Time) error {
 		return s.fail(r, fmt.Sprintf("only %d keepers acknowledged share bundles, threshold %d", len(ackers), cfg.Threshold))
 	}
 	S := chooseS(r, ackers, cfg.Threshold)
-	slices.Sort(S)
 	if len(S) < cfg.MinCollectors {
 		return s.fail(r, fmt.Sprintf("%d collectors reported with bundles acknowledged by every keeper, the round requires %d", len(S), cfg.MinCollectors))
 	}
@@ -624,7 +623,8 @@ func (s *Server) propose(r *roundState, now time.Time) error {
 		}
 		reports[fp] = rep
 	}
-	msg, err := agreementOver(cfg.NumCounters(), r.Hash, S, reports)
+	permitted := cfg.CollectorFingerprints()
+	msg, err := agreementOver(cfg.NumCounters(), r.Hash, permitted, S, reports)
 	if err != nil {
 		// Some collector's commitment does not open to its report: find
 		// it (one opening per report, paid only when the batch fails) and
@@ -635,7 +635,7 @@ func (s *Server) propose(r *roundState, now time.Time) error {
 		if len(S) < cfg.MinCollectors {
 			return s.fail(r, fmt.Sprintf("%d collectors reported with valid commitments, the round requires %d", len(S), cfg.MinCollectors))
 		}
-		if msg, err = agreementOver(cfg.NumCounters(), r.Hash, S, reports); err != nil {
+		if msg, err = agreementOver(cfg.NumCounters(), r.Hash, permitted, S, reports); err != nil {
 			return s.fail(r, "agreement: "+err.Error())
 		}
 	}
@@ -664,6 +664,9 @@ func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Tim
 	if _, err := wire.OpenBody(*r.Agreement, wire.KindAgreement, "", &first); err != nil {
 		return err
 	}
+	if err := first.Resolve(r.cfg.CollectorFingerprints()); err != nil {
+		return err
+	}
 	build := func(S []string) (wire.AgreementMsg, error) {
 		reports := make(map[string]wire.Report, len(S))
 		for _, fp := range S {
@@ -673,7 +676,7 @@ func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Tim
 			}
 			reports[fp] = rep
 		}
-		return agreementOver(r.cfg.NumCounters(), r.Hash, S, reports)
+		return agreementOver(r.cfg.NumCounters(), r.Hash, r.cfg.CollectorFingerprints(), S, reports)
 	}
 	second := adv.SecondAgreement(first, build)
 	if second == nil {
@@ -694,8 +697,14 @@ func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Tim
 // of the masked reports, the sum of the blindings, S's signed commitments in S's order, and the digest of
 // their gaps. It checks, as every keeper will, that ΣV opens the
 // commitments.
-func agreementOver(n int, hash string, S []string, reports map[string]wire.Report) (wire.AgreementMsg, error) {
-	msg := wire.AgreementMsg{ConfigHash: hash, Collectors: S}
+func agreementOver(n int, hash string, permitted, S []string, reports map[string]wire.Report) (wire.AgreementMsg, error) {
+	msg := wire.AgreementMsg{ConfigHash: hash}
+	// S as a bitmap over the config's collectors; from here on in the
+	// config's order, which the commitments follow.
+	if err := msg.SetCollectors(permitted, S); err != nil {
+		return msg, err
+	}
+	S = msg.Collectors
 	values := make(map[string][]uint64, len(S))
 	masks := make(map[string][]uint64, len(S))
 	gaps := map[string][]wire.Gap{}
@@ -828,6 +837,9 @@ func (s *Server) publish(r *roundState, now time.Time) error {
 	}
 	var ag wire.AgreementMsg
 	if _, err := wire.OpenBody(*r.Agreement, wire.KindAgreement, "", &ag); err != nil {
+		return err
+	}
+	if err := ag.Resolve(r.cfg.CollectorFingerprints()); err != nil {
 		return err
 	}
 	for _, fp := range ag.Collectors {

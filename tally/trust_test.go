@@ -109,7 +109,7 @@ func TestReportsWhoseCommitmentDoesNotOpenAreLeftOut(t *testing.T) {
 		S = append(S, id.Fingerprint)
 	}
 	slices.Sort(S)
-	if _, err := agreementOver(n, "h", S, reports); err == nil {
+	if _, err := agreementOver(n, "h", S, S, reports); err == nil {
 		t.Fatal("the agreement over every report opened, with two bad commitments among them")
 	}
 	good, bad := openEach(n, S, reports)
@@ -119,7 +119,7 @@ func TestReportsWhoseCommitmentDoesNotOpenAreLeftOut(t *testing.T) {
 	if !slices.Equal(bad, want) || len(good) != 6 {
 		t.Fatalf("bad = %v, want %v; %d good", bad, want, len(good))
 	}
-	if _, err := agreementOver(n, "h", good, reports); err != nil {
+	if _, err := agreementOver(n, "h", S, good, reports); err != nil {
 		t.Fatalf("the agreement over the good reports: %v", err)
 	}
 }

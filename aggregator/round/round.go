@@ -202,6 +202,16 @@ func (c *Config) CollectorIndex() map[string]int {
 	return idx
 }
 
+// CollectorFingerprints lists the permitted collectors' fingerprints in
+// the config's order, against which an agreement's S is a bitmap.
+func (c *Config) CollectorFingerprints() []string {
+	out := make([]string, len(c.Collectors))
+	for i, dc := range c.Collectors {
+		out[i] = dc.Fingerprint
+	}
+	return out
+}
+
 // MaxCounters bounds a round's counters (statistics × bins), which sizes
 // every bundle, report and share.
 const MaxCounters = 100000

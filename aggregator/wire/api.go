@@ -36,8 +36,9 @@ const (
 // new protocol too, so bump both; a message change bumps only this one.
 //
 // Version 4: round views name the config and the agreement by hash and
-// digest (fetched once from PathConfig and PathAgreement); acks list only
-// the collectors newly acknowledged; bundles and reports are binary.
+// digest (fetched once from PathConfig and PathAgreement); the agreement
+// names S as a bitmap over the config's collectors; acks list only the
+// collectors newly acknowledged; bundles and reports are binary.
 //
 // Version 2: reports carry a signed Pedersen commitment and its blinding,
 // agreements carry ΣV as exact integers with S's commitments, and outcomes

@@ -132,3 +132,42 @@ func TestBinaryReadersRefuse(t *testing.T) {
 		}
 	}
 }
+
+// S travels as a bitmap over the config's collectors: it lists its members
+// in the config's order whatever order they were given in, takes ⌈n/8⌉
+// bytes, and has one encoding: a set of the wrong length, with a bit past
+// the last collector, naming a collector twice or one not permitted is
+// refused.
+func TestMembersBitmap(t *testing.T) {
+	var permitted []string
+	for i := range 11 {
+		permitted = append(permitted, strings.Repeat(string(rune('a'+i)), 64))
+	}
+	var ag AgreementMsg
+	if err := ag.SetCollectors(permitted, []string{permitted[9], permitted[0], permitted[3]}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{permitted[0], permitted[3], permitted[9]}; !slices.Equal(ag.Collectors, want) || len(ag.Members) != 2 {
+		t.Fatalf("S = %v in %d bytes, want %v in 2", ag.Collectors, len(ag.Members), want)
+	}
+	var back AgreementMsg
+	back.Members = slices.Clone(ag.Members)
+	if err := back.Resolve(permitted); err != nil || !slices.Equal(back.Collectors, ag.Collectors) {
+		t.Fatalf("resolved %v (%v), want %v", back.Collectors, err, ag.Collectors)
+	}
+	for name, m := range map[string]Members{
+		"too short":           ag.Members[:1],
+		"too long":            append(slices.Clone(ag.Members), 0),
+		"a bit past the last": {ag.Members[0], ag.Members[1] | 0x80},
+	} {
+		if _, err := m.Fingerprints(permitted); err == nil {
+			t.Errorf("%s: resolved", name)
+		}
+	}
+	if err := new(AgreementMsg).SetCollectors(permitted, []string{permitted[1], permitted[1]}); err == nil {
+		t.Error("a collector twice in S was accepted")
+	}
+	if err := new(AgreementMsg).SetCollectors(permitted, []string{strings.Repeat("z", 64)}); err == nil {
+		t.Error("a collector not permitted was accepted in S")
+	}
+}

@@ -145,7 +145,8 @@ func vectorMessages(t *testing.T, sealed []byte) []message {
 	for _, name := range vectortest.Collectors {
 		S = append(S, fp(name))
 	}
-	slices.Sort(S)
+	// S in the config's order, which the agreement's bitmap gives it.
+	S = slices.DeleteFunc(cfg.CollectorFingerprints(), func(fp string) bool { return !slices.Contains(S, fp) })
 	priv, err := vectorRoundKey()
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +211,9 @@ func vectorMessages(t *testing.T, sealed []byte) []message {
 	}
 	agreement := AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum, SumBlinding: sumRho, Commitments: commitments,
 		GapsDigest: gapsDigest, Refusals: map[string]string{fp(vectortest.Refuser): reason}}
+	if err := agreement.SetCollectors(cfg.CollectorFingerprints(), S); err != nil {
+		t.Fatal(err)
+	}
 	agreementBody, err := json.Marshal(agreement)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,9 @@ import (
 	"github.com/privstats/privstats/transport"
 )
 
+// pathID names the last path element of the GETs by hash or digest.
+const pathID = "id"
+
 // maxReason bounds a refusal's reason: it is stored, logged and published.
 const maxReason = 1024
 
@@ -33,8 +36,8 @@ func (s *Server) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathRound, s.handleRound)
 	mux.HandleFunc("GET "+wire.PathBundles, s.handleGetBundles)
-	mux.HandleFunc("GET "+wire.PathConfig+"{hash}", s.handleConfig)
-	mux.HandleFunc("GET "+wire.PathAgreement+"{digest}", s.handleAgreement)
+	mux.HandleFunc("GET "+wire.PathConfig+"{"+pathID+"}", s.handleConfig)
+	mux.HandleFunc("GET "+wire.PathAgreement+"{"+pathID+"}", s.handleAgreement)
 	post(s, mux, wire.PathRoundKey, "keeper", jsonBody(s), now(s.acceptRoundKey))
 	post(s, mux, wire.PathAck, "keeper", jsonBody(s), s.acceptAck)
 	post(s, mux, wire.PathCommit, "keeper", jsonBody(s), now(s.acceptCommit))
@@ -549,39 +552,43 @@ func (s *Server) handleGetBundles(w http.ResponseWriter, req *http.Request) {
 // config, by its hash: nodes fetch it once a round and keep it, so that
 // long polls carry only the hash.
 func (s *Server) handleConfig(w http.ResponseWriter, req *http.Request) {
-	hash := req.PathValue("hash")
-	s.mu.Lock()
-	var body []byte
-	if r := s.st.Current; r != nil && r.Hash == hash {
-		if r.announceJSON == nil {
-			r.announceJSON, _ = json.Marshal(r.Announce)
+	s.serveSigned(w, req, "round", func(r *roundState, hash string) (*[]byte, *identity.Signed) {
+		if r.Hash != hash {
+			return nil, nil
 		}
-		body = r.announceJSON
-	}
-	s.mu.Unlock()
-	if body == nil {
-		s.respond(w, req, 0, refuse(reasonWrongRound, "round %.16s… is not the current round", hash))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(body)
+		return &r.announceJSON, &r.Announce
+	})
 }
 
 // handleAgreement serves the current round's signed agreement by its
 // digest: keepers fetch it once.
 func (s *Server) handleAgreement(w http.ResponseWriter, req *http.Request) {
-	digest := req.PathValue("digest")
+	s.serveSigned(w, req, "agreement", func(r *roundState, digest string) (*[]byte, *identity.Signed) {
+		if r.Agreement == nil || r.Digest != digest {
+			return nil, nil
+		}
+		return &r.agreementJSON, r.Agreement
+	})
+}
+
+// serveSigned answers with the current round's signed message that find
+// names by the request's last path element, encoded once into the cache
+// find also returns and served from there to every node that asks.
+func (s *Server) serveSigned(w http.ResponseWriter, req *http.Request, what string, find func(r *roundState, id string) (cache *[]byte, m *identity.Signed)) {
+	id := req.PathValue(pathID)
 	s.mu.Lock()
 	var body []byte
-	if r := s.st.Current; r != nil && r.Agreement != nil && r.Digest == digest {
-		if r.agreementJSON == nil {
-			r.agreementJSON, _ = json.Marshal(r.Agreement)
+	if r := s.st.Current; r != nil {
+		if cache, m := find(r, id); m != nil {
+			if *cache == nil {
+				*cache, _ = json.Marshal(m)
+			}
+			body = *cache
 		}
-		body = r.agreementJSON
 	}
 	s.mu.Unlock()
 	if body == nil {
-		s.respond(w, req, 0, refuse(reasonWrongRound, "agreement %.16s… is not the current round's", digest))
+		s.respond(w, req, 0, refuse(reasonWrongRound, "%s %.16s… is not the current round's", what, id))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -48,6 +48,18 @@ type control struct {
 	opts ControlOptions
 }
 
+// controlNetwork splits a control address (host:port or unix:/path; ""
+// for DefaultControlAddress) into what to dial.
+func controlNetwork(address string) (network, addr string) {
+	if address == "" {
+		address = DefaultControlAddress
+	}
+	if p, ok := strings.CutPrefix(address, "unix:"); ok {
+		return "unix", p
+	}
+	return "tcp", address
+}
+
 // privcountSetting turns on PrivCount-patched tor's events.
 var privcountSetting = torctl.KeyValue{Key: "EnablePrivCount", Value: "1"}
 
@@ -57,12 +69,9 @@ func (c *control) Run(ctx context.Context, _ *Windows, emit func(time.Time, []by
 	if log == nil {
 		log = slog.Default()
 	}
-	network, addr := "tcp", o.Address
-	if addr == "" {
-		addr = DefaultControlAddress
-	}
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		network, addr = "unix", p
+	network, addr := controlNetwork(o.Address)
+	if o.Address == "" {
+		o.Address = DefaultControlAddress
 	}
 	events := o.Events
 	if events == nil {
@@ -73,6 +82,7 @@ func (c *control) Run(ctx context.Context, _ *Windows, emit func(time.Time, []by
 	// keeps them from overlapping, as Source promises.
 	var mu sync.Mutex
 	var line []byte
+	toldPrivCount := false // OnConnect runs on one goroutine at a time
 	sess := torctl.NewSession(torctl.SessionConfig{
 		Network: network,
 		Address: addr,
@@ -91,9 +101,25 @@ func (c *control) Run(ctx context.Context, _ *Windows, emit func(time.Time, []by
 			}
 			log.Info("tor control port connected", "address", o.Address, "tor", version,
 				"auth", string(info.AuthMethod), "events", strings.Join(info.Events, " "))
-			if len(info.Unrecognized) > 0 {
+			// Stock tor knows no PRIVCOUNT_* event: that is expected, and
+			// said once, not on every reconnection. Any other event tor
+			// does not know is a surprise worth a warning each time.
+			var privcount, other []string
+			for _, e := range info.Unrecognized {
+				if strings.HasPrefix(e, "PRIVCOUNT_") {
+					privcount = append(privcount, e)
+				} else {
+					other = append(other, e)
+				}
+			}
+			if len(privcount) > 0 && !toldPrivCount {
+				toldPrivCount = true
+				log.Info("tor is not PrivCount-patched: statistics of PrivCount events will count nothing (privstats collect --check lists what this tor feeds)",
+					"events", strings.Join(privcount, " "))
+			}
+			if len(other) > 0 {
 				log.Warn("tor does not know these events; statistics that need them will count nothing",
-					"events", strings.Join(info.Unrecognized, " "))
+					"events", strings.Join(other, " "))
 			}
 			for _, e := range info.Events {
 				if strings.HasPrefix(e, "PRIVCOUNT_") {
@@ -112,7 +138,16 @@ func (c *control) Run(ctx context.Context, _ *Windows, emit func(time.Time, []by
 			gap(g.Start, g.End)
 		},
 		OnError: func(err error) {
-			log.Warn("tor control port", "err", err)
+			// A problem only the operator can fix is an ERROR naming the
+			// fix; the session still retries (with capped backoff), so
+			// the collector recovers by itself once it is fixed.
+			if p := DiagnoseControl(o.Address, err); p.Permanent {
+				log.Error("cannot use tor's control port", "address", o.Address, "err", err, "fix", p.Fix)
+			} else if p.Fix != "" {
+				log.Warn("tor control port", "address", o.Address, "err", err, "hint", p.Fix)
+			} else {
+				log.Warn("tor control port", "address", o.Address, "err", err)
+			}
 		},
 		MinBackoff: o.MinBackoff,
 		MaxBackoff: o.MaxBackoff,

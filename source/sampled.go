@@ -77,6 +77,12 @@ type sampled struct {
 	interval time.Duration
 }
 
+// fixer is a Sampler that can tell the operator how to fix a failed read
+// (the MetricsPort's: its port and policy in torrc).
+type fixer interface {
+	Fix(err error) string
+}
+
 // sampling is one Run of a sampled source.
 type sampling struct {
 	*sampled
@@ -216,7 +222,13 @@ func (st *sampling) fail(err error) {
 		st.blind, st.blindSince = true, st.lastGood
 	}
 	if !st.failing {
-		st.log.Warn(st.name+": read failed; counting stops until it works again", "err", err)
+		args := []any{"err", err}
+		if f, ok := st.sampler.(fixer); ok {
+			if fix := f.Fix(err); fix != "" {
+				args = append(args, "fix", fix)
+			}
+		}
+		st.log.Warn(st.name+": read failed; counting stops until it works again", args...)
 	}
 	st.failing = true
 }

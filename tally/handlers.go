@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/strictjson"
+	"github.com/privstats/privstats/site"
 	"github.com/privstats/privstats/transport"
 )
 
@@ -672,6 +674,15 @@ func (s *Server) publicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.resultsAPI(mux)
-	mux.HandleFunc("GET /{$}", s.handlePage)
+	page := site.Open(filepath.Join(s.opts.DataDir, "outcomes")).Handler(s.live)
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /csv/", page)
 	return mux
+}
+
+// live is the round in progress as the results page shows it.
+func (s *Server) live() *site.Live {
+	st := s.Status()
+	return &site.Live{Series: st.Series, Round: st.Round, Phase: st.Phase, Joined: st.CollectorsJoined, Reported: st.Reported,
+		Committed: st.Committed, Failure: st.Failure, NotAnnounced: st.NotAnnounced, Refusals: st.Refusals}
 }

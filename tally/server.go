@@ -67,7 +67,10 @@ type Options struct {
 	MinCollectors int
 	Epsilon       float64
 	Delta         float64
-	Statistics    []round.StatisticSpec
+	// Accounting is the round config's (round.AccountingComposed, or
+	// empty for each statistic's own budget).
+	Accounting string
+	Statistics []round.StatisticSpec
 
 	// Policy is the tally server's own local policy check; nil accepts.
 	Policy func(cfg *round.Config, now time.Time) error
@@ -325,6 +328,7 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	var doneAt time.Time
+	toldFinished := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -334,9 +338,17 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 			s.mu.Lock()
 			err := s.step(now)
 			finished := s.finished()
+			completed, failed := s.st.Completed, s.st.Failed
 			s.mu.Unlock()
 			if err != nil {
 				s.internalFailure(err)
+			}
+			// Said once, so that a supervisor (or an operator reading the
+			// journal) knows the server is done rather than stuck.
+			if finished && !toldFinished {
+				toldFinished = true
+				s.log.Info("series finished: no more rounds will run", "series", s.opts.Series,
+					"rounds", s.opts.Rounds, "completed", completed, "failed", failed, "exit", exitWhenDone)
 			}
 			if finished && exitWhenDone {
 				if doneAt.IsZero() {
@@ -517,7 +529,7 @@ func (s *Server) announce(now time.Time) error {
 	cfg := &round.Config{
 		Version: round.ConfigVersion, Series: o.Series, Round: s.st.NextRound,
 		Start: start.UTC(), End: start.Add(o.RoundLength).UTC(), Epsilon: o.Epsilon, Delta: o.Delta,
-		Statistics: o.Statistics, Keepers: keepers, Threshold: o.Threshold,
+		Accounting: o.Accounting, Statistics: o.Statistics, Keepers: keepers, Threshold: o.Threshold,
 		Collectors: collectors, MinCollectors: o.MinCollectors,
 	}
 	refuse := func(reason string) error {

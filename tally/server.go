@@ -320,6 +320,11 @@ func (s *Server) Run(ctx context.Context, exitWhenDone bool) error {
 	}
 	// No state is written after Run returns.
 	<-machineDone
+	s.mu.Lock()
+	if r := s.st.Current; r != nil {
+		r.closeJournal()
+	}
+	s.mu.Unlock()
 	return err
 }
 

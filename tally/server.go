@@ -338,9 +338,13 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case now := <-t.C:
+		case <-t.C:
 			s.refusalLog.flush()
 			s.mu.Lock()
+			// The time now, not the tick's: under load a tick can be read
+			// seconds late, and a round announced from a stale time
+			// starts in the past.
+			now := time.Now()
 			err := s.step(now)
 			finished := s.finished()
 			completed, failed := s.st.Completed, s.st.Failed

@@ -167,8 +167,7 @@ func (k *KeeperRound) checkNoise(S []string) error {
 	if k.cfg.Composed() {
 		for _, s := range k.cfg.Statistics {
 			for _, fp := range S {
-				dc, _ := k.cfg.Collector(fp)
-				if w := dc.NoiseWeight * s.Sigma; w > 0 && w < noise.MinCollectorSigma {
+				if w := k.weight(fp) * s.Sigma; w > 0 && w < noise.MinCollectorSigma {
 					return fmt.Errorf("keeper: statistic %s over S: collector %s would add noise with σ = %.4g, below %d", s.Name, fp, w, noise.MinCollectorSigma)
 				}
 			}

@@ -199,14 +199,22 @@ func ComposedAccount(cfg *round.Config, S []string) (RoundAccount, float64, erro
 // multiplied by scale.
 func roundStatistics(cfg *round.Config, S []string, scale float64) []RoundStatistic {
 	var out []RoundStatistic
+	// One lookup per member, not a scan of the config per member and
+	// statistic: S holds up to every permitted collector.
+	index := cfg.CollectorIndex()
+	weights := make([]float64, len(S))
+	for i, fp := range S {
+		if j, ok := index[fp]; ok {
+			weights[i] = cfg.Collectors[j].NoiseWeight
+		}
+	}
 	for _, s := range cfg.Statistics {
 		if s.Sigma == 0 {
 			continue
 		}
-		st := RoundStatistic{Name: s.Name, L0: s.BinsTouched, LInf: s.Sensitivity}
-		for _, fp := range S {
-			c, _ := cfg.Collector(fp)
-			st.Sigmas = append(st.Sigmas, c.NoiseWeight*s.Sigma*scale)
+		st := RoundStatistic{Name: s.Name, L0: s.BinsTouched, LInf: s.Sensitivity, Sigmas: make([]float64, 0, len(S))}
+		for _, w := range weights {
+			st.Sigmas = append(st.Sigmas, w*s.Sigma*scale)
 		}
 		out = append(out, st)
 	}

@@ -264,7 +264,7 @@ func (s *Server) acceptRefusal(r *roundState, peer string, m identity.Signed) (r
 		return 0, rej
 	}
 	_, isKeeper := r.cfg.Keeper(peer)
-	_, isCollector := r.cfg.Collector(peer)
+	_, isCollector := r.collectors[peer]
 	switch {
 	case !isKeeper && !isCollector:
 		return 0, refuse(reasonNotInRound, "%s takes no part in this round", peer)

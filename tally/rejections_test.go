@@ -214,13 +214,13 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 			// The keeper's posts in flight, as if it had sent that many
 			// that the server is still reading.
 			for range n.server.opts.MaxInFlightPerPeer {
-				if rej := n.server.posts.acquire(k0.Fingerprint); rej != nil {
+				if rej := n.server.keeperPosts.acquire(k0.Fingerprint); rej != nil {
 					t.Fatal(rej)
 				}
 			}
 			defer func() {
 				for range n.server.opts.MaxInFlightPerPeer {
-					n.server.posts.release(k0.Fingerprint)
+					n.server.keeperPosts.release(k0.Fingerprint)
 				}
 			}()
 			return n.send(t, k0, wire.PathRoundKey, key0)
@@ -237,7 +237,13 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 					n.server.posts.release(fmt.Sprint("node ", i))
 				}
 			}()
-			return n.send(t, k0, wire.PathRoundKey, key0)
+			// A keeper still gets in, so collectors cannot crowd out the
+			// keepers' acks and commits.
+			if rej := n.server.keeperPosts.acquire(k0.Fingerprint); rej != nil {
+				t.Fatalf("a keeper's post when collectors fill the server: %v", rej)
+			}
+			n.server.keeperPosts.release(k0.Fingerprint)
+			return n.send(t, c0, wire.PathRefusal, sign(t, c0, wire.KindRefusal, wire.Refusal{ConfigHash: hash, Node: c0.Fingerprint, Reason: "busy"}))
 		}},
 		{reasonTooLarge, http.StatusRequestEntityTooLarge, func() (string, error) {
 			return n.send(t, k0, wire.PathRoundKey, k0.Sign(wire.KindRoundKey, make([]byte, 20<<10)))
@@ -574,7 +580,7 @@ func TestOnePeersFloodIsCapped(t *testing.T) {
 	if got[http.StatusTooManyRequests] != flood-perPeer {
 		t.Fatalf("answers while %d bodies were being read: %v, want %d × 429", perPeer, got, flood-perPeer)
 	}
-	if inFlight := n.server.posts.of(k0.Fingerprint); inFlight != perPeer {
+	if inFlight := n.server.keeperPosts.of(k0.Fingerprint); inFlight != perPeer {
 		t.Fatalf("%d posts of the flooding keeper in flight, want %d", inFlight, perPeer)
 	}
 	var during runtime.MemStats

@@ -164,9 +164,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	allowed map[string]string // fingerprint → role
-	// posts and polls cap the requests in flight (see limit).
-	posts, polls *inFlight
-	refusalLog   *refusalLog
+	// posts, keeperPosts and polls cap the requests in flight (see limit).
+	posts, keeperPosts, polls *inFlight
+	refusalLog                *refusalLog
 
 	mu sync.Mutex
 	st *state
@@ -194,10 +194,11 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("tally: noise weights: %w", err)
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), allowed: map[string]string{},
-		posts:      newInFlight(opts.MaxInFlightPerPeer, opts.MaxInFlight),
-		polls:      newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
-		refusalLog: newRefusalLog(opts.Logger),
-		changed:    make(chan struct{}), phaseChanged: make(chan struct{})}
+		posts:       newInFlight(opts.MaxInFlightPerPeer, opts.MaxInFlight),
+		polls:       newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
+		keeperPosts: newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
+		refusalLog:  newRefusalLog(opts.Logger),
+		changed:     make(chan struct{}), phaseChanged: make(chan struct{})}
 	for _, fp := range opts.Keepers {
 		s.allowed[fp] = "keeper"
 	}

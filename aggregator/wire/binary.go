@@ -224,11 +224,8 @@ func (r *reader) u64be(what string) uint64 {
 // The binary envelope of a signed message: kind length (1 byte) ‖ kind ‖
 // signer's Ed25519 public key (32) ‖ signature (64) ‖ body length (4,
 // big-endian) ‖ body. It carries exactly the fields of identity.Signed.
-const (
-	envelopeFixed = 1 + 32 + 64 + 4
-	// maxKindLen bounds a kind; every kind of this package is shorter.
-	maxKindLen = 64
-)
+// maxKindLen bounds a kind; every kind of this package is shorter.
+const maxKindLen = 64
 
 // AppendSigned appends the binary envelope of m.
 func AppendSigned(out []byte, m identity.Signed) ([]byte, error) {

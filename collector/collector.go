@@ -339,7 +339,13 @@ func (c *Collector) join(ctx context.Context, v *wire.RoundView) error {
 		// others' K-of-N threshold still covers them.
 		clear(b.Shares)
 	}
-	a := &activeRound{hash: hash, cfg: cfg, counters: counters, program: program, sealed: sealed}
+	// The round is checked: keep its config without the permitted
+	// collectors, which the rest of the round does not need and which
+	// grow with the network (a collector's memory then grows with the
+	// counters only).
+	slim := *cfg
+	slim.Collectors = nil
+	a := &activeRound{hash: hash, cfg: &slim, counters: counters, program: program, sealed: sealed}
 	// Count from now on; if the bundles are refused the round is dropped.
 	c.mu.Lock()
 	c.active = a

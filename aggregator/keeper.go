@@ -17,7 +17,9 @@ type KeeperRound struct {
 	cfg      *round.Config
 	x        int
 	counters int
-	bundles  map[string][]field.Element
+	// index finds a collector's place in cfg.Collectors.
+	index   map[string]int
+	bundles map[string][]field.Element
 	// committed is S and ΣV mod p of the one agreement committed to.
 	committed *committed
 }
@@ -61,14 +63,14 @@ func NewKeeperRound(cfg *round.Config, x int) (*KeeperRound, error) {
 	if x < 1 || x > len(cfg.Keepers) {
 		return nil, fmt.Errorf("keeper: x = %d is not one of the round's %d keepers", x, len(cfg.Keepers))
 	}
-	return &KeeperRound{cfg: cfg, x: x, counters: cfg.NumCounters(), bundles: map[string][]field.Element{}}, nil
+	return &KeeperRound{cfg: cfg, x: x, counters: cfg.NumCounters(), index: cfg.CollectorIndex(), bundles: map[string][]field.Element{}}, nil
 }
 
 // Accept stores a collector's bundle for this keeper. A second bundle from
 // the same collector is refused: the first is the one the collector's
 // counters are blinded against.
 func (k *KeeperRound) Accept(collector string, shares []field.Element) error {
-	if _, ok := k.cfg.Collector(collector); !ok {
+	if _, ok := k.index[collector]; !ok {
 		return fmt.Errorf("keeper: collector %s is not permitted in this round", collector)
 	}
 	if _, dup := k.bundles[collector]; dup {
@@ -150,15 +152,10 @@ func (k *KeeperRound) checkNoise(S []string) error {
 	if !noisy {
 		return nil
 	}
-	// A map, not cfg.Collector's scan: S and the permitted collectors can
-	// each run to thousands, and the loops below visit every statistic.
-	weights := make(map[string]float64, len(k.cfg.Collectors))
-	for _, dc := range k.cfg.Collectors {
-		weights[dc.Fingerprint] = dc.NoiseWeight
-	}
 	var w2 float64
 	for _, fp := range S {
-		w2 += weights[fp] * weights[fp]
+		w := k.weight(fp)
+		w2 += w * w
 	}
 	if w2 < 1-coverageSlack {
 		return fmt.Errorf("keeper: the %d collectors of S carry only %.4g of the round's noise variance σ²", len(S), w2)
@@ -170,7 +167,7 @@ func (k *KeeperRound) checkNoise(S []string) error {
 	if k.cfg.Composed() {
 		for _, s := range k.cfg.Statistics {
 			for _, fp := range S {
-				if w := weights[fp] * s.Sigma; w > 0 && w < noise.MinCollectorSigma {
+				if w := k.weight(fp) * s.Sigma; w > 0 && w < noise.MinCollectorSigma {
 					return fmt.Errorf("keeper: statistic %s over S: collector %s would add noise with σ = %.4g, below %d", s.Name, fp, w, noise.MinCollectorSigma)
 				}
 			}
@@ -186,13 +183,21 @@ func (k *KeeperRound) checkNoise(S []string) error {
 		}
 		sigmas := make(map[string]float64, len(S))
 		for _, fp := range S {
-			sigmas[fp] = weights[fp] * s.Sigma
+			sigmas[fp] = k.weight(fp) * s.Sigma
 		}
 		if err := noise.CheckDistributed(sigmas, s.Epsilon, s.Delta, s.BinsTouched, s.Sensitivity); err != nil {
 			return fmt.Errorf("keeper: statistic %s over S: %w", s.Name, err)
 		}
 	}
 	return nil
+}
+
+// weight is a permitted collector's noise weight (0 for any other).
+func (k *KeeperRound) weight(fp string) float64 {
+	if i, ok := k.index[fp]; ok {
+		return k.cfg.Collectors[i].NoiseWeight
+	}
+	return 0
 }
 
 // Committed returns the collector set S the keeper committed to, if any.

@@ -51,11 +51,19 @@ type Collector struct {
 	// gaps counts the gaps the source has reported, for health: how
 	// often the collector was blind, never what it counted.
 	gaps atomic.Uint64
+	// fetched is the announcement fetched ahead of setup (used by
+	// handle's goroutine only).
+	fetched *fetchedConfig
 
 	mu      sync.Mutex // guards the counting state below
 	active  *activeRound
 	refused string
 	done    string // config hash of the last round this collector finished
+}
+
+type fetchedConfig struct {
+	hash     string
+	announce identity.Signed
 }
 
 // activeRound is the collector's whole memory of a round after setup.
@@ -175,7 +183,7 @@ func minTime(a, b time.Time) time.Time {
 
 // handle acts on one view of the round.
 func (c *Collector) handle(ctx context.Context, v *wire.RoundView) error {
-	if v.Announce == nil || v.ConfigHash == c.refused || v.ConfigHash == c.done {
+	if v.ConfigHash == "" || v.ConfigHash == c.refused || v.ConfigHash == c.done {
 		return nil
 	}
 	c.mu.Lock()
@@ -188,7 +196,11 @@ func (c *Collector) handle(ctx context.Context, v *wire.RoundView) error {
 	}
 	switch v.Phase {
 	case round.PhaseAnnounced:
-		return nil
+		// Fetch the config now, while the keepers publish their keys, so
+		// that thousands of collectors do not all fetch it when setup
+		// begins; join checks it.
+		_, err := c.announcement(ctx, v.ConfigHash)
+		return err
 	case round.PhaseSetup, round.PhaseCollecting:
 		if a == nil {
 			return c.join(ctx, v)
@@ -243,15 +255,35 @@ func (c *Collector) refuse(ctx context.Context, hash, reason string) {
 	node.Refuse(ctx, c.client, c.opts.Identity, c.log, hash, reason)
 }
 
-// join checks the round, sets up blinded counters and sends the sealed
-// share bundles.
+// announcement fetches the signed announcement of the round with the
+// given hash, once: the last one fetched is kept until join uses it.
+func (c *Collector) announcement(ctx context.Context, hash string) (identity.Signed, error) {
+	if f := c.fetched; f != nil && f.hash == hash {
+		return f.announce, nil
+	}
+	m, err := c.client.GetConfig(ctx, hash)
+	if err != nil {
+		return identity.Signed{}, fmt.Errorf("fetching the round config: %w", err)
+	}
+	c.fetched = &fetchedConfig{hash: hash, announce: m}
+	return m, nil
+}
+
+// join fetches and checks the round, sets up blinded counters and sends the
+// sealed share bundles. The config is fetched once a round, by its hash:
+// long polls carry only the hash.
 func (c *Collector) join(ctx context.Context, v *wire.RoundView) error {
 	hash := v.ConfigHash
-	if err := v.Announce.Verify(wire.KindAnnounce, c.opts.TallyFingerprint); err != nil {
+	announce, err := c.announcement(ctx, hash)
+	if err != nil {
+		return err
+	}
+	c.fetched = nil
+	if err := announce.Verify(wire.KindAnnounce, c.opts.TallyFingerprint); err != nil {
 		c.refuse(ctx, hash, "announcement: "+err.Error())
 		return nil
 	}
-	cfg, err := round.Decode(v.Announce.Body)
+	cfg, err := round.Decode(announce.Body)
 	if err != nil {
 		c.refuse(ctx, hash, err.Error())
 		return nil
@@ -324,7 +356,13 @@ func (c *Collector) join(ctx context.Context, v *wire.RoundView) error {
 		// others' K-of-N threshold still covers them.
 		clear(b.Shares)
 	}
-	a := &activeRound{hash: hash, cfg: cfg, counters: counters, program: program, sealed: sealed}
+	// The round is checked: keep its config without the permitted
+	// collectors, which the rest of the round does not need and which
+	// grow with the network (a collector's memory then grows with the
+	// counters only).
+	slim := *cfg
+	slim.Collectors = nil
+	a := &activeRound{hash: hash, cfg: &slim, counters: counters, program: program, sealed: sealed}
 	// Count from now on; if the bundles are refused the round is dropped.
 	c.mu.Lock()
 	c.active = a

@@ -51,9 +51,15 @@ type Keeper struct {
 	roundKey hpke.PrivateKey
 	state    *aggregator.KeeperRound
 	fetched  int
-	acked    int
-	refused  string // config hash of a round refused or lost
-	commit   string // agreement digest committed to
+	// held lists the collectors whose bundles this keeper holds, in the
+	// order it opened them; the first acked of them are acknowledged.
+	held  []string
+	acked int
+	// agreement is the signed agreement last fetched, by its digest.
+	agreement       identity.Signed
+	agreementDigest string
+	refused         string // config hash of a round refused or lost
+	commit          string // agreement digest committed to
 	// commitMsg is the signed commit on it, kept for retries.
 	commitMsg identity.Signed
 	released  bool
@@ -87,12 +93,16 @@ func (k *Keeper) Run(ctx context.Context) error {
 
 // handle acts on one view of the round.
 func (k *Keeper) handle(ctx context.Context, v *wire.RoundView) error {
-	if v.Announce == nil || v.ConfigHash == k.refused {
+	if v.ConfigHash == "" || v.ConfigHash == k.refused {
 		return nil
 	}
 	if v.ConfigHash != k.hash {
 		k.forget()
-		if err := k.join(ctx, v); err != nil {
+		announce, err := k.client.GetConfig(ctx, v.ConfigHash)
+		if err != nil {
+			return fmt.Errorf("fetching the round config: %w", err)
+		}
+		if err := k.join(ctx, v, announce); err != nil {
 			return err
 		}
 		if k.cfg == nil {
@@ -142,13 +152,14 @@ func (k *Keeper) handle(ctx context.Context, v *wire.RoundView) error {
 // forget drops everything about the current round.
 func (k *Keeper) forget() {
 	k.hash, k.cfg, k.roundKey, k.state = "", nil, nil, nil
-	k.fetched, k.acked, k.commit, k.released, k.commitMsg = 0, 0, "", false, identity.Signed{}
+	k.fetched, k.held, k.acked, k.commit, k.released, k.commitMsg = 0, nil, 0, "", false, identity.Signed{}
+	k.agreement, k.agreementDigest = identity.Signed{}, ""
 	k.keyMsg, k.keyed = identity.Signed{}, false
 }
 
 // join checks a newly seen round and, if acceptable, publishes a round key.
-func (k *Keeper) join(ctx context.Context, v *wire.RoundView) error {
-	cfg, err := k.checkAnnounce(v)
+func (k *Keeper) join(ctx context.Context, v *wire.RoundView, announce identity.Signed) error {
+	cfg, err := k.checkAnnounce(v, announce)
 	if err != nil {
 		k.refuse(ctx, v.ConfigHash, err.Error())
 		return nil
@@ -218,11 +229,11 @@ func (k *Keeper) keyShown(v *wire.RoundView) bool {
 
 // checkAnnounce verifies the tally server's announcement against this
 // keeper's own configuration.
-func (k *Keeper) checkAnnounce(v *wire.RoundView) (*round.Config, error) {
-	if err := v.Announce.Verify(wire.KindAnnounce, k.opts.TallyFingerprint); err != nil {
+func (k *Keeper) checkAnnounce(v *wire.RoundView, announce identity.Signed) (*round.Config, error) {
+	if err := announce.Verify(wire.KindAnnounce, k.opts.TallyFingerprint); err != nil {
 		return nil, fmt.Errorf("announcement: %w", err)
 	}
-	cfg, err := round.Decode(v.Announce.Body)
+	cfg, err := round.Decode(announce.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +299,9 @@ func (k *Keeper) refuse(ctx context.Context, hash, reason string) {
 	node.Refuse(ctx, k.client, k.opts.Identity, k.log, hash, reason)
 }
 
-// fetchBundles opens new bundles and acknowledges what it holds.
+// fetchBundles opens new bundles and acknowledges those it holds and has
+// not acknowledged yet: the tally server keeps what each keeper
+// acknowledged, so an ack is only what is new.
 func (k *Keeper) fetchBundles(ctx context.Context, v *wire.RoundView, ack bool) error {
 	for k.fetched < v.Bundles {
 		list, err := k.client.GetBundles(ctx, k.fetched)
@@ -300,41 +313,63 @@ func (k *Keeper) fetchBundles(ctx context.Context, v *wire.RoundView, ack bool) 
 		}
 		for _, m := range list {
 			k.fetched++
-			if err := k.openBundle(m); err != nil {
+			fp, err := k.openBundle(m)
+			if err != nil {
 				// One bad bundle costs that collector its place in S, not the round.
 				k.log.Warn("bundle refused", "err", err)
+				continue
 			}
+			k.held = append(k.held, fp)
 		}
 	}
-	held := len(k.state.Collectors())
-	if held == k.acked || !ack {
+	if len(k.held) == k.acked || !ack {
 		return nil
 	}
-	msg, err := wire.SignBody(k.opts.Identity, wire.KindAck, wire.Ack{ConfigHash: k.hash, Keeper: k.opts.Identity.Fingerprint, Collectors: k.state.Collectors()})
+	fresh := k.held[k.acked:]
+	msg, err := wire.SignBody(k.opts.Identity, wire.KindAck, wire.Ack{ConfigHash: k.hash, Keeper: k.opts.Identity.Fingerprint, Collectors: fresh})
 	if err != nil {
 		return err
 	}
 	if err := k.client.PostAck(ctx, msg); err != nil {
 		return fmt.Errorf("acknowledging bundles: %w", err)
 	}
-	k.acked = held
+	k.acked += len(fresh)
 	return nil
 }
 
-func (k *Keeper) openBundle(m identity.Signed) error {
+// openBundle opens one sealed bundle and stores its shares; it returns the
+// collector's fingerprint.
+func (k *Keeper) openBundle(m identity.Signed) (string, error) {
 	var b wire.SealedBundle
 	fp, err := wire.OpenBody(m, wire.KindShareBundle, "", &b)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if b.ConfigHash != k.hash || b.Keeper != k.opts.Identity.Fingerprint || b.Collector != fp {
-		return fmt.Errorf("bundle from %s is not for this keeper in this round", fp)
+		return "", fmt.Errorf("bundle from %s is not for this keeper in this round", fp)
 	}
 	shares, err := wire.OpenShares(k.roundKey, b.Ciphertext, k.hash, fp, b.Keeper, k.cfg.NumCounters())
 	if err != nil {
-		return err
+		return "", err
 	}
-	return k.state.Accept(fp, shares)
+	return fp, k.state.Accept(fp, shares)
+}
+
+// fetchAgreement returns the signed agreement the view names, fetching it
+// only when its digest is new. The digest is checked against the bytes.
+func (k *Keeper) fetchAgreement(ctx context.Context, digest string) (identity.Signed, error) {
+	if digest == k.agreementDigest {
+		return k.agreement, nil
+	}
+	m, err := k.client.GetAgreement(ctx, digest)
+	if err != nil {
+		return identity.Signed{}, fmt.Errorf("fetching the agreement: %w", err)
+	}
+	if got := wire.AgreementDigest(m.Body); got != digest {
+		return identity.Signed{}, fmt.Errorf("the tally server answered agreement %.12s… with one of digest %.12s…", digest, got)
+	}
+	k.agreement, k.agreementDigest = m, digest
+	return m, nil
 }
 
 // commitTo checks the tally server's agreement and commits to it, once.
@@ -342,26 +377,32 @@ func (k *Keeper) openBundle(m identity.Signed) error {
 // refuses and leaves the round: a tally server releasing two collector sets
 // could difference their totals.
 func (k *Keeper) commitTo(ctx context.Context, v *wire.RoundView) error {
-	if v.Agreement == nil {
+	if v.Agreement == "" {
 		return nil
 	}
 	if k.commit != "" {
-		if d := wire.AgreementDigest(v.Agreement.Body); d != k.commit {
+		if d := v.Agreement; d != k.commit {
 			k.refuse(ctx, k.hash, fmt.Sprintf("the tally server asked for a second agreement (%s) after this keeper committed to %s; a keeper commits once per round, so it leaves the round", d[:12], k.commit[:12]))
 			k.forget()
 			return nil
 		}
 		return k.postCommit(ctx, v)
 	}
+	signed, err := k.fetchAgreement(ctx, v.Agreement)
+	if err != nil {
+		return err
+	}
 	var ag wire.AgreementMsg
-	if _, err := wire.OpenBody(*v.Agreement, wire.KindAgreement, k.opts.TallyFingerprint, &ag); err != nil {
+	if _, err := wire.OpenBody(signed, wire.KindAgreement, k.opts.TallyFingerprint, &ag); err != nil {
 		return fmt.Errorf("agreement: %w", err)
 	}
 	if ag.ConfigHash != k.hash {
 		return errors.New("agreement is for another round")
 	}
-	if !slices.IsSorted(ag.Collectors) {
-		return errors.New("agreement collector list is not sorted")
+	if err := ag.Resolve(k.cfg.CollectorFingerprints()); err != nil {
+		k.refuse(ctx, k.hash, "cannot commit: "+err.Error())
+		k.forget()
+		return nil
 	}
 	commitments, err := wire.OpenCommitments(&ag)
 	if err != nil {
@@ -374,7 +415,7 @@ func (k *Keeper) commitTo(ctx context.Context, v *wire.RoundView) error {
 		k.forget()
 		return nil
 	}
-	digest := wire.AgreementDigest(v.Agreement.Body)
+	digest := v.Agreement
 	msg, err := wire.SignBody(k.opts.Identity, wire.KindCommit, wire.Commit{ConfigHash: k.hash, Keeper: k.opts.Identity.Fingerprint, Agreement: digest})
 	if err != nil {
 		return err

@@ -213,6 +213,9 @@ type scripted struct {
 	mu      sync.Mutex
 	view    wire.RoundView
 	bundles []identity.Signed
+	// signed are the announcement and agreements it serves, by hash or
+	// digest.
+	signed  map[string]identity.Signed
 	posts   map[string][]identity.Signed
 	handled uint64
 	changed chan struct{} // closed and replaced on every change
@@ -228,7 +231,7 @@ func startScripted(t *testing.T, id *identity.Identity, allowed []string) *scrip
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &scripted{addr: ln.Addr().String(), posts: map[string][]identity.Signed{}, changed: make(chan struct{})}
+	s := &scripted{addr: ln.Addr().String(), posts: map[string][]identity.Signed{}, signed: map[string]identity.Signed{}, changed: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathRound, s.poll)
 	mux.HandleFunc("GET "+wire.PathBundles, func(w http.ResponseWriter, r *http.Request) {
@@ -236,8 +239,25 @@ func startScripted(t *testing.T, id *identity.Identity, allowed []string) *scrip
 		s.mu.Lock()
 		list := s.bundles[min(from, len(s.bundles)):]
 		s.mu.Unlock()
-		json.NewEncoder(w).Encode(list)
+		body, err := wire.AppendSignedList(nil, list)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Write(body)
 	})
+	serveSigned := func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		m, ok := s.signed[r.PathValue("id")]
+		s.mu.Unlock()
+		if !ok {
+			http.Error(w, "not served", http.StatusConflict)
+			return
+		}
+		json.NewEncoder(w).Encode(m)
+	}
+	mux.HandleFunc("GET "+wire.PathConfig+"{id}", serveSigned)
+	mux.HandleFunc("GET "+wire.PathAgreement+"{id}", serveSigned)
 	for _, path := range []string{wire.PathRoundKey, wire.PathAck, wire.PathCommit, wire.PathShare, wire.PathRefusal} {
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
 			var m identity.Signed
@@ -280,6 +300,12 @@ func (s *scripted) update(f func()) {
 	f()
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// serve makes the server answer requests for id (a config hash or an
+// agreement digest) with m.
+func (s *scripted) serve(id string, m identity.Signed) {
+	s.update(func() { s.signed[id] = m })
 }
 
 // show makes v the round's next view and returns its version.
@@ -376,7 +402,8 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 	go func() { k.Run(kctx); close(done) }()
 	defer func() { kcancel(); <-done }()
 
-	view := wire.RoundView{ConfigHash: hash, Phase: round.PhaseAnnounced, Announce: &announce}
+	tallyServer.serve(hash, announce)
+	view := wire.RoundView{ConfigHash: hash, Phase: round.PhaseAnnounced}
 	tallyServer.show(view)
 	keyMsg := tallyServer.posted(ctx, t, wire.PathRoundKey, 1)
 	var key wire.RoundKey
@@ -414,7 +441,7 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 	}
 	both := []string{collectors[0].Fingerprint, collectors[1].Fingerprint}
 	slices.Sort(both)
-	if !slices.Equal(ack.Collectors, both) {
+	if slices.Sort(ack.Collectors); !slices.Equal(ack.Collectors, both) {
 		t.Fatalf("keeper acknowledged %v, want both collectors", ack.Collectors)
 	}
 
@@ -441,9 +468,12 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 		blindings[c.Fingerprint], masks[c.Fingerprint] = rho, m
 	}
 	agreement := func(S ...string) (identity.Signed, string) {
-		slices.Sort(S)
 		picked, pickedMasks := map[string][]field.Element{}, map[string][]uint64{}
-		msg := wire.AgreementMsg{ConfigHash: hash, Collectors: S}
+		msg := wire.AgreementMsg{ConfigHash: hash}
+		if err := msg.SetCollectors(cfg.CollectorFingerprints(), S); err != nil {
+			t.Fatal(err)
+		}
+		S = msg.Collectors
 		var rhos []commit.Scalar
 		for _, fp := range S {
 			picked[fp], pickedMasks[fp] = reports[fp], masks[fp]
@@ -461,7 +491,9 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return m, wire.AgreementDigest(m.Body)
+		digest := wire.AgreementDigest(m.Body)
+		tallyServer.serve(digest, m)
+		return m, digest
 	}
 	commitOn := func(id *identity.Identity, digest string) identity.Signed {
 		m, err := wire.SignBody(id, wire.KindCommit, wire.Commit{ConfigHash: hash, Keeper: id.Fingerprint, Agreement: digest})
@@ -472,8 +504,8 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 	}
 
 	// Agreement A, over both collectors: the keeper commits.
-	a, digestA := agreement(both...)
-	view.Phase, view.Agreement = round.PhaseAgreeing, &a
+	_, digestA := agreement(both...)
+	view.Phase, view.Agreement = round.PhaseAgreeing, digestA
 	tallyServer.show(view)
 	myCommit := tallyServer.posted(ctx, t, wire.PathCommit, 1)
 	var c wire.Commit
@@ -484,8 +516,8 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 	// Agreement B, over the first collector only (an honest ΣV for it, so
 	// only commit-once stands in the way), then B with K commits from the
 	// other keepers: the keeper refuses B, says why, and leaves the round.
-	b, digestB := agreement(collectors[0].Fingerprint)
-	view.Agreement = &b
+	_, digestB := agreement(collectors[0].Fingerprint)
+	view.Agreement = digestB
 	handled := tallyServer.show(view)
 	var ref wire.Refusal
 	if _, err := wire.OpenBody(tallyServer.posted(ctx, t, wire.PathRefusal, 1), wire.KindRefusal, me.Fingerprint, &ref); err != nil {
@@ -499,7 +531,7 @@ func TestKeeperCommitsToOneAgreementOnly(t *testing.T) {
 	handled = tallyServer.show(view)
 	tallyServer.until(ctx, t, "the keeper to see K commits on B", func() bool { return tallyServer.handled >= handled })
 	// Back to A with K commits: having left the round, it releases nothing.
-	view.Agreement, view.Commits = &a, []identity.Signed{myCommit, commitOn(keepers[1], digestA)}
+	view.Agreement, view.Commits = digestA, []identity.Signed{myCommit, commitOn(keepers[1], digestA)}
 	handled = tallyServer.show(view)
 	tallyServer.until(ctx, t, "the keeper to see K commits on A", func() bool { return tallyServer.handled >= handled })
 	if n := tallyServer.count(wire.PathCommit); n != 1 {

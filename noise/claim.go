@@ -196,22 +196,25 @@ func ComposedAccount(cfg *round.Config, S []string) (RoundAccount, float64, erro
 }
 
 // roundStatistics is the round's noisy statistics over S with every σ
-// multiplied by scale. Weights are looked up in a map: S and the permitted
-// collectors can each run to thousands, and every node does this for
-// every statistic.
+// multiplied by scale.
 func roundStatistics(cfg *round.Config, S []string, scale float64) []RoundStatistic {
-	weights := make(map[string]float64, len(cfg.Collectors))
-	for _, c := range cfg.Collectors {
-		weights[c.Fingerprint] = c.NoiseWeight
-	}
 	var out []RoundStatistic
+	// One lookup per member, not a scan of the config per member and
+	// statistic: S holds up to every permitted collector.
+	index := cfg.CollectorIndex()
+	weights := make([]float64, len(S))
+	for i, fp := range S {
+		if j, ok := index[fp]; ok {
+			weights[i] = cfg.Collectors[j].NoiseWeight
+		}
+	}
 	for _, s := range cfg.Statistics {
 		if s.Sigma == 0 {
 			continue
 		}
-		st := RoundStatistic{Name: s.Name, L0: s.BinsTouched, LInf: s.Sensitivity, Sigmas: make([]float64, len(S))}
-		for j, fp := range S {
-			st.Sigmas[j] = weights[fp] * s.Sigma * scale
+		st := RoundStatistic{Name: s.Name, L0: s.BinsTouched, LInf: s.Sensitivity, Sigmas: make([]float64, 0, len(S))}
+		for _, w := range weights {
+			st.Sigmas = append(st.Sigmas, w*s.Sigma*scale)
 		}
 		out = append(out, st)
 	}

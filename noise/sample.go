@@ -3,6 +3,7 @@ package noise
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	dpnoise "github.com/google/differential-privacy/go/v3/noise"
 	dprand "github.com/google/differential-privacy/go/v3/rand"
@@ -55,17 +56,34 @@ func Sample(sigma float64) (int64, error) {
 		return 0, nil
 	}
 	lInf := sigma / refSigma
-	// The scaling above relies on SigmaForGaussian being linear in L∞; refuse
-	// rather than add noise of the wrong size should a library change ever
-	// break that.
-	if used := dpnoise.SigmaForGaussian(1, lInf, refEpsilon, refDelta); math.Abs(used-sigma) > 1e-9*sigma {
-		return 0, fmt.Errorf("noise: sampler calibration drifted: asked for σ = %g, google's sampler would use %g", sigma, used)
+	if err := checkCalibration(sigma, lInf); err != nil {
+		return 0, err
 	}
 	x, err := dpnoise.Gaussian().AddNoiseFloat64(0, 1, lInf, refEpsilon, refDelta)
 	if err != nil {
 		return 0, fmt.Errorf("noise: sampling with σ = %g: %w", sigma, err)
 	}
 	return int64(math.Round(x)), nil
+}
+
+// calibrated remembers the σ whose calibration was last checked: a
+// collector draws every counter of a statistic with the same σ, and
+// SigmaForGaussian costs more than the draw itself.
+var calibrated atomic.Uint64
+
+// checkCalibration refuses rather than add noise of the wrong size should
+// a library change ever break the linearity of SigmaForGaussian in L∞ that
+// the scaling in Sample relies on. The check is made once per σ in a row.
+func checkCalibration(sigma, lInf float64) error {
+	bits := math.Float64bits(sigma)
+	if calibrated.Load() == bits {
+		return nil
+	}
+	if used := dpnoise.SigmaForGaussian(1, lInf, refEpsilon, refDelta); math.Abs(used-sigma) > 1e-9*sigma {
+		return fmt.Errorf("noise: sampler calibration drifted: asked for σ = %g, google's sampler would use %g", sigma, used)
+	}
+	calibrated.Store(bits)
+	return nil
 }
 
 // Scrub overwrites the random bytes Google's sampler has buffered, so that

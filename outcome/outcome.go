@@ -136,7 +136,7 @@ func Build(in Inputs) (*Outcome, error) {
 	o := &Outcome{
 		Version: FormatVersion, Series: cfg.Series, Round: cfg.Round, ConfigHash: hash, Config: cfg,
 		Tally: tally, Window: Window{cfg.Start.UTC(), cfg.End.UTC()},
-		Collectors: Collectors{Count: len(ag.Collectors), Fingerprints: ag.Collectors, Gaps: cloneGaps(in.Gaps)},
+		Collectors: Collectors{Count: len(ag.Collectors), Fingerprints: slices.Sorted(slices.Values(ag.Collectors)), Gaps: cloneGaps(in.Gaps)},
 		Announce:   in.Announce, Agreement: in.Agreement, Commits: slices.Clone(in.Commits), PublishedAt: in.Now.UTC(),
 		Refusals: ag.Refusals,
 	}
@@ -211,7 +211,7 @@ func Verify(o *Outcome) error {
 	if err != nil {
 		return err
 	}
-	if o.Collectors.Count != len(ag.Collectors) || !slices.Equal(o.Collectors.Fingerprints, ag.Collectors) {
+	if o.Collectors.Count != len(ag.Collectors) || !slices.Equal(o.Collectors.Fingerprints, slices.Sorted(slices.Values(ag.Collectors))) {
 		return errors.New("collector list differs from the signed agreement's S")
 	}
 	if err := checkNotes(ag, o.Collectors.Gaps, o.Refusals); err != nil {
@@ -328,17 +328,15 @@ func openAgreement(cfg *round.Config, hash, tally string, s identity.Signed) (*w
 	if ag.ConfigHash != hash {
 		return nil, "", errors.New("agreement belongs to another round")
 	}
+	// S is a bitmap over the permitted collectors: its members are
+	// permitted and distinct by construction.
+	if err := ag.Resolve(cfg.CollectorFingerprints()); err != nil {
+		return nil, "", err
+	}
 	if len(ag.Collectors) < cfg.MinCollectors {
 		return nil, "", fmt.Errorf("agreement has %d collectors, the round requires %d", len(ag.Collectors), cfg.MinCollectors)
 	}
-	for i, fp := range ag.Collectors {
-		if _, ok := cfg.Collector(fp); !ok {
-			return nil, "", fmt.Errorf("agreement names collector %s, not permitted in the round", fp)
-		}
-		if i > 0 && ag.Collectors[i-1] >= fp {
-			return nil, "", errors.New("agreement collectors are not sorted and distinct")
-		}
-	}
+
 	// ΣV must be the sum of what S's collectors committed to: without this
 	// check the tally server could have published any total.
 	cs, err := wire.OpenCommitments(&ag)

@@ -66,7 +66,8 @@ func testRound(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 		reports[dc.Fingerprint] = ctr.Report()
 		S = append(S, dc.Fingerprint)
 	}
-	slices.Sort(S)
+	// S in the config's order, which the agreement's bitmap gives it.
+	S = slices.DeleteFunc(cfg.CollectorFingerprints(), func(fp string) bool { return !slices.Contains(S, fp) })
 	// Each collector commits to its masked report; ΣV opens their sum.
 	var commitments []identity.Signed
 	var cs []commit.Commitment
@@ -94,8 +95,12 @@ func testRound(t *testing.T, n, k int) (Inputs, []*identity.Identity) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agreement, _ := wire.SignBody(ts, wire.KindAgreement, wire.AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum, SumBlinding: sumRho, Commitments: commitments,
-		GapsDigest: gapsDigest, Refusals: map[string]string{fmt.Sprintf("%064x", 99): "policy: round ε = 1 is more than this node's max_epsilon 0.3"}})
+	agMsg := wire.AgreementMsg{ConfigHash: hash, SumV: sum, SumBlinding: sumRho, Commitments: commitments,
+		GapsDigest: gapsDigest, Refusals: map[string]string{fmt.Sprintf("%064x", 99): "policy: round ε = 1 is more than this node's max_epsilon 0.3"}}
+	if err := agMsg.SetCollectors(cfg.CollectorFingerprints(), S); err != nil {
+		t.Fatal(err)
+	}
+	agreement, _ := wire.SignBody(ts, wire.KindAgreement, agMsg)
 	digest := wire.AgreementDigest(agreement.Body)
 	in := Inputs{Announce: ts.Sign(wire.KindAnnounce, body), Agreement: agreement, Now: cfg.End, Gaps: gaps, Tally: ts}
 	for j, st := range states {
@@ -293,7 +298,9 @@ func syntheticInputs(tb testing.TB, n, counters int) Inputs {
 			tb.Fatal(err)
 		}
 	}
-	slices.Sort(ag.Collectors)
+	if err := ag.SetCollectors(cfg.CollectorFingerprints(), ag.Collectors); err != nil {
+		tb.Fatal(err)
+	}
 	for _, fp := range ag.Collectors {
 		m, err := wire.SignBody(byFP[fp], wire.KindCommitment, wire.ReportCommitment{ConfigHash: hash, Collector: fp, Commitment: c})
 		if err != nil {

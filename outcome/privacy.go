@@ -161,10 +161,14 @@ func sensitivityNote(s round.StatisticSpec) string {
 }
 
 func weightsOf(cfg *round.Config, S []string) []float64 {
+	index := cfg.CollectorIndex()
 	weights := make([]float64, 0, len(S))
 	for _, fp := range S {
-		dc, _ := cfg.Collector(fp)
-		weights = append(weights, dc.NoiseWeight)
+		var w float64
+		if i, ok := index[fp]; ok {
+			w = cfg.Collectors[i].NoiseWeight
+		}
+		weights = append(weights, w)
 	}
 	return weights
 }

@@ -78,7 +78,8 @@ func vectorInputs(t *testing.T) outcome.Inputs {
 		reports[fp] = ctr.Report()
 		S = append(S, fp)
 	}
-	slices.Sort(S)
+	// S in the config's order, which the agreement's bitmap gives it.
+	S = slices.DeleteFunc(cfg.CollectorFingerprints(), func(fp string) bool { return !slices.Contains(S, fp) })
 	// Each collector commits to its masked report under masks and a
 	// blinding from its seeded streams; the agreement carries the
 	// commitments, ΣV of the masked reports and Σρ.
@@ -119,8 +120,12 @@ func vectorInputs(t *testing.T) outcome.Inputs {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agreement, err := wire.SignBody(tally, wire.KindAgreement, wire.AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum, SumBlinding: sumRho, Commitments: commitments, GapsDigest: gapsDigest,
-		Refusals: map[string]string{vectortest.Identity(vectortest.Refuser).Fingerprint: "policy: round ε = 0.3 is more than this node's max_epsilon 0.2"}})
+	agMsg := wire.AgreementMsg{ConfigHash: hash, SumV: sum, SumBlinding: sumRho, Commitments: commitments, GapsDigest: gapsDigest,
+		Refusals: map[string]string{vectortest.Identity(vectortest.Refuser).Fingerprint: "policy: round ε = 0.3 is more than this node's max_epsilon 0.2"}}
+	if err := agMsg.SetCollectors(cfg.CollectorFingerprints(), S); err != nil {
+		t.Fatal(err)
+	}
+	agreement, err := wire.SignBody(tally, wire.KindAgreement, agMsg)
 	if err != nil {
 		t.Fatal(err)
 	}

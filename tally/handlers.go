@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -16,12 +17,16 @@ import (
 	"github.com/privstats/privstats/aggregator/commit"
 	"github.com/privstats/privstats/aggregator/field"
 	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/shamir"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/strictjson"
 	"github.com/privstats/privstats/site"
 	"github.com/privstats/privstats/transport"
 )
+
+// pathID names the last path element of the GETs by hash or digest.
+const pathID = "id"
 
 // maxReason bounds a refusal's reason: it is stored, logged and published.
 const maxReason = 1024
@@ -33,21 +38,20 @@ func (s *Server) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+wire.PathRound, s.handleRound)
 	mux.HandleFunc("GET "+wire.PathBundles, s.handleGetBundles)
-	post(s, mux, wire.PathRoundKey, "keeper", s.acceptRoundKey)
-	post(s, mux, wire.PathAck, "keeper", s.acceptAck)
-	post(s, mux, wire.PathCommit, "keeper", s.acceptCommit)
-	post(s, mux, wire.PathShare, "keeper", s.acceptShare)
-	post(s, mux, wire.PathReport, "collector", s.acceptReport)
-	post(s, mux, wire.PathBundles, "collector", s.acceptBundles)
-	post(s, mux, wire.PathRefusal, "", s.acceptRefusal)
+	mux.HandleFunc("GET "+wire.PathConfig+"{"+pathID+"}", s.handleConfig)
+	mux.HandleFunc("GET "+wire.PathAgreement+"{"+pathID+"}", s.handleAgreement)
+	post(s, mux, wire.PathRoundKey, "keeper", jsonBody(s), now(s.acceptRoundKey))
+	post(s, mux, wire.PathAck, "keeper", jsonBody(s), s.acceptAck)
+	post(s, mux, wire.PathCommit, "keeper", jsonBody(s), now(s.acceptCommit))
+	post(s, mux, wire.PathShare, "keeper", jsonBody(s), now(s.acceptShare))
+	post(s, mux, wire.PathReport, "collector", s.readSigned, s.acceptReport)
+	post(s, mux, wire.PathBundles, "collector", s.readSignedList, s.acceptBundles)
+	post(s, mux, wire.PathRefusal, "", jsonBody(s), now(s.acceptRefusal))
 	return s.checkVersion(s.limit(mux))
 }
 
-// readBody reads a size-limited JSON body. A body that declares itself too
-// large is refused unread. Otherwise it is read once into a buffer of its
-// declared size (no doubling growth) and dropped as soon as it is decoded,
-// so a body costs the server its size plus its decoded form, once.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) *rejection {
+// readJSON reads a size-limited JSON body (bodyReader).
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, into any) *rejection {
 	limit := s.opts.MaxBodyBytes
 	if r.ContentLength > limit {
 		return refuse(reasonTooLarge, "body of %d bytes exceeds %d bytes", r.ContentLength, limit)
@@ -71,11 +75,74 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) *rej
 	return nil
 }
 
+// jsonBody reads a posted JSON message with readJSON.
+func jsonBody(s *Server) func(http.ResponseWriter, *http.Request, *identity.Signed) *rejection {
+	return func(w http.ResponseWriter, r *http.Request, into *identity.Signed) *rejection {
+		return s.readJSON(w, r, into)
+	}
+}
+
+// readSigned reads a size-limited binary body holding one signed message
+// (wire.ReadSigned), streaming: no more is allocated than the message
+// declares, and a declared size over the limit is refused before it is
+// read.
+func (s *Server) readSigned(w http.ResponseWriter, r *http.Request, into *identity.Signed) *rejection {
+	return s.readBinary(w, r, func(in io.Reader, limit int64) (err error) {
+		*into, err = wire.ReadSigned(in, limit)
+		return err
+	})
+}
+
+// readSignedList reads a size-limited binary list of signed messages (a
+// collector's bundles, one per keeper).
+func (s *Server) readSignedList(w http.ResponseWriter, r *http.Request, into *[]identity.Signed) *rejection {
+	return s.readBinary(w, r, func(in io.Reader, limit int64) (err error) {
+		*into, err = wire.ReadSignedList(in, limit, shamir.MaxHolders)
+		return err
+	})
+}
+
+func (s *Server) readBinary(w http.ResponseWriter, r *http.Request, read func(io.Reader, int64) error) *rejection {
+	limit := s.opts.MaxBodyBytes
+	if r.ContentLength > limit {
+		return refuse(reasonTooLarge, "body of %d bytes exceeds %d bytes", r.ContentLength, limit)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != wire.ContentBinary {
+		return refuse(reasonMalformed, "body of type %q, want %s", ct, wire.ContentBinary)
+	}
+	in := http.MaxBytesReader(w, r.Body, limit)
+	err := read(in, limit)
+	if err == nil {
+		err = wire.ExpectEnd(in)
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok || errors.Is(err, wire.ErrTooLarge) {
+		return refuse(reasonTooLarge, "body exceeds %d bytes", limit)
+	}
+	if err != nil {
+		return refuse(reasonMalformed, "body is not a binary signed message: %v", err)
+	}
+	return nil
+}
+
+// acceptFunc accepts a posted message m from peer into round r, with the
+// lock held. It returns a result, a *rejection or an *internalError (see
+// respond); or, for a message that goes into the journal, a channel that
+// tells whether its batch was stored (commitEntry), waited for without
+// the lock.
+type acceptFunc[T any] func(r *roundState, peer string, m T) (result, <-chan error, error)
+
+// now adapts an accept function that settles a message at once.
+func now[T any](accept func(r *roundState, peer string, m T) (result, error)) acceptFunc[T] {
+	return func(r *roundState, peer string, m T) (result, <-chan error, error) {
+		res, err := accept(r, peer, m)
+		return res, nil, err
+	}
+}
+
 // post registers the handler of one kind of posted message, m (a signed
-// message, or a list of them), from a node of the given role ("" for any).
-// accept runs with the lock held on the current round and returns a result,
-// a *rejection or an *internalError (see respond).
-func post[T any](s *Server, mux *http.ServeMux, path, role string, accept func(r *roundState, peer string, m T) (result, error)) {
+// message, or a list of them), from a node of the given role ("" for any),
+// read from the body by read.
+func post[T any](s *Server, mux *http.ServeMux, path, role string, read func(http.ResponseWriter, *http.Request, *T) *rejection, accept acceptFunc[T]) {
 	mux.HandleFunc("POST "+path, func(w http.ResponseWriter, req *http.Request) {
 		res, err := func() (result, error) {
 			peer := transport.PeerFingerprint(req)
@@ -83,16 +150,25 @@ func post[T any](s *Server, mux *http.ServeMux, path, role string, accept func(r
 				return 0, refuse(reasonWrongRole, "%s is a %s; only a %s may post %s", peer, s.allowed[peer], role, path)
 			}
 			var m T
-			if rej := s.readBody(w, req, &m); rej != nil {
+			if rej := read(w, req, &m); rej != nil {
 				return 0, rej
 			}
 			s.mu.Lock()
-			defer s.mu.Unlock()
 			r := s.st.Current
 			if r == nil {
+				s.mu.Unlock()
 				return 0, refuse(reasonWrongRound, "no round is running")
 			}
-			return accept(r, peer, m)
+			res, wait, err := accept(r, peer, m)
+			s.mu.Unlock()
+			if wait == nil || err != nil {
+				return res, err
+			}
+			// Answered only once durable: nothing acknowledged is lost.
+			if err := <-wait; err != nil {
+				return 0, failed(opJournalWrite, fmt.Errorf("storing the message of %s: %w", peer, err))
+			}
+			return stored, nil
 		}()
 		s.respond(w, req, res, err)
 	})
@@ -134,7 +210,7 @@ func open(r *roundState, peer string, m identity.Signed, kind string, body any, 
 	case fp != peer:
 		return refuse(reasonBadSignature, "%s signed by %s, sent by %s", kind, fp, peer)
 	}
-	if err := strictjson.Unmarshal(m.Body, body); err != nil {
+	if err := wire.DecodeBody(m.Body, body); err != nil {
 		return refuse(reasonMalformed, "%s body: %v", kind, err)
 	}
 	if h := hash(); h != r.Hash {
@@ -188,7 +264,7 @@ func (s *Server) acceptRefusal(r *roundState, peer string, m identity.Signed) (r
 		return 0, rej
 	}
 	_, isKeeper := r.cfg.Keeper(peer)
-	_, isCollector := r.cfg.Collector(peer)
+	_, isCollector := r.collectors[peer]
 	switch {
 	case !isKeeper && !isCollector:
 		return 0, refuse(reasonNotInRound, "%s takes no part in this round", peer)
@@ -212,7 +288,7 @@ func (s *Server) acceptRefusal(r *roundState, peer string, m identity.Signed) (r
 		if _, err := wire.OpenBody(*r.Agreement, wire.KindAgreement, "", &ag); err != nil {
 			return 0, failed(opOther, fmt.Errorf("reading the round's own agreement: %w", err))
 		}
-		if slices.Contains(ag.Collectors, peer) {
+		if i := r.collectors[peer]; i/8 < len(ag.Members) && ag.Members[i/8]&(1<<(i%8)) != 0 {
 			return 0, refuse(reasonWrongPhase, "collector is in the proposed agreement's set; it can no longer refuse the round")
 		}
 	}
@@ -222,31 +298,60 @@ func (s *Server) acceptRefusal(r *roundState, peer string, m identity.Signed) (r
 	return s.saved()
 }
 
-func (s *Server) acceptAck(r *roundState, peer string, m identity.Signed) (result, error) {
+// acceptAck takes the collectors a keeper newly acknowledges: the tally
+// server keeps each keeper's set, so a keeper sends each collector once
+// (docs/protocol.md, "Setup").
+func (s *Server) acceptAck(r *roundState, peer string, m identity.Signed) (result, <-chan error, error) {
 	var a wire.Ack
 	if _, rej := openFromKeeper(r, peer, m, wire.KindAck, &a, func() string { return a.ConfigHash }); rej != nil {
-		return 0, rej
+		return 0, nil, rej
 	}
 	if rej := inPhase(r, round.PhaseSetup, round.PhaseCollecting, round.PhaseReporting); rej != nil {
-		return 0, rej
+		return 0, nil, rej
 	}
 	if a.Keeper != peer {
-		return 0, refuse(reasonMalformed, "ack names keeper %s", a.Keeper)
+		return 0, nil, refuse(reasonMalformed, "ack names keeper %s", a.Keeper)
 	}
+	if len(a.Collectors) > len(r.cfg.Collectors) {
+		return 0, nil, refuse(reasonMalformed, "ack lists %d collectors, the round permits %d", len(a.Collectors), len(r.cfg.Collectors))
+	}
+	held := r.Acks[peer]
+	var fresh []string
+	seen := make(map[string]bool, len(a.Collectors))
 	for _, fp := range a.Collectors {
 		if !r.Joined[fp] {
-			return 0, refuse(reasonNotJoined, "acknowledges collector %s, which sent no bundles", fp)
+			return 0, nil, refuse(reasonNotJoined, "acknowledges collector %s, which sent no bundles", fp)
 		}
+		if !held[fp] && !seen[fp] {
+			fresh = append(fresh, fp)
+		}
+		seen[fp] = true
 	}
-	acked := slices.Sorted(slices.Values(a.Collectors))
-	if prev, ok := r.Acks[peer]; ok && slices.Equal(prev, acked) {
-		return s.held()
+	if len(fresh) == 0 {
+		return alreadyHeld, nil, nil
 	}
-	r.Acks[peer] = acked
-	return s.saved()
+	wait, err := s.commitEntry(r, journalEntry{Keeper: peer, Acked: fresh})
+	if err != nil {
+		return 0, nil, failed(opJournalWrite, fmt.Errorf("storing the acknowledgements of %s: %w", peer, err))
+	}
+	return stored, wait, nil
 }
 
-func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (result, error) {
+func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (result, <-chan error, error) {
+	res, err := s.checkReport(r, peer, m)
+	if err != nil || res != stored {
+		return res, nil, err
+	}
+	wait, err := s.commitEntry(r, journalEntry{Collector: peer, Report: &m})
+	if err != nil {
+		return 0, nil, failed(opJournalWrite, fmt.Errorf("storing the report of %s: %w", peer, err))
+	}
+	return stored, wait, nil
+}
+
+// checkReport checks a collector's report; stored means it is new and
+// goes into the journal.
+func (s *Server) checkReport(r *roundState, peer string, m identity.Signed) (result, error) {
 	var rep wire.Report
 	if rej := open(r, peer, m, wire.KindReport, &rep, func() string { return rep.ConfigHash }); rej != nil {
 		return 0, rej
@@ -257,6 +362,9 @@ func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (re
 			return alreadyHeld, nil
 		}
 		return 0, refuse(reasonDuplicate, "collector already sent a different report")
+	}
+	if r.pending[peer] {
+		return 0, refuse(reasonServerBusy, "the collector's previous message is still being stored; retry")
 	}
 	// The clock tick that ends the window may lag a prompt report.
 	windowOver := r.Phase == round.PhaseCollecting && !time.Now().Before(r.cfg.End)
@@ -293,12 +401,6 @@ func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (re
 	if rc.ConfigHash != r.Hash || rc.Collector != peer {
 		return 0, refuse(reasonWrongRound, "report commitment was made for another round or collector")
 	}
-	e := journalEntry{Collector: peer, Report: &m}
-	if err := appendJournal(s.opts.DataDir, r, e); err != nil {
-		return 0, failed(opJournalWrite, fmt.Errorf("storing the report of %s: %w", peer, err))
-	}
-	r.apply(e)
-	s.metrics.progress(s.st)
 	return stored, nil
 }
 
@@ -349,52 +451,59 @@ func (s *Server) acceptShare(r *roundState, peer string, m identity.Signed) (res
 
 // acceptBundles takes a collector's sealed bundles, one per keeper that
 // published a round key, all or nothing.
-func (s *Server) acceptBundles(r *roundState, peer string, list []identity.Signed) (result, error) {
+func (s *Server) acceptBundles(r *roundState, peer string, list []identity.Signed) (result, <-chan error, error) {
 	if rej := inPhase(r, round.PhaseSetup, round.PhaseCollecting); rej != nil {
-		return 0, rej
+		return 0, nil, rej
 	}
-	if _, ok := r.cfg.Collector(peer); !ok {
-		return 0, refuse(reasonNotInRound, "%s is not a collector of this round", peer)
+	if _, ok := r.collectors[peer]; !ok {
+		return 0, nil, refuse(reasonNotInRound, "%s is not a collector of this round", peer)
 	}
 	byKeeper := map[string]identity.Signed{}
 	for _, m := range list {
 		var b wire.SealedBundle
 		if rej := open(r, peer, m, wire.KindShareBundle, &b, func() string { return b.ConfigHash }); rej != nil {
-			return 0, rej
+			return 0, nil, rej
 		}
 		if b.Collector != peer {
-			return 0, refuse(reasonMalformed, "bundle names collector %s", b.Collector)
+			return 0, nil, refuse(reasonMalformed, "bundle names collector %s", b.Collector)
 		}
 		if _, ok := r.RoundKeys[b.Keeper]; !ok {
-			return 0, refuse(reasonMalformed, "bundle for %s, which has no round key", b.Keeper)
+			return 0, nil, refuse(reasonMalformed, "bundle for %s, which has no round key", b.Keeper)
 		}
 		if want := wire.SealedLen(r.cfg.NumCounters()); len(b.Ciphertext) != want {
-			return 0, refuse(reasonMalformed, "bundle for %s is %d bytes, the round's is %d", b.Keeper, len(b.Ciphertext), want)
+			return 0, nil, refuse(reasonMalformed, "bundle for %s is %d bytes, the round's is %d", b.Keeper, len(b.Ciphertext), want)
 		}
 		byKeeper[b.Keeper] = m
 	}
 	if len(byKeeper) != len(r.RoundKeys) {
-		return 0, refuse(reasonMalformed, "%d bundles for %d keepers with round keys", len(byKeeper), len(r.RoundKeys))
+		return 0, nil, refuse(reasonMalformed, "%d bundles for %d keepers with round keys", len(byKeeper), len(r.RoundKeys))
 	}
 	if r.Joined[peer] {
-		if r.holdsBundles(byKeeper) {
-			return alreadyHeld, nil
+		if r.holdsBundles(peer, byKeeper) {
+			return alreadyHeld, nil, nil
 		}
-		return 0, refuse(reasonDuplicate, "collector already sent different bundles this round")
+		return 0, nil, refuse(reasonDuplicate, "collector already sent different bundles this round")
 	}
-	e := journalEntry{Collector: peer, Bundles: byKeeper}
-	if err := appendJournal(s.opts.DataDir, r, e); err != nil {
-		return 0, failed(opJournalWrite, fmt.Errorf("storing the bundles of %s: %w", peer, err))
+	if r.pending[peer] {
+		return 0, nil, refuse(reasonServerBusy, "the collector's previous message is still being stored; retry")
 	}
-	r.apply(e)
-	s.wake()
-	return stored, nil
+	wait, err := s.commitEntry(r, journalEntry{Collector: peer, Bundles: byKeeper})
+	if err != nil {
+		return 0, nil, failed(opJournalWrite, fmt.Errorf("storing the bundles of %s: %w", peer, err))
+	}
+	return stored, wait, nil
 }
 
-// holdsBundles reports whether the round holds every one of the bundles.
-func (r *roundState) holdsBundles(byKeeper map[string]identity.Signed) bool {
+// holdsBundles reports whether the round holds every one of the bundles
+// as collector's.
+func (r *roundState) holdsBundles(collector string, byKeeper map[string]identity.Signed) bool {
+	at, ok := r.joinedAt[collector]
+	if !ok {
+		return false
+	}
 	for k, m := range byKeeper {
-		if !slices.ContainsFunc(r.Bundles[k], func(h identity.Signed) bool { return bytes.Equal(h.Body, m.Body) }) {
+		held := r.Bundles[k]
+		if at < 0 || at >= len(held) || !bytes.Equal(held[at].Body, m.Body) {
 			return false
 		}
 	}
@@ -424,7 +533,7 @@ func (s *Server) handleGetBundles(w http.ResponseWriter, req *http.Request) {
 	if r := s.st.Current; r != nil && from < len(r.Bundles[peer]) {
 		size := 0
 		for _, m := range r.Bundles[peer][from:] {
-			size += len(m.Body) * 4 / 3 // base64 in JSON
+			size += len(m.Body)
 			if len(out) > 0 && (len(out) == maxBundlesPerAnswer || size > maxBundleBytes) {
 				break
 			}
@@ -432,7 +541,60 @@ func (s *Server) handleGetBundles(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	writeJSON(w, out)
+	body, err := wire.AppendSignedList(nil, out)
+	if err != nil {
+		s.respond(w, req, 0, failed(opOther, fmt.Errorf("encoding bundles: %w", err)))
+		return
+	}
+	w.Header().Set("Content-Type", wire.ContentBinary)
+	w.Write(body)
+}
+
+// handleConfig serves the current round's signed announcement, the round
+// config, by its hash: nodes fetch it once a round and keep it, so that
+// long polls carry only the hash.
+func (s *Server) handleConfig(w http.ResponseWriter, req *http.Request) {
+	s.serveSigned(w, req, "round", func(r *roundState, hash string) (*[]byte, *identity.Signed) {
+		if r.Hash != hash {
+			return nil, nil
+		}
+		return &r.announceJSON, &r.Announce
+	})
+}
+
+// handleAgreement serves the current round's signed agreement by its
+// digest: keepers fetch it once.
+func (s *Server) handleAgreement(w http.ResponseWriter, req *http.Request) {
+	s.serveSigned(w, req, "agreement", func(r *roundState, digest string) (*[]byte, *identity.Signed) {
+		if r.Agreement == nil || r.Digest != digest {
+			return nil, nil
+		}
+		return &r.agreementJSON, r.Agreement
+	})
+}
+
+// serveSigned answers with the current round's signed message that find
+// names by the request's last path element, encoded once into the cache
+// find also returns and served from there to every node that asks.
+func (s *Server) serveSigned(w http.ResponseWriter, req *http.Request, what string, find func(r *roundState, id string) (cache *[]byte, m *identity.Signed)) {
+	id := req.PathValue(pathID)
+	s.mu.Lock()
+	var body []byte
+	if r := s.st.Current; r != nil {
+		if cache, m := find(r, id); m != nil {
+			if *cache == nil {
+				*cache, _ = json.Marshal(m)
+			}
+			body = *cache
+		}
+	}
+	s.mu.Unlock()
+	if body == nil {
+		s.respond(w, req, 0, refuse(reasonWrongRound, "%s %.16s… is not the current round's", what, id))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body)
 }
 
 // handleRound is the long poll: it answers when the state version passes
@@ -470,27 +632,31 @@ func (s *Server) handleRound(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// view is the round as one node sees it; called with s.mu held.
+// view is the round as one node sees it; called with s.mu held. It names
+// the config and the agreement by hash and digest only (handleConfig,
+// handleAgreement) and shows a collector nothing of the keepers' business.
 func (s *Server) view(peer string) wire.RoundView {
 	v := wire.RoundView{Version: s.st.Version, Finished: s.finished()}
-	if s.allowed[peer] == "collector" {
+	collector := s.allowed[peer] == "collector"
+	if collector {
 		v.Version = s.st.PhaseVersion
 	}
 	r := s.st.Current
 	if r == nil {
 		return v
 	}
-	ann := r.Announce
-	v.ConfigHash, v.Phase, v.Announce, v.Failure = r.Hash, r.Phase, &ann, r.Failure
+	v.ConfigHash, v.Phase, v.Failure = r.Hash, r.Phase, r.Failure
 	for _, k := range r.cfg.Keepers {
 		if m, ok := r.RoundKeys[k.Fingerprint]; ok {
 			v.RoundKeys = append(v.RoundKeys, m)
 		}
-		if m, ok := r.Commits[k.Fingerprint]; ok && r.Phase != round.PhaseAgreeing {
+		if m, ok := r.Commits[k.Fingerprint]; ok && r.Phase != round.PhaseAgreeing && !collector {
 			v.Commits = append(v.Commits, m)
 		}
 	}
-	v.Agreement = r.Agreement
+	if !collector {
+		v.Agreement = r.Digest
+	}
 	v.Bundles = len(r.Bundles[peer])
 	v.Joined = r.Joined[peer]
 	_, v.Reported = r.Reports[peer]

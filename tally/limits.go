@@ -71,15 +71,22 @@ func (f *inFlight) of(peer string) int {
 	return f.byPeer[peer]
 }
 
-// limit serves a request only within the caps: posts under s.posts, the
+// limit serves a request only within the caps: collectors' and observers'
+// posts under s.posts, keepers' under s.keeperPosts (per keeper only), the
 // rest (long polls, bundle fetches) under s.polls.
 func (s *Server) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		peer := transport.PeerFingerprint(req)
 		f := s.polls
-		if req.Method == http.MethodPost {
+		switch {
+		case req.Method == http.MethodPost && s.allowed[peer] == "keeper":
+			// Keepers' acks and commits are the round's critical path
+			// and keepers are few (each still capped): a crowd of
+			// collectors posting at once must not crowd them out.
+			f = s.keeperPosts
+		case req.Method == http.MethodPost:
 			f = s.posts
 		}
-		peer := transport.PeerFingerprint(req)
 		if rej := f.acquire(peer); rej != nil {
 			// The body is not read; closing the connection spares the
 			// server reading it to reuse the connection.

@@ -36,7 +36,27 @@ func (n *testNet) send(t *testing.T, id *identity.Identity, path string, body an
 	c := n.client(t, id)
 	defer c.CloseIdle()
 	var a acceptance
-	_, err := c.Do(context.Background(), http.MethodPost, path, body, &a)
+	read := func(in io.Reader) error { return json.NewDecoder(in).Decode(&a) }
+	// Bundles and reports travel binary, everything else as JSON.
+	var err error
+	switch m := body.(type) {
+	case []identity.Signed:
+		var b []byte
+		if b, err = wire.AppendSignedList(nil, m); err == nil {
+			_, err = c.DoRaw(context.Background(), http.MethodPost, path, wire.ContentBinary, b, read)
+		}
+	case identity.Signed:
+		if path != wire.PathReport {
+			_, err = c.Do(context.Background(), http.MethodPost, path, body, &a)
+			break
+		}
+		var b []byte
+		if b, err = wire.AppendSigned(nil, m); err == nil {
+			_, err = c.DoRaw(context.Background(), http.MethodPost, path, wire.ContentBinary, b, read)
+		}
+	default:
+		_, err = c.Do(context.Background(), http.MethodPost, path, body, &a)
+	}
 	return a.Result, err
 }
 
@@ -194,13 +214,13 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 			// The keeper's posts in flight, as if it had sent that many
 			// that the server is still reading.
 			for range n.server.opts.MaxInFlightPerPeer {
-				if rej := n.server.posts.acquire(k0.Fingerprint); rej != nil {
+				if rej := n.server.keeperPosts.acquire(k0.Fingerprint); rej != nil {
 					t.Fatal(rej)
 				}
 			}
 			defer func() {
 				for range n.server.opts.MaxInFlightPerPeer {
-					n.server.posts.release(k0.Fingerprint)
+					n.server.keeperPosts.release(k0.Fingerprint)
 				}
 			}()
 			return n.send(t, k0, wire.PathRoundKey, key0)
@@ -217,7 +237,13 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 					n.server.posts.release(fmt.Sprint("node ", i))
 				}
 			}()
-			return n.send(t, k0, wire.PathRoundKey, key0)
+			// A keeper still gets in, so collectors cannot crowd out the
+			// keepers' acks and commits.
+			if rej := n.server.keeperPosts.acquire(k0.Fingerprint); rej != nil {
+				t.Fatalf("a keeper's post when collectors fill the server: %v", rej)
+			}
+			n.server.keeperPosts.release(k0.Fingerprint)
+			return n.send(t, c0, wire.PathRefusal, sign(t, c0, wire.KindRefusal, wire.Refusal{ConfigHash: hash, Node: c0.Fingerprint, Reason: "busy"}))
 		}},
 		{reasonTooLarge, http.StatusRequestEntityTooLarge, func() (string, error) {
 			return n.send(t, k0, wire.PathRoundKey, k0.Sign(wire.KindRoundKey, make([]byte, 20<<10)))
@@ -237,10 +263,10 @@ func TestEveryRejectionReasonIsAnsweredAndCounted(t *testing.T) {
 			return n.send(t, n.observer, wire.PathRefusal, sign(t, n.observer, wire.KindRefusal, wire.Refusal{ConfigHash: hash, Node: n.observer.Fingerprint, Reason: "policy"}))
 		}},
 		{reasonWrongRound, http.StatusConflict, func() (string, error) {
-			return n.send(t, c0, wire.PathReport, sign(t, c0, wire.KindReport, wire.Report{ConfigHash: strings.Repeat("ab", 32), Collector: c0.Fingerprint, Values: []uint64{1}}))
+			return n.send(t, c0, wire.PathReport, sign(t, c0, wire.KindReport, wire.Report{ConfigHash: strings.Repeat("ab", 32), Collector: c0.Fingerprint, Values: []uint64{1}, Masks: []uint64{0}}))
 		}},
 		{reasonWrongPhase, http.StatusConflict, func() (string, error) {
-			return n.send(t, c0, wire.PathReport, sign(t, c0, wire.KindReport, wire.Report{ConfigHash: hash, Collector: c0.Fingerprint, Values: []uint64{1}}))
+			return n.send(t, c0, wire.PathReport, sign(t, c0, wire.KindReport, wire.Report{ConfigHash: hash, Collector: c0.Fingerprint, Values: []uint64{1}, Masks: []uint64{0}}))
 		}},
 		{reasonDuplicate, http.StatusConflict, func() (string, error) {
 			for _, want := range []result{stored, alreadyHeld} {
@@ -369,26 +395,14 @@ func TestJournalWriteFailureIsInternal(t *testing.T) {
 	b0, b1 := n.bundles(t, c0, hash, cfg), n.bundles(t, c1, hash, cfg)
 	n.mustStore(t, c0, wire.PathBundles, b0)
 
-	// A file where the journal directory should be.
-	rounds := filepath.Join(n.opts.DataDir, "rounds")
-	if err := os.Rename(rounds, rounds+".aside"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(rounds, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// A full disk: the journal's writes fail.
+	restore := failJournalWrites(t)
 	_, err := n.send(t, c1, wire.PathBundles, b1)
 	n.wantInternal(t, err, opJournalWrite)
 	if st := n.server.Status(); st.CollectorsJoined != 1 {
 		t.Fatalf("%d collectors joined, want 1: unstored bundles must not count", st.CollectorsJoined)
 	}
-
-	if err := os.Remove(rounds); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(rounds+".aside", rounds); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	n.mustStore(t, c1, wire.PathBundles, b1)
 
 	// Both collectors' bundles survive a restart, and the keepers get them.
@@ -566,7 +580,7 @@ func TestOnePeersFloodIsCapped(t *testing.T) {
 	if got[http.StatusTooManyRequests] != flood-perPeer {
 		t.Fatalf("answers while %d bodies were being read: %v, want %d × 429", perPeer, got, flood-perPeer)
 	}
-	if inFlight := n.server.posts.of(k0.Fingerprint); inFlight != perPeer {
+	if inFlight := n.server.keeperPosts.of(k0.Fingerprint); inFlight != perPeer {
 		t.Fatalf("%d posts of the flooding keeper in flight, want %d", inFlight, perPeer)
 	}
 	var during runtime.MemStats
@@ -698,8 +712,12 @@ func TestOneRefusalPerNodePerRound(t *testing.T) {
 
 	// An agreement whose S holds c1 (set directly: reaching it through
 	// the protocol takes a whole round, and only S matters here).
-	ag := sign(t, n.ts, wire.KindAgreement, wire.AgreementMsg{ConfigHash: hash, Collectors: []string{c1.Fingerprint}})
 	n.server.mu.Lock()
+	msg := wire.AgreementMsg{ConfigHash: hash}
+	if err := msg.SetCollectors(n.server.st.Current.cfg.CollectorFingerprints(), []string{c1.Fingerprint}); err != nil {
+		t.Fatal(err)
+	}
+	ag := sign(t, n.ts, wire.KindAgreement, msg)
 	n.server.st.Current.Agreement = &ag
 	n.server.mu.Unlock()
 	_, err = n.send(t, c1, wire.PathRefusal, refusal(c1, "too late"))

@@ -166,9 +166,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	allowed map[string]string // fingerprint → role
-	// posts and polls cap the requests in flight (see limit).
-	posts, polls *inFlight
-	refusalLog   *refusalLog
+	// posts, keeperPosts and polls cap the requests in flight (see limit).
+	posts, keeperPosts, polls *inFlight
+	refusalLog                *refusalLog
 	// published is the data directory's outcomes as the public page and
 	// results API read them: each file parsed once (package site).
 	published *site.Archive
@@ -199,10 +199,11 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("tally: noise weights: %w", err)
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), allowed: map[string]string{},
-		posts:      newInFlight(opts.MaxInFlightPerPeer, opts.MaxInFlight),
-		polls:      newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
-		refusalLog: newRefusalLog(opts.Logger),
-		changed:    make(chan struct{}), phaseChanged: make(chan struct{})}
+		posts:       newInFlight(opts.MaxInFlightPerPeer, opts.MaxInFlight),
+		polls:       newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
+		keeperPosts: newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
+		refusalLog:  newRefusalLog(opts.Logger),
+		changed:     make(chan struct{}), phaseChanged: make(chan struct{})}
 	for _, fp := range opts.Keepers {
 		s.allowed[fp] = "keeper"
 	}
@@ -327,6 +328,11 @@ func (s *Server) Run(ctx context.Context, exitWhenDone bool) error {
 	}
 	// No state is written after Run returns.
 	<-machineDone
+	s.mu.Lock()
+	if r := s.st.Current; r != nil {
+		r.closeJournal()
+	}
+	s.mu.Unlock()
 	return err
 }
 
@@ -340,9 +346,13 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case now := <-t.C:
+		case <-t.C:
 			s.refusalLog.flush()
 			s.mu.Lock()
+			// The time now, not the tick's: under load a tick can be read
+			// seconds late, and a round announced from a stale time
+			// starts in the past.
+			now := time.Now()
 			err := s.step(now)
 			finished := s.finished()
 			completed, failed := s.st.Completed, s.st.Failed
@@ -586,6 +596,7 @@ func (s *Server) announce(now time.Time) error {
 	if prev := s.st.Current; prev != nil {
 		// Its outcome is published (or it failed); its bundles and
 		// reports are of no further use.
+		prev.closeJournal()
 		os.Remove(journalPath(s.opts.DataDir, prev.Hash))
 	}
 	s.st.Current = newRound(o.Identity.Sign(wire.KindAnnounce, body), cfg, hash)
@@ -630,7 +641,6 @@ func (s *Server) propose(r *roundState, now time.Time) error {
 		return s.fail(r, fmt.Sprintf("only %d keepers acknowledged share bundles, threshold %d", len(ackers), cfg.Threshold))
 	}
 	S := chooseS(r, ackers, cfg.Threshold)
-	slices.Sort(S)
 	if len(S) < cfg.MinCollectors {
 		return s.fail(r, fmt.Sprintf("%d collectors reported with bundles acknowledged by every keeper, the round requires %d", len(S), cfg.MinCollectors))
 	}
@@ -642,7 +652,8 @@ func (s *Server) propose(r *roundState, now time.Time) error {
 		}
 		reports[fp] = rep
 	}
-	msg, err := agreementOver(cfg.NumCounters(), r.Hash, S, reports)
+	permitted := cfg.CollectorFingerprints()
+	msg, err := agreementOver(cfg.NumCounters(), r.Hash, permitted, S, reports)
 	if err != nil {
 		// Some collector's commitment does not open to its report: find
 		// it (one opening per report, paid only when the batch fails) and
@@ -653,7 +664,7 @@ func (s *Server) propose(r *roundState, now time.Time) error {
 		if len(S) < cfg.MinCollectors {
 			return s.fail(r, fmt.Sprintf("%d collectors reported with valid commitments, the round requires %d", len(S), cfg.MinCollectors))
 		}
-		if msg, err = agreementOver(cfg.NumCounters(), r.Hash, S, reports); err != nil {
+		if msg, err = agreementOver(cfg.NumCounters(), r.Hash, permitted, S, reports); err != nil {
 			return s.fail(r, "agreement: "+err.Error())
 		}
 	}
@@ -665,7 +676,7 @@ func (s *Server) propose(r *roundState, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	r.Agreement = &signed
+	r.Agreement, r.agreementJSON = &signed, nil
 	r.Digest = wire.AgreementDigest(signed.Body)
 	r.Phase = round.PhaseAgreeing
 	r.Deadline = now.Add(s.opts.PhaseTimeout)
@@ -682,6 +693,9 @@ func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Tim
 	if _, err := wire.OpenBody(*r.Agreement, wire.KindAgreement, "", &first); err != nil {
 		return err
 	}
+	if err := first.Resolve(r.cfg.CollectorFingerprints()); err != nil {
+		return err
+	}
 	build := func(S []string) (wire.AgreementMsg, error) {
 		reports := make(map[string]wire.Report, len(S))
 		for _, fp := range S {
@@ -691,7 +705,7 @@ func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Tim
 			}
 			reports[fp] = rep
 		}
-		return agreementOver(r.cfg.NumCounters(), r.Hash, S, reports)
+		return agreementOver(r.cfg.NumCounters(), r.Hash, r.cfg.CollectorFingerprints(), S, reports)
 	}
 	second := adv.SecondAgreement(first, build)
 	if second == nil {
@@ -701,7 +715,7 @@ func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Tim
 	if err != nil {
 		return err
 	}
-	r.Agreement, r.Digest = &signed, wire.AgreementDigest(signed.Body)
+	r.Agreement, r.Digest, r.agreementJSON = &signed, wire.AgreementDigest(signed.Body), nil
 	r.Commits = map[string]identity.Signed{}
 	r.Deadline = now.Add(s.opts.PhaseTimeout)
 	s.log.Warn("adversary: second agreement posted after K commits on the first", "round", r.cfg.Round, "collectors", len(second.Collectors))
@@ -712,8 +726,14 @@ func (s *Server) postSecondAgreement(r *roundState, adv *Adversary, now time.Tim
 // of the masked reports, the sum of the blindings, S's signed commitments in S's order, and the digest of
 // their gaps. It checks, as every keeper will, that ΣV opens the
 // commitments.
-func agreementOver(n int, hash string, S []string, reports map[string]wire.Report) (wire.AgreementMsg, error) {
-	msg := wire.AgreementMsg{ConfigHash: hash, Collectors: S}
+func agreementOver(n int, hash string, permitted, S []string, reports map[string]wire.Report) (wire.AgreementMsg, error) {
+	msg := wire.AgreementMsg{ConfigHash: hash}
+	// S as a bitmap over the config's collectors; from here on in the
+	// config's order, which the commitments follow.
+	if err := msg.SetCollectors(permitted, S); err != nil {
+		return msg, err
+	}
+	S = msg.Collectors
 	values := make(map[string][]uint64, len(S))
 	masks := make(map[string][]uint64, len(S))
 	gaps := map[string][]wire.Gap{}
@@ -798,13 +818,7 @@ func openEach(n int, S []string, reports map[string]wire.Report) (good, bad []st
 // admits the most more collectors: a keeper that died mid-setup, having
 // acknowledged only early bundles, would otherwise shrink S to those.
 func chooseS(r *roundState, keepers []string, k int) []string {
-	acked := map[string]map[string]bool{}
-	for _, kf := range keepers {
-		acked[kf] = map[string]bool{}
-		for _, fp := range r.Acks[kf] {
-			acked[kf][fp] = true
-		}
-	}
+	acked := r.Acks
 	members := func(L []string) []string {
 		var S []string
 		for fp := range r.Reports {
@@ -852,6 +866,9 @@ func (s *Server) publish(r *roundState, now time.Time) error {
 	}
 	var ag wire.AgreementMsg
 	if _, err := wire.OpenBody(*r.Agreement, wire.KindAgreement, "", &ag); err != nil {
+		return err
+	}
+	if err := ag.Resolve(r.cfg.CollectorFingerprints()); err != nil {
 		return err
 	}
 	for _, fp := range ag.Collectors {

@@ -132,7 +132,7 @@ func (n *testNet) currentRound(t *testing.T, c *transport.Client) wire.RoundView
 		if _, err := c.Do(context.Background(), http.MethodGet, wire.PathRound+"?since=0", nil, &v); err != nil {
 			t.Fatal(err)
 		}
-		if v.Announce != nil {
+		if v.ConfigHash != "" {
 			return v
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -226,8 +226,12 @@ func TestReportReplayedFromAnotherRoundIsRefused(t *testing.T) {
 	if other == v.ConfigHash {
 		t.Fatal("test hash collides")
 	}
-	msg, _ := wire.SignBody(n.collectors[0], wire.KindReport, wire.Report{ConfigHash: other, Collector: n.collectors[0].Fingerprint, Values: []uint64{1}})
-	_, err := c.Do(context.Background(), http.MethodPost, wire.PathReport, msg, nil)
+	msg, _ := wire.SignBody(n.collectors[0], wire.KindReport, wire.Report{ConfigHash: other, Collector: n.collectors[0].Fingerprint, Values: []uint64{1}, Masks: []uint64{0}})
+	body, err := wire.AppendSigned(nil, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.DoRaw(context.Background(), http.MethodPost, wire.PathReport, wire.ContentBinary, body, nil)
 	n.wantRejected(t, err, http.StatusConflict, reasonWrongRound)
 }
 
@@ -235,9 +239,20 @@ func TestOversizeBodyIsRefused(t *testing.T) {
 	n := startServer(t, 4096)
 	c := n.client(t, n.collectors[0])
 	n.currentRound(t, c)
-	big := n.collectors[0].Sign(wire.KindReport, make([]byte, 10000))
-	_, err := c.Do(context.Background(), http.MethodPost, wire.PathReport, big, nil)
+	big, err := wire.AppendSigned(nil, n.collectors[0].Sign(wire.KindReport, make([]byte, 10000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.DoRaw(context.Background(), http.MethodPost, wire.PathReport, wire.ContentBinary, big, nil)
 	n.wantRejected(t, err, http.StatusRequestEntityTooLarge, reasonTooLarge)
+	// A body that declares a message larger than the limit is refused
+	// before the message is read, even when the request's length is not
+	// known in advance.
+	_, err = c.DoRaw(context.Background(), http.MethodPost, wire.PathReport, wire.ContentBinary, big[:200], nil)
+	wantStatus(t, err, http.StatusRequestEntityTooLarge)
+	if got := n.rejected(t, reasonTooLarge); got != 2 {
+		t.Fatalf("%s rejections = %v, want 2", reasonTooLarge, got)
+	}
 }
 
 func TestMalformedAndForgedMessagesAreRefused(t *testing.T) {

@@ -165,44 +165,73 @@ const maxResponse = 64 << 20
 // the JSON answer into out (ignored when nil). A 204 leaves out untouched
 // and reports false.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) (bool, error) {
-	var body io.Reader
+	var body []byte
+	contentType := ""
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return false, err
 		}
-		body = bytes.NewReader(b)
+		body, contentType = b, "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	var read func(io.Reader) error
+	if out != nil {
+		read = func(r io.Reader) error {
+			dec := json.NewDecoder(r)
+			if err := dec.Decode(out); err != nil {
+				return err
+			}
+			if dec.More() {
+				return errors.New("trailing data after the JSON answer")
+			}
+			return nil
+		}
+	}
+	return c.DoRaw(ctx, method, path, contentType, body, read)
+}
+
+// DoRaw sends body (none when contentType is empty) to path with the
+// method and hands a successful answer, at most maxResponse bytes of it,
+// to read (ignored when nil) as a stream. A 204 is not read and reports
+// false.
+func (c *Client) DoRaw(ctx context.Context, method, path, contentType string, body []byte, read func(io.Reader) error) (bool, error) {
+	var in io.Reader
+	if contentType != "" {
+		in = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, in)
 	if err != nil {
 		return false, err
 	}
 	for k, vs := range c.header {
 		req.Header[k] = vs
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return false, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return false, err
-	}
 	if resp.StatusCode == http.StatusNoContent {
 		return false, nil
 	}
+	limited := io.LimitReader(resp.Body, maxResponse)
 	if resp.StatusCode/100 != 2 {
+		data, err := io.ReadAll(limited)
+		if err != nil {
+			return false, err
+		}
 		return false, &StatusError{Code: resp.StatusCode, Message: string(bytes.TrimSpace(data))}
 	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
+	if read != nil {
+		if err := read(limited); err != nil {
 			return false, fmt.Errorf("tally server answer to %s: %w", path, err)
 		}
 	}
+	// Drain what is left, so the connection can be reused.
+	io.Copy(io.Discard, limited)
 	return true, nil
 }
 

@@ -216,6 +216,27 @@ func (c *Config) Collector(fingerprint string) (CollectorSpec, bool) {
 	return CollectorSpec{}, false
 }
 
+// CollectorIndex maps each permitted collector's fingerprint to its place
+// in Collectors, for the lookups a round makes per collector (Collector is
+// a scan, fine once but not once per collector).
+func (c *Config) CollectorIndex() map[string]int {
+	idx := make(map[string]int, len(c.Collectors))
+	for i, dc := range c.Collectors {
+		idx[dc.Fingerprint] = i
+	}
+	return idx
+}
+
+// CollectorFingerprints lists the permitted collectors' fingerprints in
+// the config's order, against which an agreement's S is a bitmap.
+func (c *Config) CollectorFingerprints() []string {
+	out := make([]string, len(c.Collectors))
+	for i, dc := range c.Collectors {
+		out[i] = dc.Fingerprint
+	}
+	return out
+}
+
 // MaxCounters bounds a round's counters (statistics × bins), which sizes
 // every bundle, report and share.
 const MaxCounters = 100000

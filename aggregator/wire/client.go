@@ -2,6 +2,8 @@ package wire
 
 import (
 	"context"
+	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -37,16 +39,45 @@ func (c *Client) PollRound(ctx context.Context, since uint64) (*RoundView, error
 	return &v, nil
 }
 
-// PostBundles sends a collector's signed sealed bundles, one per keeper.
-func (c *Client) PostBundles(ctx context.Context, sealed []identity.Signed) error {
-	return c.post(ctx, PathBundles, sealed)
+// GetConfig fetches the signed announcement of the round with the given
+// config hash; the caller checks it (signature, canonical encoding, hash).
+func (c *Client) GetConfig(ctx context.Context, hash string) (identity.Signed, error) {
+	var m identity.Signed
+	_, err := c.t.Do(ctx, http.MethodGet, PathConfig+hash, nil, &m)
+	return m, err
 }
+
+// GetAgreement fetches the signed agreement with the given digest; the
+// caller checks it.
+func (c *Client) GetAgreement(ctx context.Context, digest string) (identity.Signed, error) {
+	var m identity.Signed
+	_, err := c.t.Do(ctx, http.MethodGet, PathAgreement+digest, nil, &m)
+	return m, err
+}
+
+// PostBundles sends a collector's signed sealed bundles, one per keeper,
+// as a binary list.
+func (c *Client) PostBundles(ctx context.Context, sealed []identity.Signed) error {
+	body, err := AppendSignedList(nil, sealed)
+	if err != nil {
+		return err
+	}
+	_, err = c.t.DoRaw(ctx, http.MethodPost, PathBundles, ContentBinary, body, nil)
+	return err
+}
+
+// maxBundleAnswer bounds what a keeper reads in one answer of bundles.
+const maxBundleAnswer = 64 << 20
 
 // GetBundles fetches the signed sealed bundles waiting for the asking
 // keeper, from the given index on.
 func (c *Client) GetBundles(ctx context.Context, from int) ([]identity.Signed, error) {
 	var list []identity.Signed
-	if _, err := c.t.Do(ctx, http.MethodGet, PathBundles+"?from="+strconv.Itoa(from), nil, &list); err != nil {
+	read := func(in io.Reader) (err error) {
+		list, err = ReadSignedList(in, maxBundleAnswer, math.MaxInt32)
+		return err
+	}
+	if _, err := c.t.DoRaw(ctx, http.MethodGet, PathBundles+"?from="+strconv.Itoa(from), "", nil, read); err != nil {
 		return nil, err
 	}
 	return list, nil
@@ -62,9 +93,14 @@ func (c *Client) PostAck(ctx context.Context, m identity.Signed) error {
 	return c.post(ctx, PathAck, m)
 }
 
-// PostReport sends a collector's signed Report.
+// PostReport sends a collector's signed Report in the binary envelope.
 func (c *Client) PostReport(ctx context.Context, m identity.Signed) error {
-	return c.post(ctx, PathReport, m)
+	body, err := AppendSigned(nil, m)
+	if err != nil {
+		return err
+	}
+	_, err = c.t.DoRaw(ctx, http.MethodPost, PathReport, ContentBinary, body, nil)
+	return err
 }
 
 // PostCommit sends a keeper's signed Commit.

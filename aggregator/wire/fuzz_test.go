@@ -94,7 +94,7 @@ func FuzzOpenBody(f *testing.F) {
 				}
 			}
 		}
-		enc, err := json.Marshal(v)
+		enc, err := EncodeBody(v)
 		if err != nil {
 			t.Fatalf("accepted %s body does not encode: %v", k.kind, err)
 		}
@@ -102,8 +102,8 @@ func FuzzOpenBody(f *testing.F) {
 		if _, err := OpenBody(id.Sign(k.kind, enc), k.kind, id.Fingerprint, again); err != nil {
 			t.Fatalf("re-encoded %s body %s does not open: %v", k.kind, enc, err)
 		}
-		if enc2, _ := json.Marshal(again); !bytes.Equal(enc, enc2) {
-			t.Fatalf("%s body changes on a round trip:\n%s\n%s", k.kind, enc, enc2)
+		if enc2, _ := EncodeBody(again); !bytes.Equal(enc, enc2) {
+			t.Fatalf("%s body changes on a round trip:\n%q\n%q", k.kind, enc, enc2)
 		}
 	})
 }
@@ -113,7 +113,7 @@ func FuzzOpenBody(f *testing.F) {
 // strict decoder accepts and that encodes the same again, and its signed
 // parts must be safe to hand to the openers nodes run on them.
 func FuzzRoundView(f *testing.F) {
-	var announce, agreement, roundKey, commitMsg identity.Signed
+	var agreement, roundKey, commitMsg identity.Signed
 	for _, a := range vectorArchives(f) {
 		b, err := vectortest.Get(a, "signed.json")
 		if err != nil {
@@ -124,8 +124,6 @@ func FuzzRoundView(f *testing.F) {
 			f.Fatal(err)
 		}
 		switch s.Kind {
-		case KindAnnounce:
-			announce = s
 		case KindAgreement:
 			agreement = s
 		case KindRoundKey:
@@ -134,8 +132,8 @@ func FuzzRoundView(f *testing.F) {
 			commitMsg = s
 		}
 	}
-	full := RoundView{Version: 7, ConfigHash: vectortest.ConfigHash(), Phase: round.PhaseAnnounced, Announce: &announce,
-		RoundKeys: []identity.Signed{roundKey}, Agreement: &agreement, Commits: []identity.Signed{commitMsg},
+	full := RoundView{Version: 7, ConfigHash: vectortest.ConfigHash(), Phase: round.PhaseAnnounced,
+		RoundKeys: []identity.Signed{roundKey}, Agreement: AgreementDigest(agreement.Body), Commits: []identity.Signed{commitMsg},
 		Bundles: 2, Joined: true, Failure: "x"}
 	enc, _ := json.Marshal(full)
 	f.Add(enc)
@@ -156,17 +154,6 @@ func FuzzRoundView(f *testing.F) {
 		}
 		if enc2, _ := json.Marshal(&again); !bytes.Equal(enc, enc2) {
 			t.Fatalf("view changes on a round trip:\n%s\n%s", enc, enc2)
-		}
-		if v.Announce != nil {
-			if _, err := v.Announce.VerifyAny(KindAnnounce); err == nil {
-				_, _ = round.Decode(v.Announce.Body)
-			}
-		}
-		if v.Agreement != nil {
-			var ag AgreementMsg
-			if _, err := OpenBody(*v.Agreement, KindAgreement, "", &ag); err == nil {
-				_, _ = OpenCommitments(&ag)
-			}
 		}
 		for _, m := range v.RoundKeys {
 			_, _ = OpenBody(m, KindRoundKey, "", new(RoundKey))

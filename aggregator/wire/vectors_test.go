@@ -145,7 +145,8 @@ func vectorMessages(t *testing.T, sealed []byte) []message {
 	for _, name := range vectortest.Collectors {
 		S = append(S, fp(name))
 	}
-	slices.Sort(S)
+	// S in the config's order, which the agreement's bitmap gives it.
+	S = slices.DeleteFunc(cfg.CollectorFingerprints(), func(fp string) bool { return !slices.Contains(S, fp) })
 	priv, err := vectorRoundKey()
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +211,9 @@ func vectorMessages(t *testing.T, sealed []byte) []message {
 	}
 	agreement := AgreementMsg{ConfigHash: hash, Collectors: S, SumV: sum, SumBlinding: sumRho, Commitments: commitments,
 		GapsDigest: gapsDigest, Refusals: map[string]string{fp(vectortest.Refuser): reason}}
+	if err := agreement.SetCollectors(cfg.CollectorFingerprints(), S); err != nil {
+		t.Fatal(err)
+	}
 	agreementBody, err := json.Marshal(agreement)
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +259,7 @@ func (m message) archive(t *testing.T) *txtar.Archive {
 	if cfg, ok := m.body.(*round.Config); ok {
 		body, err = cfg.Canonical()
 	} else {
-		body, err = json.Marshal(m.body)
+		body, err = EncodeBody(m.body)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -269,19 +273,35 @@ func (m message) archive(t *testing.T) *txtar.Archive {
 %s
 signature is Ed25519 (RFC 8032) by the key of signer-seed over
 "privstats/v1 signature" 0x00 kind 0x00 body; signed.json is the
-identity.Signed that goes on the wire.
+identity.Signed as JSON (state, outcome, control messages).
 protocol version: %d`, m.kind, m.about, ProtocolVersion)
-	return vectortest.New(comment,
+	bodySection := vectortest.Text("body", string(body))
+	sections := []vectortest.Section{}
+	if binaryKinds[m.kind] {
+		comment += `
+The body is binary (hex here), and signed.bin (hex) is the binary envelope
+the message travels in (docs/protocol.md, "Binary messages").`
+		bodySection = vectortest.Hex("body", body)
+		bin, err := AppendSigned(nil, signed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sections = append(sections, vectortest.Hex("signed.bin", bin))
+	}
+	return vectortest.New(comment, append([]vectortest.Section{
 		vectortest.Text("kind", m.kind),
 		vectortest.Text("signer", m.signer),
 		vectortest.Hex("signer-seed", vectortest.Seed(m.signer)),
 		vectortest.Hex("signer-public-key", id.Public()),
 		vectortest.Text("signer-fingerprint", id.Fingerprint),
-		vectortest.Text("body", string(body)),
+		bodySection,
 		vectortest.Hex("signature", signed.Signature),
 		vectortest.Text("signed.json", string(enc)),
-	)
+	}, sections...)...)
 }
+
+// binaryKinds are the kinds whose bodies are binary (binary.go).
+var binaryKinds = map[string]bool{KindShareBundle: true, KindReport: true}
 
 func checkWireVector(name string, a *txtar.Archive) error {
 	if name == sealedFile {
@@ -379,6 +399,23 @@ var bodyOf = map[string]func() any{
 func checkMessageVector(a *txtar.Archive) error {
 	get := func(name string) []byte { v, _ := vectortest.Get(a, name); return v }
 	kind, signer, body := string(get("kind")), string(get("signer")), get("body")
+	if binaryKinds[kind] {
+		var err error
+		if body, err = vectortest.GetHex(a, "body"); err != nil {
+			return err
+		}
+		bin, err := vectortest.GetHex(a, "signed.bin")
+		if err != nil {
+			return err
+		}
+		m, err := ParseSigned(bin)
+		if err != nil {
+			return fmt.Errorf("signed.bin: %w", err)
+		}
+		if m.Kind != kind || m.Signer != string(get("signer-public-key")) || !bytes.Equal(m.Body, body) {
+			return errors.New("signed.bin does not hold the file's kind, signer and body")
+		}
+	}
 	seed, err := vectortest.GetHex(a, "signer-seed")
 	if err != nil {
 		return err
@@ -427,7 +464,7 @@ func checkMessageVector(a *txtar.Archive) error {
 	if _, err := OpenBody(s, kind, id.Fingerprint, v); err != nil {
 		return err
 	}
-	if again, err := json.Marshal(v); err != nil || !bytes.Equal(again, body) {
+	if again, err := EncodeBody(v); err != nil || !bytes.Equal(again, body) {
 		return errors.Join(err, fmt.Errorf("body re-encodes as %s", again))
 	}
 	if sb, ok := v.(*SealedBundle); ok {

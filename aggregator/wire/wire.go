@@ -110,8 +110,14 @@ type Gap struct {
 // digest, and the refusals recorded so far, so that neither can be altered
 // after publication without failing verify.
 type AgreementMsg struct {
-	ConfigHash  string            `json:"config_hash"`
-	Collectors  []string          `json:"collectors"`
+	ConfigHash string `json:"config_hash"`
+	// Members is S, a bitmap over the config's permitted collectors
+	// (Members; base64 in JSON): 875 bytes for 7,000 collectors.
+	Members Members `json:"collectors"`
+	// Collectors is S as fingerprints, in the config's order: set with
+	// SetCollectors before signing, or from Members with Resolve after
+	// opening. It is not encoded.
+	Collectors  []string          `json:"-"`
 	SumV        commit.IntSum     `json:"sum_v"`
 	SumBlinding commit.Scalar     `json:"sum_blinding"`
 	Commitments []identity.Signed `json:"commitments"`
@@ -120,6 +126,81 @@ type AgreementMsg struct {
 	GapsDigest string `json:"gaps_digest,omitempty"`
 	// Refusals are the nodes that sat the round out, with their reasons.
 	Refusals map[string]string `json:"refusals,omitempty"`
+}
+
+// SetCollectors makes S the given collectors of the round whose permitted
+// collectors are permitted (round.Config.CollectorFingerprints): it sets
+// Members and Collectors, the latter in the config's order, which is the
+// order the commitments must follow.
+func (ag *AgreementMsg) SetCollectors(permitted []string, S []string) error {
+	index := make(map[string]int, len(permitted))
+	for i, fp := range permitted {
+		index[fp] = i
+	}
+	m, err := NewMembers(index, len(permitted), S)
+	if err != nil {
+		return fmt.Errorf("agreement: %w", err)
+	}
+	ag.Members = m
+	ag.Collectors, err = m.Fingerprints(permitted)
+	return err
+}
+
+// Resolve sets Collectors from Members for the round whose permitted
+// collectors are permitted; it fails unless Members is a set of them.
+func (ag *AgreementMsg) Resolve(permitted []string) error {
+	S, err := ag.Members.Fingerprints(permitted)
+	if err != nil {
+		return fmt.Errorf("agreement: %w", err)
+	}
+	ag.Collectors = S
+	return nil
+}
+
+// Members is a set of a round's permitted collectors, as the agreement
+// names S: bit i (byte i/8, bit i%8 from the least significant) is set
+// when the config's i-th collector is a member. It is ⌈n/8⌉ bytes for n
+// permitted collectors, where their fingerprints would take 67 bytes each.
+type Members []byte
+
+// NewMembers is the set of the given collectors; index maps each permitted
+// collector to its place in the config and n is how many there are.
+func NewMembers(index map[string]int, n int, collectors []string) (Members, error) {
+	m := make(Members, (n+7)/8)
+	for _, fp := range collectors {
+		i, ok := index[fp]
+		if !ok {
+			return nil, fmt.Errorf("collector %s is not permitted in the round", fp)
+		}
+		if m[i/8]&(1<<(i%8)) != 0 {
+			return nil, fmt.Errorf("collector %s is in S twice", fp)
+		}
+		m[i/8] |= 1 << (i % 8)
+	}
+	return m, nil
+}
+
+// Fingerprints lists the members among permitted, in permitted's order.
+// The set must be exactly ⌈len(permitted)/8⌉ bytes with no bit set past
+// the last collector, so that a set has one encoding.
+func (m Members) Fingerprints(permitted []string) ([]string, error) {
+	if len(m) != (len(permitted)+7)/8 {
+		return nil, fmt.Errorf("collector set of %d bytes, the round's %d permitted collectors take %d", len(m), len(permitted), (len(permitted)+7)/8)
+	}
+	var out []string
+	for i, b := range m {
+		for bit := range 8 {
+			if b&(1<<bit) == 0 {
+				continue
+			}
+			j := 8*i + bit
+			if j >= len(permitted) {
+				return nil, fmt.Errorf("collector set names collector %d, the round permits %d", j+1, len(permitted))
+			}
+			out = append(out, permitted[j])
+		}
+	}
+	return out, nil
 }
 
 // GapsDigest is the SHA-256 of the canonical JSON encoding of collectors'
@@ -204,19 +285,33 @@ type Publication struct {
 	PublishedAt time.Time `json:"published_at"`
 }
 
-// SignBody encodes body as JSON and signs it as a message of the given kind.
+// SignBody encodes body and signs it as a message of the given kind: the
+// bodies that grow with the counters (SealedBundle, Report) in their
+// binary form (binary.go), every other one as JSON.
 func SignBody(id *identity.Identity, kind string, body any) (identity.Signed, error) {
-	b, err := json.Marshal(body)
+	b, err := EncodeBody(body)
 	if err != nil {
 		return identity.Signed{}, err
 	}
 	return id.Sign(kind, b), nil
 }
 
+// EncodeBody is the signed encoding of a message body: binary for the
+// bodies that grow with the counters (SealedBundle, Report), JSON for
+// every other one.
+func EncodeBody(body any) ([]byte, error) {
+	if bb, ok := body.(binaryBody); ok {
+		return bb.appendBinary(nil)
+	}
+	return json.Marshal(body)
+}
+
 // OpenBody verifies s as a message of the given kind and decodes its body
-// strictly (package strictjson: unknown fields, duplicate or case-variant
-// keys and trailing data refused). When signer is not empty the message
-// must be signed by that fingerprint. It returns the signer's fingerprint.
+// strictly: a binary body (SealedBundle, Report) must fill its fields
+// exactly, a JSON one is decoded by package strictjson (unknown fields,
+// duplicate or case-variant keys and trailing data refused). When signer
+// is not empty the message must be signed by that fingerprint. It returns
+// the signer's fingerprint.
 func OpenBody(s identity.Signed, kind, signer string, into any) (string, error) {
 	fp, err := s.VerifyAny(kind)
 	if err != nil {
@@ -225,10 +320,19 @@ func OpenBody(s identity.Signed, kind, signer string, into any) (string, error) 
 	if signer != "" && fp != signer {
 		return "", fmt.Errorf("%s signed by %s, want %s", kind, fp, signer)
 	}
-	if err := strictjson.Unmarshal(s.Body, into); err != nil {
+	if err := DecodeBody(s.Body, into); err != nil {
 		return "", fmt.Errorf("%s body: %w", kind, err)
 	}
 	return fp, nil
+}
+
+// DecodeBody decodes a signed body strictly, binary or JSON as its type
+// is signed (SignBody).
+func DecodeBody(body []byte, into any) error {
+	if bd, ok := into.(binaryDecoder); ok {
+		return bd.decodeBinary(body)
+	}
+	return strictjson.Unmarshal(body, into)
 }
 
 // The HPKE suite of docs/protocol.md ("Sealed bundles").

@@ -140,16 +140,8 @@ func (d *deployment) waitPhase(phase string, within time.Duration) {
 // progress is the current round's number and phase as the tally server's
 // /metrics shows them; ok is false while it does not answer.
 func (d *deployment) progress() (phase string, number uint64, ok bool) {
-	resp, err := http.Get("http://" + d.http + "/metrics")
-	if err != nil {
-		return "", 0, false
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return "", 0, false
-	}
-	for line := range strings.Lines(string(b)) {
+	text, ok := d.metrics()
+	for line := range strings.Lines(text) {
 		if p, found := strings.CutPrefix(line, `privstats_round_phase{phase="`); found && strings.HasSuffix(line, "} 1\n") {
 			phase, _, _ = strings.Cut(p, `"`)
 		}
@@ -158,7 +150,22 @@ func (d *deployment) progress() (phase string, number uint64, ok bool) {
 			number = uint64(f)
 		}
 	}
-	return phase, number, true
+	return phase, number, ok
+}
+
+// metrics is the tally server's /metrics text; ok is false while it does
+// not answer.
+func (d *deployment) metrics() (text string, ok bool) {
+	resp, err := http.Get("http://" + d.http + "/metrics")
+	if err != nil {
+		return "", false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", false
+	}
+	return string(b), true
 }
 
 // seriesSpec is the round series a test deployment runs.

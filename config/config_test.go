@@ -412,6 +412,29 @@ func TestTallyDefaults(t *testing.T) {
 	}
 }
 
+// TestSyntaxErrorLine: a YAML syntax error is reported at the line it is
+// on, not where yaml.v3 says (the start of the enclosing block, counted
+// from 0: "line 1" for most of these).
+func TestSyntaxErrorLine(t *testing.T) {
+	plan := "# A privacy plan.\nepsilon: 0.5\ndelta: 1e-6\nstatistics:\n"
+	wantProblems(t, loadPrivacyPlan, []problem{
+		{"item out of the list", plan + "  - name: or_connections\n    estimate: 3\n  sensitivity: 1\n",
+			`:7: YAML syntax: did not find expected '-' indicator`},
+		{"key out of the mapping", plan + "  - name: or_connections\n    estimate: 3\n   sensitivity: 1\n",
+			`:7: YAML syntax: did not find expected '-' indicator`},
+		{"list at the top", "# A plan.\nepsilon: 0.5\n- delta\n", `:3: YAML syntax: did not find expected key`},
+		{"unclosed flow list", plan + "  - name: [or_connections\n    estimate: 3\n", `:5: YAML syntax: did not find expected ',' or ']'`},
+		{"unclosed quote", plan + "  - name: \"or_connections\n    estimate: 3\n", `:5: YAML syntax: found unexpected end of stream`},
+		{"tab", plan + "\t- name: x\n", `:5: YAML syntax: found character that cannot start any token`},
+		{"two values", plan + "  - name: a: b\n", `:5: YAML syntax: mapping values are not allowed in this context`},
+		{"key without colon", "epsilon: 0.5\ndelta\nstatistics: []\n", `:2: YAML syntax: could not find expected ':'`},
+	})
+	// A role config goes through the same path (Load, not only parse).
+	wantProblems(t, loadKeeper, []problem{
+		{"keeper", "# keeper\nidentity_key: k\npolicy:\n  max_epsilon: 0.3\n max_delta: 1e-3\n", `:5: YAML syntax: did not find expected key`},
+	})
+}
+
 func TestProblems(t *testing.T) {
 	keeper := "identity_key: k\ntally: {address: \"t:8443\", fingerprint: " + fp1 + "}\nkeepers: [" + fp1 + "]\n"
 	tests := []problem{
@@ -420,7 +443,7 @@ func TestProblems(t *testing.T) {
 		{"key without value", keeper + "health_listen:\n",
 			`:4: health_listen has no value (give one, or leave the key out for the default; write "" for an empty string)`},
 		{"syntax", keeper + "policy:\n  max_epsilon: 0.3\n max_delta: 1e-3\n",
-			`:5: YAML syntax: did not find expected key`},
+			`:6: YAML syntax: did not find expected key`},
 		{"not a mapping", "- a\n- b\n", `:1: want a mapping of settings`},
 		{"list for a string", keeper + "data_dir: [a, b]\n", `:4: data_dir: cannot use a list as a single value`},
 		{"second document", keeper + "---\nidentity_key: other\n", `:4: a second YAML document`},

@@ -98,7 +98,7 @@ func Load(path string, into any) error {
 	if err := dec.Decode(into); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return c.yamlError(err)
+			return c.yamlError(err, data)
 		}
 		for _, msg := range te.Errors {
 			if unknownKeys && strings.Contains(msg, " not found in type ") {
@@ -142,14 +142,14 @@ func parse(file string, data []byte) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{File: file, Problem: "the file is empty (see testdata/ in the privstats repository for examples)"}
 		}
-		return nil, c.yamlError(err)
+		return nil, c.yamlError(err, data)
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
 		return nil, &Error{File: file, Line: next.Line, Problem: "a second YAML document (after ---); a config file holds one"}
 	case !errors.Is(err, io.EOF):
-		return nil, c.yamlError(err)
+		return nil, c.yamlError(err, data)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].ShortTag() == "!!null" {
 		return nil, &Error{File: file, Problem: "the file has no settings (see testdata/ in the privstats repository for examples)"}
@@ -356,14 +356,66 @@ var (
 )
 
 // yamlError turns a yaml.v3 syntax error ("yaml: line 3: mapping values
-// are not allowed in this context") into FILE:3: ...
-func (c *checker) yamlError(err error) error {
+// are not allowed in this context") into FILE:LINE: YAML syntax: ..., at the
+// line the problem is on (see syntaxLine).
+func (c *checker) yamlError(err error, data []byte) error {
 	msg := err.Error()
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		if l := syntaxLine(data, m[2]); l > 0 {
+			line = l
+		}
 		return &Error{File: c.file, Line: line, Problem: "YAML syntax: " + m[2]}
 	}
 	return &Error{File: c.file, Problem: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// maxSyntaxSearch bounds syntaxLine's work, a parse per line, to files of
+// config size (the commented examples are a few KiB); a larger file gets
+// yaml.v3's line.
+const maxSyntaxSearch = 64 << 10
+
+// syntaxLine finds the line a YAML syntax error is on: the first line that,
+// read with the lines before it, makes the parser fail with the same
+// problem. yaml.v3's own line is where the enclosing construct began,
+// counted from 0 for parser errors, so a bad key on line 5 of a file whose
+// settings start on line 2, after a comment, is reported at "line 1".
+// 0 means not found (the problem shows only with the whole file).
+func syntaxLine(data []byte, problem string) int {
+	if len(data) > maxSyntaxSearch {
+		return 0
+	}
+	end := 0
+	for n := 1; end < len(data); n++ {
+		if i := bytes.IndexByte(data[end:], '\n'); i >= 0 {
+			end += i + 1
+		} else {
+			end = len(data)
+		}
+		if syntaxProblem(data[:end]) == problem {
+			return n
+		}
+	}
+	return 0
+}
+
+// syntaxProblem is the problem yaml.v3 reports for every document in data,
+// without its "yaml: line N: " prefix, or "" if data parses.
+func syntaxProblem(data []byte) string {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return ""
+		}
+		if err != nil {
+			if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
+				return m[2]
+			}
+			return strings.TrimPrefix(err.Error(), "yaml: ")
+		}
+	}
 }
 
 // typeError reports one of the decoder's "line N: ..." messages, naming the

@@ -2,22 +2,49 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/privstats/privstats/demo"
 )
 
-func runDemo(args []string, stdout, stderr io.Writer) error {
-	fs := flags("demo", "[flags]", stderr)
-	var o demo.Options
+func init() { addCommand(newDemoCmd) }
+
+// demoOptions are privstats demo's flags; demo.Options takes most of them
+// directly.
+type demoOptions struct {
+	demo.Options
+	stats   string
+	asJSON  bool
+	verbose bool
+}
+
+func newDemoCmd() *cobra.Command {
+	var do demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "run a whole deployment in one process over loopback HTTPS and show the results",
+		Long: `Demo runs a tally server, share keepers and collectors (one synthetic relay each) in
+one process, talking HTTPS over loopback, for one round, and shows each statistic's
+noisy total beside the true one. --attack makes the tally server misbehave and shows
+which nodes refuse the round (exit status 1: no outcome was published).`,
+		Example: `  privstats demo
+  privstats demo --duration 5s --collectors 4 --json
+  privstats demo --attack list
+  privstats demo --attack forge-sum --duration 2s`,
+		GroupID: groupTry,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd.Context(), do, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	o := &do.Options
+	fs := cmd.Flags()
 	fs.IntVar(&o.Collectors, "collectors", 10, "number of collectors (one synthetic relay each)")
 	fs.IntVar(&o.Keepers, "keepers", 3, "number of share keepers N")
 	fs.IntVar(&o.Threshold, "threshold", 0, "keepers needed to recover totals K (default N/2+1)")
@@ -27,15 +54,27 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.Epsilon, "epsilon", 1, "the round's privacy budget ε")
 	fs.Float64Var(&o.Delta, "delta", 1e-6, "the round's privacy budget δ")
 	fs.Float64Var(&o.Rate, "rate", 200, "synthetic events per second per collector")
-	statsList := fs.String("stats", "", "comma-separated statistics to measure (default: a representative set; see privstats stats)")
+	fs.StringVar(&do.stats, "stats", "", "comma-separated statistics to measure (default: a representative set; see privstats stats)")
 	fs.StringVar(&o.Dir, "dir", "", "keep the demo's data (keys, state, outcome) in `DIR` instead of a temporary directory")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	serve := fs.Bool("serve", false, "keep the tally server's /metrics and results API up after the round (Ctrl-C to stop)")
-	verbose := fs.Bool("verbose", false, "show every component's log on stderr")
+	fs.BoolVar(&do.asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.Serve, "serve", false, "keep the tally server's /metrics and results API up after the round (Ctrl-C to stop)")
+	fs.BoolVar(&do.verbose, "verbose", false, "show every component's log on stderr")
 	fs.StringVar(&o.Attack, "attack", "", "make the tally server misbehave as `NAME` and show who refuses (\"list\" names them)")
-	if err := parse(fs, args, 0, 0); err != nil {
-		return err
-	}
+	cmd.MarkFlagDirname("dir")
+	cmd.MarkFlagsMutuallyExclusive("attack", "serve")
+	cmd.RegisterFlagCompletionFunc("stats", completeStatistics)
+	cmd.RegisterFlagCompletionFunc("attack", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		names := []cobra.Completion{cobra.CompletionWithDesc("list", "name every attack")}
+		for _, a := range demo.Attacks {
+			names = append(names, cobra.CompletionWithDesc(a.Name, a.What))
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+func runDemo(ctx context.Context, do demoOptions, stdout, stderr io.Writer) error {
+	o := do.Options
 	if o.Attack == "list" {
 		for _, a := range demo.Attacks {
 			fmt.Fprintf(stdout, "%-11s %s\n            stopped by %s\n", a.Name, a.What, a.Stoppers)
@@ -44,35 +83,31 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	if o.Attack != "" {
 		if _, err := demo.LookupAttack(o.Attack); err != nil {
-			return err
-		}
-		if o.Serve {
-			return errors.New("--attack and --serve cannot be combined")
+			return usageError{err: err}
 		}
 	}
-	if *statsList != "" {
-		o.Statistics = strings.Split(*statsList, ",")
+	if do.stats != "" {
+		o.Statistics = strings.Split(do.stats, ",")
 	}
-	if *verbose {
+	if do.verbose {
 		o.Log = stderr
 	}
-	o.Serve = *serve
 	o.Served = func(addr string) {
 		fmt.Fprintf(stderr, "metrics: http://%s/metrics   results: http://%s/api/v1/rounds\n", addr, addr)
 	}
-	if !*asJSON {
+	if !do.asJSON {
 		o.Progress = func(format string, args ...any) {
 			fmt.Fprintf(stderr, "demo: "+format+"\n", args...)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(ctx)
 	defer stop()
 	if o.Serve {
 		// The round runs first; Ctrl-C then stops the server.
 		fmt.Fprintln(stderr, "demo: --serve: the tally server stays up after the round until you press Ctrl-C")
 	}
 	show := func(rep *demo.Report) {
-		if *asJSON {
+		if do.asJSON {
 			writeIndented(stdout, rep)
 			return
 		}
@@ -86,7 +121,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if a := rep.Attack; a != nil {
-		if *asJSON {
+		if do.asJSON {
 			writeIndented(stdout, rep)
 		} else {
 			printAttack(stdout, a)

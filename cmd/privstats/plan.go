@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
 	"github.com/privstats/privstats/config"
@@ -14,14 +15,42 @@ import (
 	"github.com/privstats/privstats/stats"
 )
 
-func runPlan(args []string, stdout, stderr io.Writer) error {
-	fs := flags("plan", "[--json|--yaml] privacy.yaml", stderr)
-	asJSON := fs.Bool("json", false, "print the allocation as JSON")
-	asYAML := fs.Bool("yaml", false, "print the statistics block to paste into tally.yaml")
-	if err := parse(fs, args, 1, 1); err != nil {
-		return err
+func init() { addCommand(newPlanCmd) }
+
+// planOptions are privstats plan's flags and argument.
+type planOptions struct {
+	file           string
+	asJSON, asYAML bool
+}
+
+func newPlanCmd() *cobra.Command {
+	var o planOptions
+	cmd := &cobra.Command{
+		Use:   "plan [--json|--yaml] privacy.yaml",
+		Short: "plan a privacy budget: σ, ε and δ per statistic",
+		Long: `Plan reads a privacy plan (the round's ε and δ, and per statistic its sensitivity and
+expected total) and splits the budget so that every statistic has the same expected
+relative error, as PrivCount does; it prints σ, ε_i and δ_i per statistic, compared
+with an even split, and applies the per-collector noise floor. --yaml prints the
+statistics block for tally.yaml.`,
+		Example: `  privstats plan testdata/privacy.yaml
+  privstats plan testdata/privacy.yaml --json`,
+		GroupID: groupResults,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.file = args[0]
+			return runPlan(o, cmd.OutOrStdout())
+		},
+		ValidArgsFunction: completeFiles("yaml", "yml"),
 	}
-	plan, err := config.LoadPrivacyPlan(fs.Arg(0))
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the allocation as JSON")
+	cmd.Flags().BoolVar(&o.asYAML, "yaml", false, "print the statistics block to paste into tally.yaml")
+	cmd.MarkFlagsMutuallyExclusive("json", "yaml")
+	return cmd
+}
+
+func runPlan(o planOptions, stdout io.Writer) error {
+	plan, err := config.LoadPrivacyPlan(o.file)
 	if err != nil {
 		return err
 	}
@@ -39,9 +68,9 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 		raised = noise.RaiseToFloor(alloc, floor)
 	}
 	switch {
-	case *asJSON:
+	case o.asJSON:
 		return writeIndented(stdout, alloc)
-	case *asYAML:
+	case o.asYAML:
 		return writePlanYAML(stdout, plan, alloc)
 	}
 	even, err := noise.AllocateEven(plan.Epsilon, plan.Delta, budgets)
@@ -88,7 +117,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 				st.Name, st.Sensitivity, st.BinsTouched, c.Sensitivity, c.BinsTouched)
 		}
 	}
-	fmt.Fprintln(stdout, "Paste the tally.yaml form with: privstats plan --yaml", fs.Arg(0))
+	fmt.Fprintln(stdout, "Paste the tally.yaml form with: privstats plan --yaml", o.file)
 	return nil
 }
 

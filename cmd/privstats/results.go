@@ -12,49 +12,79 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/tally"
 )
 
-func runVerify(args []string, stdout, stderr io.Writer) error {
-	fs := flags("verify", "[-tally FP] [-keepers FP,FP,…] OUTCOME.json", stderr)
-	tallyFP := fs.String("tally", "", "require the tally server with fingerprint `FP` to have signed the round")
-	keepersFP := fs.String("keepers", "", "require exactly these keeper fingerprints, in order (comma-separated)")
-	if err := parse(fs, args, 1, 1); err != nil {
-		return err
+func init() {
+	addCommand(newVerifyCmd)
+	addCommand(newResultsCmd)
+}
+
+// verifyOptions are privstats verify's flags and argument.
+type verifyOptions struct {
+	file, tally, keepers string
+}
+
+func newVerifyCmd() *cobra.Command {
+	var vo verifyOptions
+	cmd := &cobra.Command{
+		Use:   "verify [--tally FP] [--keepers FP,FP,…] OUTCOME.json",
+		Short: "re-check every signature and the interpolation of an outcome file",
+		Long: `Verify re-checks an outcome file on its own: every node's signature, that the keepers'
+shares interpolate to the published totals, and whether each statistic carries the
+noise its (ε, δ) needs. --tally and --keepers pin the fingerprints you trust.
+
+Exit status: 0 valid and private, 1 not valid, 3 valid but NOT PRIVATE (for
+instance a zero-noise test round), 2 usage error.`,
+		GroupID: groupResults,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vo.file = args[0]
+			return runVerify(vo, cmd.OutOrStdout())
+		},
+		ValidArgsFunction: completeFiles("json"),
 	}
-	o, err := outcome.Read(fs.Arg(0))
+	cmd.Flags().StringVar(&vo.tally, "tally", "", "require the tally server with fingerprint `FP` to have signed the round")
+	cmd.Flags().StringVar(&vo.keepers, "keepers", "", "require exactly these keeper fingerprints, in order (comma-separated)")
+	return cmd
+}
+
+func runVerify(vo verifyOptions, stdout io.Writer) error {
+	o, err := outcome.Read(vo.file)
 	if err != nil {
 		return err
 	}
 	if err := outcome.Verify(o); err != nil {
-		return fmt.Errorf("%s: NOT VALID: %w", fs.Arg(0), err)
+		return fmt.Errorf("%s: NOT VALID: %w", vo.file, err)
 	}
 	// The signatures check out against the keys the file names; whether
 	// those are the right keys only pins can say.
-	if *tallyFP != "" && o.Tally != *tallyFP {
-		return fmt.Errorf("%s: NOT VALID: signed by tally server %s, not the expected %s", fs.Arg(0), o.Tally, *tallyFP)
+	if vo.tally != "" && o.Tally != vo.tally {
+		return fmt.Errorf("%s: NOT VALID: signed by tally server %s, not the expected %s", vo.file, o.Tally, vo.tally)
 	}
 	var keepers []string
 	for _, k := range o.Config.Keepers {
 		keepers = append(keepers, k.Fingerprint)
 	}
-	if *keepersFP != "" && strings.Join(keepers, ",") != *keepersFP {
-		return fmt.Errorf("%s: NOT VALID: keepers %s, not the expected %s", fs.Arg(0), strings.Join(keepers, ","), *keepersFP)
+	if vo.keepers != "" && strings.Join(keepers, ",") != vo.keepers {
+		return fmt.Errorf("%s: NOT VALID: keepers %s, not the expected %s", vo.file, strings.Join(keepers, ","), vo.keepers)
 	}
 	fmt.Fprintf(stdout, "%s: valid: round %s/%d, %d collectors, %d keeper shares, %d statistics; signatures and interpolation check out\n",
-		fs.Arg(0), o.Series, o.Round, o.Collectors.Count, len(o.Shares), len(o.Statistics))
+		vo.file, o.Series, o.Round, o.Collectors.Count, len(o.Shares), len(o.Statistics))
 	priv := outcome.CheckPrivacy(o)
 	fmt.Fprintf(stdout, "tally server: %s\n", o.Tally)
 	for i, k := range keepers {
 		fmt.Fprintf(stdout, "keeper %d:     %s\n", i+1, k)
 	}
-	if *tallyFP == "" || *keepersFP == "" {
+	if vo.tally == "" || vo.keepers == "" {
 		fmt.Fprintln(stdout, "(check these fingerprints against the ones you trust, or pass -tally and -keepers)")
 	}
 	printPrivacy(stdout, priv)
 	if !priv.Private {
-		return exitStatus{code: exitNotPrivate, err: fmt.Errorf("%s: NOT PRIVATE: %s", fs.Arg(0), strings.Join(priv.Why, "; "))}
+		return exitStatus{code: exitNotPrivate, err: fmt.Errorf("%s: NOT PRIVATE: %s", vo.file, strings.Join(priv.Why, "; "))}
 	}
 	return nil
 }
@@ -93,29 +123,79 @@ func printPrivacy(w io.Writer, p outcome.Privacy) {
 	}
 }
 
-func runResults(args []string, stdout, stderr io.Writer) error {
-	fs := flags("results", "[-round NAME] [--json|--csv] [DIR]", stderr)
-	round := fs.String("round", "", "show the totals of round `NAME` (as listed, e.g. demo-000001), or \"latest\"")
-	asJSON := fs.Bool("json", false, "print JSON")
-	asCSV := fs.Bool("csv", false, "print CSV (with -round)")
-	if err := parse(fs, args, 0, 1); err != nil {
-		return err
+// resultsOptions are privstats results' flags and argument.
+type resultsOptions struct {
+	dir           string
+	round         string
+	asJSON, asCSV bool
+}
+
+// defaultDataDir is where results looks when given no directory.
+const defaultDataDir = "./privstats-data"
+
+func newResultsCmd() *cobra.Command {
+	var o resultsOptions
+	cmd := &cobra.Command{
+		Use:   "results [--round NAME] [--json|--csv] [DIR]",
+		Short: "list published rounds, or show one round's totals",
+		Long: `Results lists the rounds a tally server published in DIR (its data_dir, or the
+outcomes directory in it; default ` + defaultDataDir + `), or with --round shows one round's
+noisy totals and 95% intervals as a table, JSON or CSV.`,
+		Example: `  privstats results privstats-data
+  privstats results privstats-data --round latest --csv`,
+		GroupID: groupResults,
+		Args:    rangeArgs(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.dir = defaultDataDir
+			if len(args) == 1 {
+				o.dir = args[0]
+			}
+			return runResults(o, cmd.OutOrStdout())
+		},
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return nil, cobra.ShellCompDirectiveFilterDirs
+		},
 	}
-	dir := "./privstats-data"
-	if fs.NArg() == 1 {
-		dir = fs.Arg(0)
-	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.round, "round", "", "show the totals of round `NAME` (as listed, e.g. demo-000001), or \"latest\"")
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON")
+	fs.BoolVar(&o.asCSV, "csv", false, "print CSV (with --round)")
+	cmd.MarkFlagsMutuallyExclusive("json", "csv")
+	cmd.RegisterFlagCompletionFunc("round", func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		dir := defaultDataDir
+		if len(args) == 1 {
+			dir = args[0]
+		}
+		names := []cobra.Completion{cobra.CompletionWithDesc("latest", "the last published round")}
+		if list, err := tally.ListOutcomes(outcomesDir(dir)); err == nil {
+			for _, r := range list {
+				names = append(names, r.Name)
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+// outcomesDir is where results finds outcome files: DIR/outcomes, or DIR
+// itself.
+func outcomesDir(dir string) string {
 	outcomes := filepath.Join(dir, "outcomes")
 	if st, err := os.Stat(outcomes); err != nil || !st.IsDir() {
-		// Accept the outcomes directory itself, too.
-		outcomes = dir
+		return dir
 	}
+	return outcomes
+}
+
+func runResults(o resultsOptions, stdout io.Writer) error {
+	dir := o.dir
+	outcomes := outcomesDir(dir)
 	list, err := tally.ListOutcomes(outcomes)
 	if err != nil {
 		return err
 	}
-	if *round == "" {
-		if *asJSON {
+	if o.round == "" {
+		if o.asJSON {
 			return writeIndented(stdout, list)
 		}
 		if len(list) == 0 {
@@ -129,14 +209,14 @@ func runResults(args []string, stdout, stderr io.Writer) error {
 		}
 		return tw.Flush()
 	}
-	name := *round
+	name := o.round
 	if name == "latest" {
 		if len(list) == 0 {
 			return fmt.Errorf("no published rounds in %s", outcomes)
 		}
 		name = list[len(list)-1].Name
 	}
-	o, err := outcome.Read(filepath.Join(outcomes, strings.TrimSuffix(name, ".json")+".json"))
+	out, err := outcome.Read(filepath.Join(outcomes, strings.TrimSuffix(name, ".json")+".json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no round %q in %s (run 'privstats results %s' to list them)", name, outcomes, dir)
 	}
@@ -144,11 +224,16 @@ func runResults(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch {
-	case *asJSON:
-		return writeIndented(stdout, o.Statistics)
-	case *asCSV:
-		return writeCSV(stdout, o)
+	case o.asJSON:
+		return writeIndented(stdout, out.Statistics)
+	case o.asCSV:
+		return writeCSV(stdout, out)
 	}
+	return writeTotals(stdout, out)
+}
+
+// writeTotals prints a round's totals as a table.
+func writeTotals(stdout io.Writer, o *outcome.Outcome) error {
 	fmt.Fprintf(stdout, "round %s/%d  window %s – %s  collectors %d\n\n", o.Series, o.Round,
 		o.Window.Start.Format("2006-01-02 15:04:05Z"), o.Window.End.Format("2006-01-02 15:04:05Z"), o.Collectors.Count)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)

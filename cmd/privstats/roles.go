@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,35 +24,36 @@ import (
 	"github.com/privstats/privstats/source"
 	"github.com/privstats/privstats/tally"
 	"github.com/privstats/privstats/torctl"
+	"github.com/spf13/cobra"
 )
 
-// roleFlags are the flags every long-running role shares.
-type roleFlags struct {
-	config  string
-	once    bool
-	verbose bool
+func init() {
+	addCommand(newTallyCmd)
+	addCommand(newKeeperCmd)
+	addCommand(newCollectCmd)
 }
 
-// nodeExitHelp is what -exit-when-done does for a keeper or collector.
+// roleOptions are the flags every long-running role shares.
+type roleOptions struct {
+	config       string
+	exitWhenDone bool
+	verbose      bool
+}
+
+// nodeExitHelp is what --exit-when-done does for a keeper or collector.
 const nodeExitHelp = "exit when the tally server says no more rounds will run"
 
-// loadRole registers the flags every long-running role shares on fs
-// (exitHelp says when -exit-when-done exits), parses args (-c is required)
-// and loads the file -c names with load.
-func loadRole[C any](fs *flag.FlagSet, args []string, exitHelp string, load func(path string) (*C, error)) (*C, roleFlags, error) {
-	var rf roleFlags
-	fs.StringVar(&rf.config, "c", "", "the role's YAML config `FILE` (required)")
-	fs.BoolVar(&rf.once, "exit-when-done", false, exitHelp)
-	fs.BoolVar(&rf.verbose, "v", false, "log debug detail")
-	if err := parse(fs, args, 0, 0); err != nil {
-		return nil, rf, err
-	}
-	if rf.config == "" {
-		fs.Usage()
-		return nil, rf, errUsage
-	}
-	cfg, err := load(rf.config)
-	return cfg, rf, err
+// roleCommand is the command of a long-running role: -c FILE (required),
+// --exit-when-done (exitHelp says when it exits) and -v, bound to o.
+func roleCommand(use, short, long, exitHelp string, o *roleOptions) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Long: long, GroupID: groupRun, Args: noArgs}
+	fs := cmd.Flags()
+	fs.StringVarP(&o.config, "config", "c", "", "the role's YAML config `FILE` (required)")
+	fs.BoolVar(&o.exitWhenDone, "exit-when-done", false, exitHelp)
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log debug detail")
+	cmd.MarkFlagRequired("config")
+	cmd.MarkFlagFilename("config", "yaml", "yml")
+	return cmd
 }
 
 func newLogger(stderr io.Writer, verbose bool) *slog.Logger {
@@ -68,8 +68,10 @@ func newLogger(stderr io.Writer, verbose bool) *slog.Logger {
 	return log
 }
 
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// signalContext ends when ctx does or on SIGINT or SIGTERM: the roles stop
+// cleanly, saving their state.
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 }
 
 // roleSetup is what every long-running role has before it starts: its
@@ -120,9 +122,21 @@ func serveHealth(ctx context.Context, role, listen string) *health.Status {
 	return status
 }
 
-func runTally(args []string, stdout, stderr io.Writer) error {
-	fs := flags("tally", "-c tally.yaml", stderr)
-	cfg, rf, err := loadRole(fs, args, "exit once every configured round has ended", config.LoadTally)
+func newTallyCmd() *cobra.Command {
+	var o roleOptions
+	cmd := roleCommand("tally -c tally.yaml", "run the tally server",
+		`Tally runs the tally server: it announces rounds, gathers the collectors' blinded
+reports and the keepers' aggregate shares, and publishes each round's noisy totals
+as a signed outcome file (see privstats results and privstats verify).`,
+		"exit once every configured round has ended", &o)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runTally(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+	}
+	return cmd
+}
+
+func runTally(ctx context.Context, rf roleOptions, stdout, stderr io.Writer) error {
+	cfg, err := config.LoadTally(rf.config)
 	if err != nil {
 		return err
 	}
@@ -150,14 +164,27 @@ func runTally(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	s.log.Info("tally server up", "fingerprint", s.id.Fingerprint, "listen", srv.Addr(), "http", srv.HTTPAddr(), "data_dir", cfg.DataDir)
-	ctx, stop := signalContext()
+	ctx, stop := signalContext(ctx)
 	defer stop()
-	return srv.Run(ctx, rf.once)
+	return srv.Run(ctx, rf.exitWhenDone)
 }
 
-func runKeeper(args []string, stdout, stderr io.Writer) error {
-	fs := flags("keeper", "-c keeper.yaml", stderr)
-	cfg, rf, err := loadRole(fs, args, nodeExitHelp, config.LoadKeeper)
+func newKeeperCmd() *cobra.Command {
+	var o roleOptions
+	cmd := roleCommand("keeper -c keeper.yaml", "run a share keeper",
+		`Keeper runs a share keeper: it holds Shamir shares of the collectors' blinding, checks
+each round against its policy and roster, and releases only the sum of its shares
+for the collectors that reported. It connects out to the tally server and needs no
+open port.`,
+		nodeExitHelp, &o)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runKeeper(cmd.Context(), o, cmd.ErrOrStderr())
+	}
+	return cmd
+}
+
+func runKeeper(ctx context.Context, rf roleOptions, stderr io.Writer) error {
+	cfg, err := config.LoadKeeper(rf.config)
 	if err != nil {
 		return err
 	}
@@ -165,10 +192,10 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext()
+	ctx, stop := signalContext(ctx)
 	defer stop()
 	status := serveHealth(ctx, "keeper", cfg.HealthListen)
-	k, err := keeper.New(keeper.Options{Options: s.nodeOptions(cfg.Tally, cfg.Keepers, rf.once, status.Set), Roster: cfg.RosterFunc(), DishonestKeepers: cfg.Policy.DishonestKeepers})
+	k, err := keeper.New(keeper.Options{Options: s.nodeOptions(cfg.Tally, cfg.Keepers, rf.exitWhenDone, status.Set), Roster: cfg.RosterFunc(), DishonestKeepers: cfg.Policy.DishonestKeepers})
 	if err != nil {
 		return err
 	}
@@ -176,10 +203,30 @@ func runKeeper(args []string, stdout, stderr io.Writer) error {
 	return k.Run(ctx)
 }
 
-func runCollect(args []string, stdout, stderr io.Writer) error {
-	fs := flags("collect", "-c collector.yaml [--record FILE]", stderr)
-	recordTo := fs.String("record", "", "also write every event received to trace `FILE` (your relay's raw events; keep it private)")
-	cfg, rf, err := loadRole(fs, args, nodeExitHelp, config.LoadCollector)
+// collectOptions are privstats collect's flags.
+type collectOptions struct {
+	roleOptions
+	record string
+}
+
+func newCollectCmd() *cobra.Command {
+	var o collectOptions
+	cmd := roleCommand("collect -c collector.yaml", "run a collector beside a tor relay",
+		`Collect runs a collector beside a tor relay: it reads the relay's events from tor's
+control port (and MetricsPort), counts them into blinded, noised counters and reports
+only those to the tally server. No per-relay count leaves it unblinded.`,
+		nodeExitHelp, &o.roleOptions)
+	cmd.Flags().StringVar(&o.record, "record", "", "also write every event received to trace `FILE` (your relay's raw events; keep it private)")
+	cmd.MarkFlagFilename("record")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runCollect(cmd.Context(), o, cmd.ErrOrStderr())
+	}
+	return cmd
+}
+
+func runCollect(ctx context.Context, o collectOptions, stderr io.Writer) error {
+	rf := o.roleOptions
+	cfg, err := config.LoadCollector(rf.config)
 	if err != nil {
 		return err
 	}
@@ -191,22 +238,23 @@ func runCollect(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *recordTo == "" {
-		*recordTo = cfg.Record
+	recordTo := o.record
+	if recordTo == "" {
+		recordTo = cfg.Record
 	}
-	if *recordTo != "" {
-		f, err := os.OpenFile(*recordTo, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if recordTo != "" {
+		f, err := os.OpenFile(recordTo, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		src = source.Record(f, src)
-		s.log.Warn("recording every tor event this collector sees: the file holds your relay's raw traffic metadata, unblinded; keep it as private as the relay and delete it when done", "file", *recordTo)
+		s.log.Warn("recording every tor event this collector sees: the file holds your relay's raw traffic metadata, unblinded; keep it as private as the relay and delete it when done", "file", recordTo)
 	}
-	ctx, stop := signalContext()
+	ctx, stop := signalContext(ctx)
 	defer stop()
 	status := serveHealth(ctx, "collector", cfg.HealthListen)
-	c, err := collector.New(collector.Options{Options: s.nodeOptions(cfg.Tally, cfg.Keepers, rf.once, status.Set), Source: src})
+	c, err := collector.New(collector.Options{Options: s.nodeOptions(cfg.Tally, cfg.Keepers, rf.exitWhenDone, status.Set), Source: src})
 	if err != nil {
 		return err
 	}

@@ -278,7 +278,7 @@ func (d *deployment) published(n uint64) bool {
 }
 
 func (d *deployment) outcomePath(n uint64) string {
-	return filepath.Join(d.dir, "data", "outcomes", fmt.Sprintf("crash-%06d.json", n))
+	return filepath.Join(d.dir, "data", "outcomes", fmt.Sprintf("%s-%06d.json", d.series, n))
 }
 
 // ended is round n's outcome, if it was published, or the reason the

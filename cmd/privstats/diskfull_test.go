@@ -85,7 +85,7 @@ func TestFullDiskIsRefusedThenRecovered(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the round did not finish within 60 s of space returning")
 	}
-	o, err := outcome.Read(filepath.Join(data, "outcomes", "disk-000001.json"))
+	o, err := outcome.Read(d.outcomePath(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ type deployment struct {
 	dir    string
 	procs  []*proc
 	listen string // the tally server's HTTPS address
+	series string
 	http   string // the tally server's /metrics address
 }
 
@@ -185,7 +186,7 @@ func (d *deployment) configure(s seriesSpec) map[string]string {
 	for _, n := range []string{"tally", "keeper1", "keeper2", "keeper3", "dc1", "dc2", "dc3"} {
 		keys[n] = d.privstats("keygen", "-o", n+".key")
 	}
-	d.listen, d.http = freePort(d.t), freePort(d.t)
+	d.listen, d.http, d.series = freePort(d.t), freePort(d.t), s.name
 	keeperList := fmt.Sprintf("keepers:\n  - %s\n  - %s\n  - %s\n", keys["keeper1"], keys["keeper2"], keys["keeper3"])
 	d.write("tally.yaml", fmt.Sprintf(`identity_key: tally.key
 listen: %s
@@ -285,7 +286,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 		}
 	}
 
-	path := filepath.Join(d.dir, "data", "outcomes", "proc-000001.json")
+	path := d.outcomePath(1)
 	// The test round adds no noise: verify finds it valid, and says loudly,
 	// with its own exit status, that it is not private.
 	cmd := exec.Command(os.Args[0], "verify", path)

@@ -77,14 +77,7 @@ func TestFullDiskIsRefusedThenRecovered(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-ts.done:
-		if err != nil {
-			t.Fatalf("restarted tally server: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("the round did not finish within 60 s of space returning")
-	}
+	ts.waitDone(t, 60*time.Second) // the round finishes once space returns
 	o, err := outcome.Read(d.outcomePath(1))
 	if err != nil {
 		t.Fatal(err)

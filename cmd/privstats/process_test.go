@@ -99,6 +99,21 @@ func (d *deployment) start(name string, args ...string) *proc {
 	return p
 }
 
+// waitDone fails the test unless the process ends cleanly (the tally
+// server: its last round finished) within the time given.
+func (p *proc) waitDone(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+	case <-time.After(within):
+		t.Fatalf("%s did not finish within %s", p.name, within)
+	}
+}
+
 // kill ends a process at once, as a crash would.
 func (p *proc) kill(t *testing.T) {
 	t.Helper()
@@ -263,14 +278,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	keeper3 := d.start("keeper3-restarted", "keeper", "-c", "keeper3.yaml", "-exit-when-done")
 	dc3 := d.start("dc3-restarted", "collect", "-c", "dc3.yaml", "-exit-when-done")
 
-	select {
-	case err := <-tallyProc.done:
-		if err != nil {
-			t.Fatalf("restarted tally server: %v", err)
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatal("the round did not finish within 90 s")
-	}
+	tallyProc.waitDone(t, 90*time.Second)
 	if b, _ := os.ReadFile(tallyProc.log); !bytes.Contains(b, []byte("resuming round from saved state")) {
 		t.Error("the restarted tally server did not say it resumed the round")
 	}

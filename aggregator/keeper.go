@@ -160,7 +160,22 @@ func (k *KeeperRound) checkNoise(S []string) error {
 	}
 	// What S's discrete Gaussian noise actually gives, statistic by
 	// statistic: every member adds at least noise.MinCollectorSigma and
-	// the sum is as private as claimed (docs/noise-discrete.md).
+	// the sum is as private as claimed (docs/noise-discrete.md). A
+	// composed round's claim is the whole round's, over S.
+	if k.cfg.Composed() {
+		for _, s := range k.cfg.Statistics {
+			for _, fp := range S {
+				dc, _ := k.cfg.Collector(fp)
+				if w := dc.NoiseWeight * s.Sigma; w > 0 && w < noise.MinCollectorSigma {
+					return fmt.Errorf("keeper: statistic %s over S: collector %s would add noise with σ = %.4g, below %d", s.Name, fp, w, noise.MinCollectorSigma)
+				}
+			}
+		}
+		if err := noise.CheckComposed(k.cfg, S); err != nil {
+			return fmt.Errorf("keeper: over S: %w", err)
+		}
+		return nil
+	}
 	for _, s := range k.cfg.Statistics {
 		if s.Sigma == 0 || s.Sensitivity <= 0 || s.BinsTouched <= 0 {
 			continue

@@ -311,6 +311,43 @@ func TestKeeperRefusesAnUndernoisedSet(t *testing.T) {
 	}
 }
 
+// In a composed round the keeper holds S's noise to the round's whole
+// (ε, δ): S carries σ² in full (four collectors of weight ½) but its σ are
+// 1% short of what the composed claim needs, so it does not commit; with
+// the σ the claim needs it does.
+func TestKeeperRefusesAnUndernoisedSetInAComposedRound(t *testing.T) {
+	for _, short := range []float64{0, 0.01} {
+		cfg := roundtest.Config(3, 2, 4, 1, 0.5)
+		cfg.Epsilon, cfg.Delta, cfg.MinCollectors = 0.3, 1e-6, 4
+		for i := range cfg.Statistics {
+			cfg.Statistics[i].Sensitivity, cfg.Statistics[i].BinsTouched = 10, 1
+		}
+		roundtest.Composed(cfg, short)
+		k, err := NewKeeperRound(cfg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var S []string
+		for _, dc := range cfg.Collectors {
+			_, bundles, err := SetupCollector(cfg, dc.NoiseWeight, noNoise, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := k.Accept(dc.Fingerprint, bundles[0].Shares); err != nil {
+				t.Fatal(err)
+			}
+			S = append(S, dc.Fingerprint)
+		}
+		err = k.Commit(agree(t, cfg.NumCounters(), zeros(cfg.NumCounters(), S...)))
+		switch {
+		case short == 0 && err != nil:
+			t.Errorf("σ the composed claim needs: Commit = %v", err)
+		case short > 0 && (err == nil || !strings.Contains(err.Error(), "keeper: over S: the statistics' noise composed over 4 collectors")):
+			t.Errorf("σ 1%% short: Commit = %v, want the composed claim refused", err)
+		}
+	}
+}
+
 // agree builds the honest agreement over reports, as a tally server does:
 // S sorted, each collector's commitment to its masked report under fresh
 // masks and blinding, the exact ΣV and the summed blinding.

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/privstats/privstats/aggregator"
@@ -46,6 +47,10 @@ type Collector struct {
 	// windows tells the source of the rounds' windows, so that a
 	// sampling source reads at their edges (docs/sources.md).
 	windows *source.Windows
+
+	// gaps counts the gaps the source has reported, for health: how
+	// often the collector was blind, never what it counted.
+	gaps atomic.Uint64
 
 	mu      sync.Mutex // guards the counting state below
 	active  *activeRound
@@ -121,6 +126,18 @@ func (c *Collector) Run(ctx context.Context) error {
 	}.Run(ctx, c.handle)
 }
 
+// SourceHealth returns how to read the event source's link to tor and
+// the number of gaps it has reported, for the collector's /metrics; ok is
+// false when the source does not talk to tor (a trace, the synthetic
+// workload).
+func (c *Collector) SourceHealth() (read func() (source.Status, uint64), ok bool) {
+	status, ok := source.Watch(c.opts.Source)
+	if !ok {
+		return nil, false
+	}
+	return func() (source.Status, uint64) { return status(), c.gaps.Load() }, true
+}
+
 // event counts one event if it falls inside the active round's window.
 func (c *Collector) event(at time.Time, line []byte) {
 	c.mu.Lock()
@@ -133,6 +150,7 @@ func (c *Collector) event(at time.Time, line []byte) {
 // gap records a stretch without events; it is reported about the collector
 // itself, never about its counts.
 func (c *Collector) gap(start, end time.Time) {
+	c.gaps.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if a := c.active; a != nil && end.After(a.cfg.Start) && start.Before(a.cfg.End) {

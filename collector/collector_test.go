@@ -164,6 +164,55 @@ func TestCollectorRefusesWithItsReason(t *testing.T) {
 	}
 }
 
+// A collector refuses a composed round whose σ fall 1% short of its whole
+// (ε, δ) before it draws any noise, even when the tally server announces
+// it.
+func TestCollectorRefusesAnUndernoisedComposedRound(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d := deploytest.New(ctx, t, deploytest.Options{Keepers: 3, Collectors: 1, Tally: deploytest.UndernoisedComposedRound(0.01), Idle: true})
+	// Real keepers refuse the round too, so it would never reach setup,
+	// where collectors join: the test posts the keepers' round keys.
+	for _, id := range d.KeeperIDs {
+		c, err := wire.NewClient(id, d.Addr(), d.TallyID.Fingerprint, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := c.PollRound(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, pub, err := wire.NewRoundKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := wire.SignBody(id, wire.KindRoundKey, wire.RoundKey{ConfigHash: v.ConfigHash, Keeper: id.Fingerprint, PublicKey: pub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PostRoundKey(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.WaitStatus(ctx, "the round's setup", func(st tally.Status) bool { return st.Phase == round.PhaseSetup }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.StartCollector(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	fp := d.CollectorIDs[0].Fingerprint
+	st, err := d.WaitRefusal(ctx, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Refusals[fp]; !strings.Contains(got, "claims more privacy than its noise gives") || !strings.Contains(got, "weaker than the claimed ε = 1") {
+		t.Errorf("refusal %q, want the composed claim refused", got)
+	}
+	if st.CollectorsJoined != 0 {
+		t.Errorf("%d collectors joined; the refusing collector sent bundles", st.CollectorsJoined)
+	}
+}
+
 // A collector that restarts after joining has lost its blinding: it says
 // so and sits the round out, and the round publishes without it.
 func TestRestartedCollectorSitsOut(t *testing.T) {

@@ -115,6 +115,18 @@ func (c *checker) local(dataDir string, p policy.Policy, healthListen string) {
 	}
 }
 
+// Log formats of log_format.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+func (c *checker) logFormat(f string) {
+	if f != LogText && f != LogJSON {
+		c.errorf("log_format", "%q is not a log format (text or json)", f)
+	}
+}
+
 func (c *checker) positiveDuration(path string, d policy.Duration, hint string) {
 	if d <= 0 {
 		if c.given(path) {

@@ -38,6 +38,9 @@ type Collector struct {
 	// HealthListen is the plain-HTTP address of the collector's health
 	// /metrics (never counts); "" (the default) serves none.
 	HealthListen string `yaml:"health_listen"`
+	// LogFormat is "text" (the default: key=value lines) or "json" (one
+	// JSON object a line, for journald or a log shipper).
+	LogFormat string `yaml:"log_format"`
 }
 
 // Source is the collector's event source: exactly one of its fields is
@@ -109,8 +112,25 @@ const (
 // LoadCollector reads and checks a collector.yaml.
 func LoadCollector(path string) (*Collector, error) { return loadAs[Collector](path) }
 
+// LoadCollectorSource reads a collector.yaml for `privstats collect
+// --check`, which needs only the event source: every key and type is
+// checked as LoadCollector does, but of the values only source and
+// log_format, so that a file fresh from `privstats init collector`, whose
+// tally server and keepers are still to be filled in, can be checked.
+func LoadCollectorSource(path string) (*Collector, error) {
+	dc := new(Collector)
+	err := load(path, dc, func(c *checker, dir string) {
+		dc.Source.complete(c, dir)
+		c.logFormat(dc.LogFormat)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dc, nil
+}
+
 func (dc *Collector) setDefaults() {
-	*dc = Collector{DataDir: "./privstats-collector", Policy: policy.Defaults()}
+	*dc = Collector{DataDir: "./privstats-collector", Policy: policy.Defaults(), LogFormat: LogText}
 }
 
 var relayFingerprintRE = regexp.MustCompile(`^[0-9A-F]{40}$`)
@@ -129,6 +149,7 @@ func (dc *Collector) complete(c *checker, dir string) {
 	}
 	dc.Source.complete(c, dir)
 	c.local(dc.DataDir, dc.Policy, dc.HealthListen)
+	c.logFormat(dc.LogFormat)
 }
 
 func (s *Source) complete(c *checker, dir string) {

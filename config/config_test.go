@@ -2,6 +2,8 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -56,7 +58,8 @@ func TestTallyExample(t *testing.T) {
 	check("delta", tc.Delta, 1e-6)
 	check("statistics", len(tc.Statistics), 5)
 	check("statistics[3]", tc.Statistics[3].Name, "exit_streams_by_port")
-	check("statistics[0].sigma", tc.Statistics[0].Sigma, 2.7514097369088e12)
+	check("statistics[0].sigma", tc.Statistics[0].Sigma, 1.893756666957987e12)
+	check("accounting", tc.Accounting, round.AccountingComposed)
 	check("statistics[0].max_per_collector", tc.Statistics[0].MaxPerCollector, uint64(1e14))
 	check("policy.min_round_length", time.Duration(tc.Policy.MinRoundLength), 12*time.Hour)
 	check("policy.sigma_tolerance (default)", tc.Policy.SigmaTolerance, 0.01)
@@ -74,6 +77,9 @@ func TestTallyExample(t *testing.T) {
 	if err := noise.CheckCoverage(tc.NoiseWeights.Resolve(tc.CollectorFingerprints()), tc.MinCollectors); err != nil {
 		t.Fatal(err)
 	}
+	if err := noise.CheckClaim(cfg); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // exampleRound is round 1 of a tally config as the tally server would
@@ -87,7 +93,7 @@ func exampleRound(t *testing.T, tc *config.Tally, start time.Time) *round.Config
 	cfg := &round.Config{
 		Version: round.ConfigVersion, Series: tc.Series, Round: 1,
 		Start: start, End: start.Add(time.Duration(tc.RoundLength)),
-		Epsilon: tc.Epsilon, Delta: tc.Delta, Statistics: specs,
+		Epsilon: tc.Epsilon, Delta: tc.Delta, Accounting: tc.Accounting, Statistics: specs,
 		Threshold: tc.Threshold, MinCollectors: tc.MinCollectors,
 	}
 	for i, fp := range tc.Keepers {
@@ -138,11 +144,11 @@ func TestCollectorExamples(t *testing.T) {
 		if ctl == nil || dc.Source.MetricsPort != nil || dc.Source.Trace != nil || dc.Source.Synthetic != nil {
 			t.Fatalf("source %+v, want only control", dc.Source)
 		}
-		if network, addr := ctl.Network(); network != "tcp" || addr != "127.0.0.1:9051" {
-			t.Errorf("control dials %s %s", network, addr)
+		if network, addr := ctl.Network(); network != "unix" || addr != "/run/tor/control" {
+			t.Errorf("control dials %s %s, want Debian's socket", network, addr)
 		}
-		if ctl.CookieFile != "/var/lib/tor/control_auth_cookie" {
-			t.Errorf("cookie_file %q", ctl.CookieFile)
+		if ctl.CookieFile != "" || dc.LogFormat != config.LogJSON {
+			t.Errorf("cookie_file %q (want tor's, from PROTOCOLINFO), log_format %q", ctl.CookieFile, dc.LogFormat)
 		}
 		if !slices.Equal(ctl.AllowedAuth, []string{"SAFECOOKIE"}) {
 			t.Errorf("allowed_auth %v, want [SAFECOOKIE]", ctl.AllowedAuth)
@@ -220,7 +226,11 @@ func TestPrivacyPlanExample(t *testing.T) {
 	if s := plan.Statistics[4]; s.Sensitivity != 800 {
 		t.Errorf("%s: sensitivity %v, want the 800 given", s.Name, s.Sensitivity)
 	}
-	alloc, err := noise.Allocate(plan.Epsilon, plan.Delta, plan.Budgets())
+	honest, floor, _ := plan.Honest()
+	if honest.N != 3 || floor != 2*math.Sqrt(3)*(1+1e-9) {
+		t.Errorf("5 collectors, β = 0.6: honest set %+v and floor %v, want 3 collectors and 2·√3", honest, floor)
+	}
+	composed, err := noise.AllocateComposed(plan.Epsilon, plan.Delta, plan.Budgets(), honest, floor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,9 +239,12 @@ func TestPrivacyPlanExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, a := range alloc {
+	if tc.Accounting != round.AccountingComposed || tc.Epsilon != plan.Epsilon || tc.Delta != plan.Delta {
+		t.Errorf("tally.yaml: accounting %q, ε = %v, δ = %v; the plan is composed for %v, %v", tc.Accounting, tc.Epsilon, tc.Delta, plan.Epsilon, plan.Delta)
+	}
+	for i, a := range composed.Statistics {
 		s, p := tc.Statistics[i], plan.Statistics[i]
-		if s.Name != a.Name || s.Sigma != a.Sigma || s.Epsilon != a.Epsilon || s.Delta != a.Delta ||
+		if s.Name != a.Name || s.Sigma != a.Sigma || s.Epsilon != 0 || s.Delta != 0 ||
 			s.Sensitivity != p.Sensitivity || s.BinsTouched != p.BinsTouched {
 			t.Errorf("tally.yaml %+v, the plan says %+v for %+v", s, a, p)
 		}
@@ -439,7 +452,7 @@ func TestProblems(t *testing.T) {
 	keeper := "identity_key: k\ntally: {address: \"t:8443\", fingerprint: " + fp1 + "}\nkeepers: [" + fp1 + "]\n"
 	tests := []problem{
 		{"no close key", keeper + "colour: red\n",
-			`:4: unknown key "colour" (valid keys here: collectors, collectors_file, data_dir, health_listen, identity_key, keepers, policy, tally)`},
+			`:4: unknown key "colour" (valid keys here: collectors, collectors_file, data_dir, health_listen, identity_key, keepers, log_format, policy, tally)`},
 		{"key without value", keeper + "health_listen:\n",
 			`:4: health_listen has no value (give one, or leave the key out for the default; write "" for an empty string)`},
 		{"syntax", keeper + "policy:\n  max_epsilon: 0.3\n max_delta: 1e-3\n",
@@ -594,4 +607,33 @@ func TestRosterFileIsReadEachRound(t *testing.T) {
 	if _, err := get(); err == nil {
 		t.Fatal("a removed roster file gave no error; the keeper must refuse rather than admit nobody silently")
 	}
+}
+
+// A composed tally.yaml gives the round's epsilon and delta only; the
+// server refuses to load one whose statistics carry their own, or whose
+// noise does not reach the round's budget.
+func TestComposedTally(t *testing.T) {
+	plan, err := noise.AllocateComposed(0.3, 1e-3, []noise.StatisticBudget{{Name: "exit_streams", L0: 1, LInf: 4320, Estimate: 1e6}}, noise.HonestSet{N: 3, Weight: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	composed := func(sigma float64, extra string) string {
+		return strings.Replace(minimalTally, "  - {name: exit_streams, sigma: 30561, epsilon: 0.3, delta: 1e-3, max_per_collector: 1000}\n",
+			fmt.Sprintf("  - {name: exit_streams, sigma: %v, max_per_collector: 1000%s}\naccounting: composed\n", sigma, extra), 1)
+	}
+	tc, err := config.LoadTally(write(t, composed(plan.Statistics[0].Sigma, "")))
+	if err != nil {
+		t.Fatalf("the planner's composed σ: %v", err)
+	}
+	if tc.Accounting != round.AccountingComposed {
+		t.Errorf("accounting %q", tc.Accounting)
+	}
+	wantProblems(t, loadTally, []problem{
+		{"σ 1% short", composed(plan.Statistics[0].Sigma*0.99, ""),
+			`:13: statistics: the round claims more privacy than its noise gives: the statistics' noise composed over 3 collectors`},
+		{"a statistic's own epsilon", composed(plan.Statistics[0].Sigma, ", epsilon: 0.1"),
+			`:14: statistics[0].epsilon: a composed round's statistics have no epsilon or delta of their own`},
+		{"unknown accounting", strings.Replace(composed(plan.Statistics[0].Sigma, ""), "accounting: composed", "accounting: gdp", 1),
+			`:15: accounting: "gdp": want "composed", or leave it out`},
+	})
 }

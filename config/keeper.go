@@ -26,13 +26,16 @@ type Keeper struct {
 	// HealthListen is the plain-HTTP address of the keeper's health
 	// /metrics; "" (the default) serves none.
 	HealthListen string `yaml:"health_listen"`
+	// LogFormat is "text" (the default: key=value lines) or "json" (one
+	// JSON object a line, for journald or a log shipper).
+	LogFormat string `yaml:"log_format"`
 }
 
 // LoadKeeper reads and checks a keeper.yaml.
 func LoadKeeper(path string) (*Keeper, error) { return loadAs[Keeper](path) }
 
 func (k *Keeper) setDefaults() {
-	*k = Keeper{DataDir: "./privstats-keeper", Policy: policy.Defaults()}
+	*k = Keeper{DataDir: "./privstats-keeper", Policy: policy.Defaults(), LogFormat: LogText}
 }
 
 func (k *Keeper) complete(c *checker, dir string) {
@@ -52,4 +55,5 @@ func (k *Keeper) complete(c *checker, dir string) {
 		c.roster("collectors", k.Collectors)
 	}
 	c.local(k.DataDir, k.Policy, k.HealthListen)
+	c.logFormat(k.LogFormat)
 }

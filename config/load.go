@@ -69,7 +69,11 @@ type (
 // and validates every value. A *policy.Policy is decoded over what it holds
 // (start from policy.Defaults()) and validated. Any other struct is only
 // decoded, with the same strictness about keys and types.
-func Load(path string, into any) error {
+func Load(path string, into any) error { return load(path, into, nil) }
+
+// load is Load; complete, when set, replaces the role's own validation of
+// values (keys and types are checked strictly either way).
+func load(path string, into any, complete func(c *checker, dir string)) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -117,6 +121,10 @@ func Load(path string, into any) error {
 	}
 	switch v := into.(type) {
 	case completer:
+		if complete != nil {
+			complete(c, dir)
+			break
+		}
 		v.complete(c, dir)
 	case *policy.Policy:
 		c.policy("", *v)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/stats"
@@ -17,8 +18,8 @@ type PrivacyPlan struct {
 	// Collectors and HonestFraction (β), both optional, let the planner say
 	// what min_collectors β-mode noise weights need: any set S the tally
 	// server may release must hold at least β·n collectors.
-	Collectors     int     `yaml:"collectors"`
-	HonestFraction float64 `yaml:"honest_fraction"`
+	Collectors     int     `yaml:"collectors,omitempty"`
+	HonestFraction float64 `yaml:"honest_fraction,omitempty"`
 }
 
 // PlannedStat is one statistic to plan for.
@@ -48,6 +49,29 @@ func (p *PrivacyPlan) Budgets() []noise.StatisticBudget {
 		out[i] = noise.StatisticBudget{Name: s.Name, L0: s.BinsTouched, LInf: s.Sensitivity, Estimate: s.Estimate}
 	}
 	return out
+}
+
+// Honest is what the planner needs of the plan's collectors, given
+// collectors and honest_fraction (β), or zeros: β-mode weights give each
+// of the n collectors w² = 1/(βn) of σ²; every node checks a round's claim
+// on the min_collectors collectors of least weight, the honest set; and
+// each collector's share w·σ must reach noise.MinCollectorSigma, so σ must
+// be at least floor = 2·√(βn).
+func (p *PrivacyPlan) Honest() (set noise.HonestSet, floor float64, minCollectors int) {
+	if p.Collectors <= 0 || !(p.HonestFraction > 0) {
+		return noise.HonestSet{}, 0, 0
+	}
+	fps := make([]string, p.Collectors)
+	for i := range fps {
+		fps[i] = fmt.Sprint(i)
+	}
+	weights := noise.Weights{HonestFraction: p.HonestFraction}.Resolve(fps)
+	m, err := noise.MinCollectors(weights)
+	if err != nil {
+		return noise.HonestSet{}, 0, 0
+	}
+	floor = noise.MinCollectorSigma * math.Sqrt(p.HonestFraction*float64(p.Collectors)) * (1 + 1e-9)
+	return noise.HonestSet{N: m, Weight: weights[fps[0]]}, floor, m
 }
 
 func (p *PrivacyPlan) complete(c *checker, _ string) {

@@ -56,10 +56,14 @@ type Tally struct {
 	// NoiseWeights shares each statistic's σ among the collectors.
 	NoiseWeights noise.Weights `yaml:"noise_weights"`
 
-	// Epsilon and Delta are each round's whole privacy budget; the
-	// statistics' shares must add up to no more.
+	// Epsilon and Delta are each round's whole privacy budget. Without
+	// Accounting the statistics' shares (epsilon, delta) must add up to no
+	// more; with accounting: composed (what privstats plan --yaml prints)
+	// the statistics give none, and their noise together must make the
+	// round (Epsilon, Delta)-private (round.AccountingComposed).
 	Epsilon    float64     `yaml:"epsilon"`
 	Delta      float64     `yaml:"delta"`
+	Accounting string      `yaml:"accounting"`
 	Statistics []Statistic `yaml:"statistics"`
 
 	// Policy is the server's own local policy, checked before it announces
@@ -70,6 +74,9 @@ type Tally struct {
 	// Allow lists further fingerprints admitted to the server (operators'
 	// tools); keepers and collectors are admitted anyway.
 	Allow []string `yaml:"allow"`
+	// LogFormat is "text" (the default: key=value lines) or "json" (one
+	// JSON object a line, for journald or a log shipper).
+	LogFormat string `yaml:"log_format"`
 }
 
 // PermittedCollector is a collector allowed to take part in the series.
@@ -157,6 +164,7 @@ func (t *Tally) setDefaults() {
 		SetupTime:    policy.Duration(tally.DefaultSetupTime),
 		Policy:       policy.Defaults(),
 		MaxBodyBytes: tally.DefaultMaxBodyBytes,
+		LogFormat:    LogText,
 	}
 }
 
@@ -170,6 +178,7 @@ func (t *Tally) complete(c *checker, dir string) {
 		c.listenAddress("http_listen", t.HTTPListen)
 	}
 	c.required("data_dir", t.DataDir, "a directory for round state and outcomes")
+	c.logFormat(t.LogFormat)
 	c.name("series", t.Series, "the name of this measurement series, e.g. relays-2026")
 	if t.Rounds < 0 {
 		c.errorf("rounds", "%d is negative (0 means run rounds forever)", t.Rounds)
@@ -281,6 +290,9 @@ func (c *checker) tallyBudget(t *Tally) {
 		c.errorf("statistics", "required (the statistics each round measures; privstats plan suggests their sigma, epsilon and delta)")
 		return
 	}
+	if t.Accounting != round.AccountingSplit && t.Accounting != round.AccountingComposed {
+		c.errorf("accounting", "%q: want %q, or leave it out for each statistic's own epsilon and delta", t.Accounting, round.AccountingComposed)
+	}
 	var sumEps, sumDelta float64
 	seen := map[string]int{}
 	for i, s := range t.Statistics {
@@ -294,8 +306,14 @@ func (c *checker) tallyBudget(t *Tally) {
 		if !(s.Sigma == 0 && t.Policy.AllowZeroNoise) {
 			c.positiveNumber(p+".sigma", s.Sigma, "σ of the noise on the total; privstats plan computes it")
 		}
-		c.positiveNumber(p+".epsilon", s.Epsilon, "this statistic's share of the round's epsilon")
-		c.probability(p+".delta", s.Delta)
+		if t.Accounting == round.AccountingComposed {
+			if s.Epsilon != 0 || s.Delta != 0 {
+				c.errorf(p+".epsilon", "a composed round's statistics have no epsilon or delta of their own (the round's budget covers them together); leave them out")
+			}
+		} else {
+			c.positiveNumber(p+".epsilon", s.Epsilon, "this statistic's share of the round's epsilon")
+			c.probability(p+".delta", s.Delta)
+		}
 		c.bins(p+".bins", s.Bins)
 		if s.Sensitivity != 0 {
 			c.positiveNumber(p+".sensitivity", s.Sensitivity, "the most one user's activity in a round can add to one counter; leave it out for the catalogue's")
@@ -342,7 +360,7 @@ func (c *checker) rounds(t *Tally) {
 		return &round.Config{
 			Version: round.ConfigVersion, Series: t.Series, Round: 1,
 			Start: start, End: start.Add(time.Duration(t.RoundLength)),
-			Epsilon: t.Epsilon, Delta: t.Delta, Statistics: stats,
+			Epsilon: t.Epsilon, Delta: t.Delta, Accounting: t.Accounting, Statistics: stats,
 			Keepers: keepers, Threshold: t.Threshold, Collectors: collectors, MinCollectors: t.MinCollectors,
 		}
 	}

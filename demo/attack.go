@@ -71,7 +71,7 @@ var Attacks = []Attack{
 		}},
 	{Name: "thin-noise", Reason: "claims more privacy than its noise gives", Rounds: 1,
 		What:     "the tally server halves every statistic's σ while still claiming the same ε and δ",
-		Stoppers: "every keeper, before any collector joins (collectors make the same check): σ is less than what ε, δ and the declared sensitivity need",
+		Stoppers: "every keeper, before any collector joins (collectors make the same check): the statistics' noise, composed, does not reach the round's ε and δ for the declared sensitivities",
 		adversary: func() (*tally.Adversary, error) {
 			return &tally.Adversary{Announce: func(cfg *round.Config) {
 				stats := slices.Clone(cfg.Statistics)

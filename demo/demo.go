@@ -22,6 +22,7 @@ import (
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/internal/deploytest"
 	"github.com/privstats/privstats/noise"
+	"github.com/privstats/privstats/outcome"
 	"github.com/privstats/privstats/source"
 	"github.com/privstats/privstats/stats"
 	"github.com/privstats/privstats/tally"
@@ -33,6 +34,9 @@ type Options struct {
 	Keepers    int
 	Threshold  int
 	Duration   time.Duration
+	// Rounds is how many rounds run back to back (0 means 1), so that the
+	// results page and the exports have a history to show.
+	Rounds int
 	// FailKeepers keepers die after committing to nothing: they stop once
 	// the agreement is proposed, before release.
 	FailKeepers int
@@ -49,9 +53,10 @@ type Options struct {
 	Rate float64
 	// Dir holds the data directory; empty means a fresh temporary one.
 	Dir string
-	// Serve keeps the tally server up after the round (until ctx ends), so
-	// a person can open /metrics: Served is told its address, and OnReport
-	// gets the report as soon as the round is published.
+	// Serve keeps the tally server up after the rounds (until ctx ends),
+	// so a person can open the results page and /metrics: Served is told
+	// its address, and OnReport gets the report as soon as every round
+	// has ended.
 	Serve    bool
 	Served   func(httpAddr string)
 	OnReport func(*Report)
@@ -79,8 +84,10 @@ type Result struct {
 	CI95High   float64 `json:"ci95_high"`
 }
 
-// Report is what the demo shows.
+// Report is what the demo shows: the results of the last round published,
+// and with more than one round a line per round.
 type Report struct {
+	Round       uint64    `json:"round"`
 	OutcomePath string    `json:"outcome_path"`
 	DataDir     string    `json:"data_dir"`
 	Collectors  int       `json:"collectors_reported"`
@@ -92,6 +99,20 @@ type Report struct {
 	Started     time.Time `json:"started"`
 	// Attack is set when the demo ran an attack (Options.Attack).
 	Attack *AttackReport `json:"attack,omitempty"`
+	// History has every published round, oldest first, and Failed counts
+	// the rounds that ended without an outcome.
+	History []RoundLine `json:"history"`
+	Failed  int         `json:"rounds_failed"`
+}
+
+// RoundLine is one published round of the demo: how many of its intervals
+// covered the true totals.
+type RoundLine struct {
+	Round       uint64 `json:"round"`
+	OutcomePath string `json:"outcome_path"`
+	Collectors  int    `json:"collectors_reported"`
+	Bins        int    `json:"bins"`
+	Covered     int    `json:"covered"`
 }
 
 func (o *Options) defaults() error {
@@ -106,6 +127,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Duration == 0 {
 		o.Duration = 20 * time.Second
+	}
+	if o.Rounds == 0 {
+		o.Rounds = 1
 	}
 	if o.Epsilon == 0 {
 		o.Epsilon = 1
@@ -132,6 +156,10 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("--fail-keepers %d: at most N−K = %d keepers may fail", o.FailKeepers, o.Keepers-o.Threshold)
 	case o.FailCollectors < 0 || o.FailCollectors >= o.Collectors:
 		return fmt.Errorf("--fail-collectors %d: at least one of the %d collectors must report", o.FailCollectors, o.Collectors)
+	case o.Rounds < 0:
+		return fmt.Errorf("--rounds %d: need at least one round", o.Rounds)
+	case o.Attack != "" && o.Rounds > 1:
+		return errors.New("--attack runs the rounds its attack needs; leave out --rounds")
 	case o.Duration < 2*time.Second:
 		return errors.New("--duration must be at least 2s")
 	case o.Attack == "two-sets" && o.Collectors < 3:
@@ -161,7 +189,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	logger := slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	rounds, honest := 1, opts.Collectors-opts.FailCollectors
+	rounds, honest := opts.Rounds, opts.Collectors-opts.FailCollectors
 	var attack Attack
 	var adversary *tally.Adversary
 	var err error
@@ -207,7 +235,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			// Any n − FailCollectors collectors must carry the full noise.
 			Weights:       noise.Weights{HonestFraction: float64(honest) / float64(opts.Collectors)},
 			MinCollectors: honest,
-			Epsilon:       opts.Epsilon, Delta: opts.Delta, Statistics: specs,
+			Epsilon:       opts.Epsilon, Delta: opts.Delta, Accounting: round.AccountingComposed, Statistics: specs,
 			Record: func(cfg *round.Config) error {
 				for _, t := range tees {
 					if err := t.round(cfg); err != nil {
@@ -241,7 +269,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Serve {
 		opts.Served(d.Tally.HTTPAddr())
 	}
-	opts.Progress("tally server on https://%s; %d keepers (K=%d), %d collectors; round of %s", d.Addr(), opts.Keepers, opts.Threshold, opts.Collectors, opts.Duration)
+	opts.Progress("tally server on https://%s; %d keepers (K=%d), %d collectors; %d round(s) of %s", d.Addr(), opts.Keepers, opts.Threshold, opts.Collectors, rounds, opts.Duration)
 
 	// Drive the failures by the round's phase, and show progress: the
 	// first FailCollectors collectors stop before they can report, the
@@ -257,12 +285,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				return
 			case <-t.C:
 			}
-			_, phase, _ := d.Tally.Snapshot()
-			if phase == last {
+			_, phase, number := d.Tally.Snapshot()
+			now := fmt.Sprint(number, phase)
+			if now == last {
 				continue
 			}
-			last = phase
-			opts.Progress("round phase: %s", phase)
+			last = now
+			opts.Progress("round %d phase: %s", number, phase)
 			switch phase {
 			case round.PhaseCollecting:
 				for i := range opts.FailCollectors {
@@ -294,15 +323,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			Elapsed: time.Since(began).Round(100 * time.Millisecond).String(), Attack: rep}, nil
 	}
 	if opts.Serve {
-		if p, err := d.WaitOutcomes(ctx, 1); err == nil {
+		ended := func(st tally.Status) bool { return st.Completed+st.Failed >= rounds }
+		if st, err := d.WaitStatus(ctx, "every round's end", ended); err == nil {
 			// Let the keepers and collectors see the end, then show the
 			// report while the server keeps serving.
 			select {
 			case <-time.After(time.Second):
 			case <-ctx.Done():
 			}
-			if opts.OnReport != nil {
-				opts.OnReport(report(p[0], dir, truth, began))
+			if out := d.Outcomes(); opts.OnReport != nil && len(out) > 0 {
+				opts.OnReport(report(out, st.Failed, dir, truth, began))
 			}
 			<-ctx.Done()
 		}
@@ -318,11 +348,13 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		_, phase, _ := d.Tally.Snapshot()
 		return nil, fmt.Errorf("the round ended in phase %s without an outcome (run with --verbose for the logs)", phase)
 	}
-	return report(out[0], dir, truth, began), nil
+	return report(out, d.Tally.Status().Failed, dir, truth, began), nil
 }
 
-// plan gives each statistic its share of ε and δ with PrivCount's rule
-// (equal expected relative error). The catalogue's action bounds protect a
+// plan calibrates the round as one composed mechanism, as privstats plan
+// does (noise.AllocateComposed): the round's (ε, δ) covers every
+// statistic's noise together, and each statistic's σ gives the same
+// expected relative error. The catalogue's action bounds protect a
 // Tor user's day; the demo's round lasts seconds, so it scales them to the
 // round's length (at least 1), and it estimates each statistic's total from
 // a pilot run of the same synthetic workload, so the noise is sized to what
@@ -358,7 +390,11 @@ func plan(opts Options, honest int) ([]round.StatisticSpec, error) {
 	for i := range budgets {
 		budgets[i].Estimate = estimates[i]
 	}
-	alloc, err := noise.Allocate(opts.Epsilon, opts.Delta, budgets)
+	// Any honest collectors, each of weight w = 1/√honest, carry σ between
+	// them; each must add at least the floor.
+	set := noise.HonestSet{N: honest, Weight: 1 / math.Sqrt(float64(honest))}
+	floor := noise.MinCollectorSigma * math.Sqrt(float64(honest)) * (1 + 1e-9)
+	composed, err := noise.AllocateComposed(opts.Epsilon, opts.Delta, budgets, set, floor)
 	if err != nil {
 		return nil, err
 	}
@@ -366,9 +402,7 @@ func plan(opts Options, honest int) ([]round.StatisticSpec, error) {
 		if opts.NoNoise {
 			continue
 		}
-		specs[i].Sigma = max(alloc[i].Sigma, noise.MinCollectorSigma*math.Sqrt(float64(honest))*(1+1e-9))
-		specs[i].Epsilon = alloc[i].Epsilon
-		specs[i].Delta = alloc[i].Delta
+		specs[i].Sigma = composed.Statistics[i].Sigma
 	}
 	return specs, nil
 }
@@ -401,25 +435,50 @@ func pilot(specs []round.StatisticSpec, opts Options) ([]float64, error) {
 	return out, nil
 }
 
-func report(p deploytest.Published, dir string, truth map[string]*tee, began time.Time) *Report {
-	o := p.Outcome
+// report shows the last of the published rounds beside its true totals,
+// and a line per round.
+func report(published []deploytest.Published, failed int, dir string, truth map[string]*tee, began time.Time) *Report {
+	r := &Report{DataDir: dir, Failed: failed, Elapsed: time.Since(began).Round(100 * time.Millisecond).String(), Started: began.UTC()}
+	for _, p := range published {
+		results := compare(p.Outcome, truth)
+		line := RoundLine{Round: p.Outcome.Round, OutcomePath: p.Path, Collectors: p.Outcome.Collectors.Count, Bins: len(results)}
+		for _, x := range results {
+			if x.Covered() {
+				line.Covered++
+			}
+		}
+		r.History = append(r.History, line)
+		o := p.Outcome
+		r.Round, r.OutcomePath, r.Collectors, r.Keepers = o.Round, p.Path, o.Collectors.Count, len(o.Shares)
+		r.Epsilon, r.Delta, r.Results = o.Config.Epsilon, o.Config.Delta, results
+	}
+	return r
+}
+
+// compare lines up a round's published totals with what S's collectors
+// counted in the clear.
+func compare(o *outcome.Outcome, truth map[string]*tee) []Result {
 	sum := make([]int64, o.Config.NumCounters())
 	for _, fp := range o.Collectors.Fingerprints {
 		if t, ok := truth[fp]; ok {
-			for c, v := range t.totals() {
+			for c, v := range t.totals(o.Round) {
 				sum[c] += int64(v)
 			}
 		}
 	}
-	r := &Report{OutcomePath: p.Path, DataDir: dir, Collectors: o.Collectors.Count, Keepers: len(o.Shares),
-		Epsilon: o.Config.Epsilon, Delta: o.Config.Delta, Elapsed: time.Since(began).Round(100 * time.Millisecond).String(), Started: began.UTC()}
+	var out []Result
 	c := 0
 	for _, s := range o.Statistics {
 		for _, b := range s.Bins {
-			r.Results = append(r.Results, Result{Statistic: s.Name, Bin: b.Label, TrueTotal: sum[c], NoisyTotal: b.NoisyTotal,
+			out = append(out, Result{Statistic: s.Name, Bin: b.Label, TrueTotal: sum[c], NoisyTotal: b.NoisyTotal,
 				Sigma: s.TotalSigma, CI95Low: b.CI95Low, CI95High: b.CI95High})
 			c++
 		}
 	}
-	return r
+	return out
+}
+
+// Covered reports whether the 95% interval holds the true total.
+func (r Result) Covered() bool {
+	return float64(r.TrueTotal) >= r.CI95Low && float64(r.TrueTotal) <= r.CI95High
 }

@@ -119,7 +119,7 @@ func TestPlanDeclaresWhatItsNoiseIsCalibratedFor(t *testing.T) {
 		}
 		pol.MinSensitivity[s.Name] = s.Sensitivity
 	}
-	cfg := &round.Config{Series: "demo", Epsilon: opts.Epsilon, Delta: opts.Delta, Statistics: specs, MinCollectors: 1,
+	cfg := &round.Config{Series: "demo", Epsilon: opts.Epsilon, Delta: opts.Delta, Accounting: round.AccountingComposed, Statistics: specs, MinCollectors: 1,
 		Start: time.Unix(0, 0), End: time.Unix(0, 0).Add(opts.Duration),
 		Collectors: []round.CollectorSpec{{Fingerprint: "dc", NoiseWeight: 1}}}
 	if err := pol.Check(cfg, nil, time.Now()); err != nil {
@@ -137,7 +137,54 @@ func TestPlanDeclaresWhatItsNoiseIsCalibratedFor(t *testing.T) {
 	}
 	// Claiming the catalogue's full daily bound would not match the noise.
 	specs[0].Sensitivity *= 10
-	if err := pol.Check(cfg, nil, time.Now()); err == nil || !strings.Contains(err.Error(), "is less than the") {
+	if err := pol.Check(cfg, nil, time.Now()); err == nil || !strings.Contains(err.Error(), "weaker than the claimed ε") {
 		t.Errorf("a sensitivity the noise was not calibrated for was accepted: %v", err)
+	}
+}
+
+// Rounds run back to back, and each round's totals are what S counted in
+// that round's own window: with σ = 0 every published total equals the
+// true total of its round, so the demo's truth of one round is not mixed
+// with the next one's.
+func TestRoundsRunBackToBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three rounds of several seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{Collectors: 3, Keepers: 3, Duration: 2 * time.Second, Rounds: 3, NoNoise: true, Rate: 300, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.History) != 3 || rep.Failed != 0 || rep.Round != 3 {
+		t.Fatalf("rounds %+v, %d failed, report of round %d; want rounds 1, 2, 3 and the report of 3", rep.History, rep.Failed, rep.Round)
+	}
+	firsts := map[int64]bool{}
+	for i, h := range rep.History {
+		if h.Round != uint64(i+1) || h.Bins == 0 || h.Covered != h.Bins {
+			t.Errorf("round line %+v: want round %d with every σ = 0 total equal to its true total", h, i+1)
+		}
+		o, err := outcome.Read(h.OutcomePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Round != h.Round {
+			t.Errorf("%s holds round %d", h.OutcomePath, o.Round)
+		}
+		firsts[o.Statistics[0].Bins[0].NoisyTotal] = true
+	}
+	if len(firsts) < 2 {
+		t.Error("every round published the same first total: the rounds did not count their own windows")
+	}
+	if rep.History[2].OutcomePath != rep.OutcomePath {
+		t.Errorf("the report's results are of %s, not of the last round", rep.OutcomePath)
+	}
+}
+
+func TestRoundsOptions(t *testing.T) {
+	for _, o := range []Options{{Rounds: -1}, {Rounds: 2, Attack: "thin-noise"}} {
+		if err := o.defaults(); err == nil || !strings.Contains(err.Error(), "round") {
+			t.Errorf("%+v: %v, want a refusal naming the rounds", o, err)
+		}
 	}
 }

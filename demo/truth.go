@@ -19,8 +19,14 @@ type tee struct {
 	src source.Source
 
 	mu sync.Mutex
-	// cfg is the round being counted; its window decides which events
-	// count, as the collector's does.
+	// rounds are the rounds announced so far, by number: each counts the
+	// events inside its own window, as the collector does, so one
+	// round's truth is still there when the next round has begun.
+	rounds map[uint64]*clearRound
+}
+
+// clearRound counts one round in the clear.
+type clearRound struct {
 	cfg *round.Config
 	// program counts into counts; a program tracks connections, so it
 	// must not be shared with another count.
@@ -40,8 +46,10 @@ func (t *tee) Run(ctx context.Context, w *source.Windows, emit func(time.Time, [
 func (t *tee) count(at time.Time, line []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.cfg != nil && !at.Before(t.cfg.Start) && at.Before(t.cfg.End) {
-		t.program.CountAt(at, line, t.counts)
+	for _, r := range t.rounds {
+		if !at.Before(r.cfg.Start) && at.Before(r.cfg.End) {
+			r.program.CountAt(at, line, r.counts)
+		}
 	}
 }
 
@@ -55,16 +63,20 @@ func (t *tee) round(cfg *round.Config) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.cfg, t.program, t.counts = cfg, program, &plain{v: make([]uint64, cfg.NumCounters())}
+	if t.rounds == nil {
+		t.rounds = map[uint64]*clearRound{}
+	}
+	t.rounds[cfg.Round] = &clearRound{cfg: cfg, program: program, counts: &plain{v: make([]uint64, cfg.NumCounters())}}
 	return nil
 }
 
-// totals returns a copy of the counts of the round being counted, or nil.
-func (t *tee) totals() []uint64 {
+// totals returns a copy of the counts of round number n, or nil.
+func (t *tee) totals(n uint64) []uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.counts == nil {
+	r, ok := t.rounds[n]
+	if !ok {
 		return nil
 	}
-	return append([]uint64(nil), t.counts.v...)
+	return append([]uint64(nil), r.counts.v...)
 }

@@ -8,8 +8,16 @@
 //     with the analytic Gaussian mechanism of Balle and Wang (2018), exactly as
 //     Google's differential-privacy library computes it ([Sigma]), and
 //     PrivCount's older, looser bound for comparison ([ClassicSigma]);
-//   - splits one round's budget across its statistics so that every statistic
-//     gets the same expected relative error, PrivCount's rule ([Allocate]);
+//   - calibrates a whole round as one composed Gaussian mechanism: μ for
+//     (ε, δ) on the exact GDP curve ([GDPMu], [GDPDelta]), shared among the
+//     statistics for equal expected relative error ([AllocateComposed]),
+//     with a proof of how far the collectors' summed discrete Gaussian noise
+//     is from it ([AccountRound], [RoundEpsilon]), which every node checks
+//     ([CheckComposed]);
+//   - or splits one round's budget across its statistics so that every
+//     statistic gets the same expected relative error, each calibrated
+//     alone ([Allocate]), or by PrivCount's classic rule
+//     ([AllocateClassic]), for comparison;
 //   - spreads σ over the collectors: collector i adds N(0, (w_i σ)²), and the
 //     tally server checks that every set of collectors it may be allowed to sum
 //     still carries a total variance of at least σ² ([Weights], [CheckCoverage]);

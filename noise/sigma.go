@@ -153,6 +153,12 @@ func tightEpsilon(sigma, delta, s, maxEpsilon float64) (float64, error) {
 // false at lo, true at hi and monotone in between. It stops when the bracket
 // can shrink no further in float64 or is narrower than 1e-15 relative.
 func bisect(lo, hi float64, ok func(float64) bool) float64 {
+	_, hi = bracket(lo, hi, ok)
+	return hi
+}
+
+// bracket is bisect's final bracket: ok is false at lo and true at hi.
+func bracket(lo, hi float64, ok func(float64) bool) (float64, float64) {
 	for i := 0; i < 200 && hi-lo > 1e-15*hi; i++ {
 		mid := lo + (hi-lo)/2
 		if mid <= lo || mid >= hi {
@@ -164,5 +170,5 @@ func bisect(lo, hi float64, ok func(float64) bool) float64 {
 			lo = mid
 		}
 	}
-	return hi
+	return lo, hi
 }

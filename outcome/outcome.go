@@ -74,9 +74,11 @@ type Collectors struct {
 
 // Statistic is one statistic's published totals.
 type Statistic struct {
-	Name    string  `json:"name"`
-	Epsilon float64 `json:"epsilon"`
-	Delta   float64 `json:"delta"`
+	Name string `json:"name"`
+	// Epsilon and Delta are the statistic's own budget in a split round,
+	// absent in a composed one (the round config's accounting).
+	Epsilon float64 `json:"epsilon,omitempty"`
+	Delta   float64 `json:"delta,omitempty"`
 	// Sigma is the σ the round config asked for; TotalSigma is the true
 	// standard deviation of the published totals' noise: that of the sum of
 	// S's discrete Gaussian draws, given S's noise weights.

@@ -24,9 +24,13 @@ type StatisticPrivacy struct {
 	// weights, not the requested σ).
 	Needed, Carried float64
 	// Achieved is the ε S's summed discrete Gaussian noise actually gives
-	// at the claimed δ (noise.DistributedEpsilon); 0 when there is none.
+	// at the claimed δ (noise.DistributedEpsilon); 0 when there is none or
+	// the round is composed.
 	Achieved float64
-	Private  bool
+	// Mu is, in a composed round, the statistic's share of the round's μ
+	// over S (noise.AccountRound).
+	Mu      float64
+	Private bool
 	// Why says what is missing when Private is false.
 	Why string
 	// Note warns, without failing the check, that the declared sensitivity
@@ -41,9 +45,14 @@ type StatisticPrivacy struct {
 type Privacy struct {
 	Statistics []StatisticPrivacy
 	// Epsilon and Delta are the round's budget; SpentEpsilon and
-	// SpentDelta what its statistics add up to.
+	// SpentDelta what its statistics add up to (split rounds).
 	Epsilon, Delta           float64
 	SpentEpsilon, SpentDelta float64
+	// Composed is set for a round accounted as one composed mechanism;
+	// then Mu is the μ of S's noise over all statistics and Achieved the ε
+	// it gives at the round's δ (noise.ComposedAccount).
+	Composed     bool
+	Mu, Achieved float64
 	// Private is true only when every statistic's claim holds and the
 	// statistics stay within the round's budget.
 	Private bool
@@ -66,6 +75,9 @@ func CheckPrivacy(o *Outcome) Privacy {
 	cfg := o.Config
 	p := Privacy{Epsilon: cfg.Epsilon, Delta: cfg.Delta, Private: true}
 	weights := weightsOf(cfg, o.Collectors.Fingerprints)
+	if cfg.Composed() {
+		return composedPrivacy(o)
+	}
 	for _, s := range cfg.Statistics {
 		sp := statisticPrivacy(s, weights)
 		p.SpentEpsilon += s.Epsilon
@@ -87,6 +99,67 @@ func CheckPrivacy(o *Outcome) Privacy {
 	return p
 }
 
+// composedPrivacy is CheckPrivacy for a composed round: each noisy
+// statistic must declare its sensitivity and have every collector of S add
+// at least noise.MinCollectorSigma, and S's noise over all statistics must
+// make the round (ε, δ)-private (noise.CheckComposed).
+func composedPrivacy(o *Outcome) Privacy {
+	cfg := o.Config
+	S := o.Collectors.Fingerprints
+	weights := weightsOf(cfg, S)
+	p := Privacy{Epsilon: cfg.Epsilon, Delta: cfg.Delta, Composed: true, Private: true}
+	acc, eps, accErr := noise.ComposedAccount(cfg, S)
+	if accErr == nil {
+		p.Mu, p.Achieved = acc.Mu, eps
+	}
+	noisy := 0
+	for _, s := range cfg.Statistics {
+		sp := StatisticPrivacy{Name: s.Name, Sensitivity: s.Sensitivity, BinsTouched: s.BinsTouched,
+			Carried: noise.DiscreteTotalSigma(s.Sigma, weights), Note: sensitivityNote(s)}
+		switch {
+		case s.Sigma == 0:
+			sp.Why = "no noise was added (σ = 0): the totals are exact"
+		case s.Sensitivity <= 0 || s.BinsTouched <= 0:
+			sp.Why = fmt.Sprintf("no sensitivity declared (sensitivity %v, bins_touched %d), so no (ε, δ) can be claimed", s.Sensitivity, s.BinsTouched)
+		default:
+			if accErr == nil {
+				sp.Mu = acc.Mus[noisy]
+			}
+			noisy++
+			sp.Private = true
+			for i, w := range weights {
+				if x := w * s.Sigma; x > 0 && x < noise.MinCollectorSigma {
+					sp.Private = false
+					sp.Why = fmt.Sprintf("collector %s adds noise with σ = %.4g, below %d: the sum's privacy cannot be proven", S[i], x, noise.MinCollectorSigma)
+					break
+				}
+			}
+		}
+		if !sp.Private {
+			p.Private = false
+			p.Why = append(p.Why, fmt.Sprintf("%s: %s", s.Name, sp.Why))
+		}
+		p.Statistics = append(p.Statistics, sp)
+	}
+	if noisy > 0 && p.Private {
+		if err := noise.CheckComposed(cfg, S); err != nil {
+			p.Private = false
+			p.Why = append(p.Why, err.Error())
+		}
+	}
+	return p
+}
+
+// sensitivityNote warns when a noisy statistic declares less than the
+// catalogue's action bound.
+func sensitivityNote(s round.StatisticSpec) string {
+	if floor, err := stats.Resolve(s.Name, s.Bins); err == nil && s.Sigma > 0 && s.Sensitivity < floor.Sensitivity {
+		return fmt.Sprintf("%s declares sensitivity %.6g, below the catalogue's action bound %.6g: its (ε, δ) protect that much of one user's activity, not a Tor user's day",
+			s.Name, s.Sensitivity, floor.Sensitivity)
+	}
+	return ""
+}
+
 func weightsOf(cfg *round.Config, S []string) []float64 {
 	weights := make([]float64, 0, len(S))
 	for _, fp := range S {
@@ -98,11 +171,7 @@ func weightsOf(cfg *round.Config, S []string) []float64 {
 
 func statisticPrivacy(s round.StatisticSpec, weights []float64) StatisticPrivacy {
 	sp := StatisticPrivacy{Name: s.Name, Epsilon: s.Epsilon, Delta: s.Delta, Sensitivity: s.Sensitivity, BinsTouched: s.BinsTouched,
-		Carried: noise.DiscreteTotalSigma(s.Sigma, weights)}
-	if floor, err := stats.Resolve(s.Name, s.Bins); err == nil && s.Sigma > 0 && s.Sensitivity < floor.Sensitivity {
-		sp.Note = fmt.Sprintf("%s declares sensitivity %.6g, below the catalogue's action bound %.6g: its (ε, δ) protect that much of one user's activity, not a Tor user's day",
-			s.Name, s.Sensitivity, floor.Sensitivity)
-	}
+		Carried: noise.DiscreteTotalSigma(s.Sigma, weights), Note: sensitivityNote(s)}
 	switch {
 	case s.Sigma == 0:
 		sp.Why = "no noise was added (σ = 0): the totals are exact"

@@ -74,3 +74,48 @@ func TestCheckPrivacy(t *testing.T) {
 		}
 	}
 }
+
+// verify holds a composed round to its whole (ε, δ) over the released S.
+func TestCheckPrivacyComposed(t *testing.T) {
+	composed := func(short float64) *Outcome {
+		o := calibrated(t, 4, 0.5)
+		o.Config.MinCollectors = 4
+		roundtest.Composed(o.Config, short)
+		return o
+	}
+	p := CheckPrivacy(composed(0))
+	if !p.Private || !p.Composed {
+		t.Fatalf("a calibrated composed round: private=%v composed=%v why=%v", p.Private, p.Composed, p.Why)
+	}
+	if !(p.Achieved <= 0.3*(1+1e-9)) || p.Achieved < 0.29 || p.Mu <= 0 {
+		t.Errorf("S's noise gives μ = %g, ε = %g; want just within the claimed 0.3", p.Mu, p.Achieved)
+	}
+	if m0, m1 := p.Statistics[0].Mu, p.Statistics[1].Mu; math.Abs(math.Hypot(m0, m1)-p.Mu) > 1e-9*p.Mu {
+		t.Errorf("shares μ_i %g, %g do not compose to μ = %g", m0, m1, p.Mu)
+	}
+	for name, tc := range map[string]struct {
+		edit func(o *Outcome)
+		want string
+	}{
+		"σ 1% short": {func(o *Outcome) {
+			for i := range o.Config.Statistics {
+				o.Config.Statistics[i].Sigma *= 0.99
+			}
+		}, "weaker than the claimed ε = 0.3"},
+		"S carries too little noise": {func(o *Outcome) { o.Collectors.Fingerprints = o.Collectors.Fingerprints[:3] }, "composed over 3 collectors"},
+		"a smaller ε claimed":        {func(o *Outcome) { o.Config.Epsilon = 0.25 }, "weaker than the claimed ε = 0.25"},
+		"no sensitivity":             {func(o *Outcome) { o.Config.Statistics[1].Sensitivity = 0 }, "no sensitivity declared"},
+		"per-collector σ below the floor": {func(o *Outcome) {
+			for i := range o.Config.Collectors {
+				o.Config.Collectors[i].NoiseWeight = 1e-3
+			}
+		}, "the sum's privacy cannot be proven"},
+	} {
+		o := composed(0)
+		tc.edit(o)
+		p := CheckPrivacy(o)
+		if p.Private || !strings.Contains(strings.Join(p.Why, "; "), tc.want) {
+			t.Errorf("%s: private=%v why=%q, want not private because %q", name, p.Private, p.Why, tc.want)
+		}
+	}
+}

@@ -205,7 +205,7 @@ func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 		case !(s.Sigma > 0) || math.IsInf(s.Sigma, 0):
 			refuse("statistic %s has σ = %v: its total would not carry finite, positive noise", s.Name, s.Sigma)
 		default:
-			if reason := p.checkCalibration(s); reason != "" {
+			if reason := p.checkCalibration(s, !cfg.Composed()); reason != "" {
 				refuse("statistic %s: %s", s.Name, reason)
 			}
 		}
@@ -217,6 +217,13 @@ func (p Policy) Check(cfg *round.Config, led *Ledger, now time.Time) error {
 	}
 	if sumDelta > p.MaxDelta*(1+sumSlack) {
 		refuse("the statistics' δ add up to %.10g, more than this node's max_delta %v", sumDelta, p.MaxDelta)
+	}
+	if cfg.Composed() && noisy(cfg) {
+		// The same check noise.CheckClaim runs at every node, repeated so
+		// that the refusal names this node's limits beside it.
+		if err := noise.CheckComposed(cfg, noise.WeakestSet(cfg)); err != nil {
+			refuse("composed privacy: %v", err)
+		}
 	}
 	if noisy(cfg) {
 		// Every permitted S must carry the full σ²: otherwise a tally
@@ -258,9 +265,10 @@ const sigmaSlack = 1e-9
 // checkCalibration says why the noisy statistic s gives less privacy than
 // it claims, or returns "". Its sensitivity must be at least this node's
 // floor (min_sensitivity, else the catalogue's action bound; L0 at least
-// the catalogue's for these bins), and its σ at least what its (ε, δ) need
-// for that sensitivity, computed exactly as the planner does.
-func (p Policy) checkCalibration(s round.StatisticSpec) string {
+// the catalogue's for these bins), and, when ownBudget (a split round), its
+// σ at least what its (ε, δ) need for that sensitivity, computed exactly as
+// the planner does. A composed round's σ are checked together (Check).
+func (p Policy) checkCalibration(s round.StatisticSpec, ownBudget bool) string {
 	floor, err := stats.Resolve(s.Name, s.Bins)
 	if err != nil {
 		return fmt.Sprintf("this node cannot check its noise: %v", err)
@@ -279,7 +287,7 @@ func (p Policy) checkCalibration(s round.StatisticSpec) string {
 	if s.BinsTouched < floor.BinsTouched {
 		reasons = append(reasons, fmt.Sprintf("its noise is calibrated for changes to %d bins, fewer than the %d one user's activity can change", s.BinsTouched, floor.BinsTouched))
 	}
-	if len(reasons) > 0 {
+	if len(reasons) > 0 || !ownBudget {
 		return strings.Join(reasons, "; ")
 	}
 	// The same computation noise.CheckClaim runs at every node; the policy

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/round/roundtest"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/stats"
@@ -539,5 +540,55 @@ func TestTooManyDishonestKeepersForTheRoundIsRefused(t *testing.T) {
 	p.DishonestKeepers = -1
 	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "dishonest_keepers") {
 		t.Fatalf("Validate with -1: %v", err)
+	}
+}
+
+// composedRound is testRound accounted as one composed mechanism, each σ
+// the least that reaches the round's (ε, δ) on its weakest set, times
+// 1 − short.
+func composedRound(n uint64, start, end time.Time, short float64) *round.Config {
+	cfg := testRound(n, start, end)
+	roundtest.Composed(cfg, short)
+	return cfg
+}
+
+// A composed round is held to its whole (ε, δ): accepted when its σ reach
+// it, refused when they fall 1% short or the round's ε exceeds the node's;
+// the per-statistic sensitivity floor and the delay rule still apply.
+func TestComposedRoundIsCheckedAsAWhole(t *testing.T) {
+	p := policy.Defaults()
+	if err := p.Check(composedRound(1, day1.Add(-24*time.Hour), day1, 0), nil, day1); err != nil {
+		t.Fatalf("a calibrated composed round was refused: %v", err)
+	}
+	short := composedRound(1, day1.Add(-24*time.Hour), day1, 0.01)
+	if reason := refusal(t, p.Check(short, nil, day1)); !strings.Contains(reason, "composed privacy: ") || !strings.Contains(reason, "weaker than the claimed ε = 0.3") {
+		t.Errorf("σ 1%% short: reason %q", reason)
+	}
+	strict := policy.Defaults()
+	strict.MaxEpsilon = 0.2
+	if reason := refusal(t, strict.Check(composedRound(1, day1.Add(-24*time.Hour), day1, 0), nil, day1)); !strings.Contains(reason, "round ε = 0.3 is more than this node's max_epsilon 0.2") {
+		t.Errorf("ε over max_epsilon: reason %q", reason)
+	}
+	low := composedRound(1, day1.Add(-24*time.Hour), day1, 0)
+	low.Statistics[1].Sensitivity = 10
+	if reason := refusal(t, p.Check(low, nil, day1)); !strings.Contains(reason, "statistic exit_streams: its noise is calibrated for sensitivity 10, less than the catalogue's action bound 4320") {
+		t.Errorf("sensitivity below the catalogue's: reason %q", reason)
+	}
+
+	// The next round moves noise from one statistic to another: as private
+	// in sum, but exit_streams' σ falls 2%, so the delay rule holds it back.
+	led := newLedger(t)
+	if err := take(t, p, led, composedRound(1, day1.Add(-24*time.Hour), day1, 0), day1); err != nil {
+		t.Fatal(err)
+	}
+	next := composedRound(2, day1, day1.Add(24*time.Hour), 0)
+	next.Statistics[1].Sigma *= 0.98
+	next.Statistics[0].Sigma *= 2
+	next.Statistics[2].Sigma *= 2
+	if err := noise.CheckClaim(next); err != nil {
+		t.Fatalf("the moved noise does not reach the claim: %v", err)
+	}
+	if reason := refusal(t, p.Check(next, led, day1)); !strings.Contains(reason, "σ fell more than 1% below the baseline of round 1 (exit_streams from") {
+		t.Errorf("σ moved between statistics: reason %q", reason)
 	}
 }

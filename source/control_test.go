@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -178,5 +179,86 @@ func TestControlOnStockTorSkipsPrivCount(t *testing.T) {
 		if strings.Contains(c, "SETCONF") {
 			t.Errorf("asked a stock tor for %s", c)
 		}
+	}
+}
+
+// runLogged runs a control source until ctx ends or until its log holds want lines
+// containing match, and returns the log.
+func runLogged(t *testing.T, opts source.ControlOptions, match string, want int) string {
+	t.Helper()
+	var logs strings.Builder
+	var logMu sync.Mutex
+	opts.Logger = slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	opts.MinBackoff, opts.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- source.Control(opts).Run(ctx, nil, func(time.Time, []byte) {}, func(time.Time, time.Time) {})
+	}()
+	for {
+		logMu.Lock()
+		n := strings.Count(logs.String(), match)
+		logMu.Unlock()
+		if n >= want || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	return logs.String()
+}
+
+// A missing socket is the operator's to fix: it is an ERROR naming the fix,
+// and the source keeps retrying, so it recovers once tor is there.
+func TestControlPermanentErrorIsLoggedWithFixAndRetried(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "control")
+	logs := runLogged(t, source.ControlOptions{Address: "unix:" + sock}, "level=ERROR", 3)
+	var lines []string
+	for l := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(l, "cannot use tor's control port") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) < 3 {
+		t.Fatalf("want 3 attempts logged, got:\n%s", logs)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "level=ERROR") || !strings.Contains(l, `fix="no control socket at `+sock) {
+			t.Errorf("log line %q: want an ERROR naming the fix", l)
+		}
+	}
+}
+
+// Stock tor refuses the PRIVCOUNT_* events on every connection; the
+// operator is told once, at INFO.
+func TestControlUnknownPrivCountEventsSaidOnce(t *testing.T) {
+	ft := privcountTor(t)
+	for e := range ft.Events {
+		if strings.HasPrefix(e, "PRIVCOUNT_") {
+			delete(ft.Events, e)
+		}
+	}
+	// Hang up after each subscription, as a restarting tor would.
+	ft.OnCommand = func(c *torctltest.Conn, line string) {
+		if strings.HasPrefix(line, "SETEVENTS") && !strings.Contains(line, "PRIVCOUNT") {
+			c.Close()
+		}
+	}
+	logs := runLogged(t, source.ControlOptions{Address: ft.Addr}, "tor control port connected", 3)
+	if n := strings.Count(logs, "tor is not PrivCount-patched"); n != 1 {
+		t.Errorf("told %d times, want once:\n%s", n, logs)
+	}
+	if !strings.Contains(logs, `level=INFO msg="tor is not PrivCount-patched`) {
+		t.Errorf("not at INFO:\n%s", logs)
+	}
+	// The test tor does not know CONN_BW either: that is worth a warning.
+	if !strings.Contains(logs, "level=WARN msg=\"tor does not know these events") {
+		t.Errorf("CONN_BW not warned about:\n%s", logs)
 	}
 }

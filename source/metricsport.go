@@ -126,6 +126,9 @@ func hasLabel(mt *dto.Metric, name string, values ...string) bool {
 	return false
 }
 
+// Fix says how to fix a failed read, for the log.
+func (m *metricsPortSampler) Fix(err error) string { return metricsPortFix(err) }
+
 // scrape fetches and parses one exposition.
 func (m *metricsPortSampler) scrape(ctx context.Context) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.url, nil)

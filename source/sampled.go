@@ -75,6 +75,18 @@ type sampled struct {
 	name     string
 	sampler  Sampler
 	interval time.Duration
+	link     link
+}
+
+// Status says whether the latest read worked and when the last one that
+// did completed; reads come every interval and at window edges, whatever
+// the relay's traffic.
+func (s *sampled) Status() Status { return s.link.status() }
+
+// fixer is a Sampler that can tell the operator how to fix a failed read
+// (the MetricsPort's: its port and policy in torrc).
+type fixer interface {
+	Fix(err error) string
 }
 
 // sampling is one Run of a sampled source.
@@ -212,11 +224,18 @@ func (st *sampling) readEdge(ctx context.Context, e, now time.Time) {
 
 // fail records a failed read: counting stops until a read works again.
 func (st *sampling) fail(err error) {
+	st.link.down()
 	if !st.blind {
 		st.blind, st.blindSince = true, st.lastGood
 	}
 	if !st.failing {
-		st.log.Warn(st.name+": read failed; counting stops until it works again", "err", err)
+		args := []any{"err", err}
+		if f, ok := st.sampler.(fixer); ok {
+			if fix := f.Fix(err); fix != "" {
+				args = append(args, "fix", fix)
+			}
+		}
+		st.log.Warn(st.name+": read failed; counting stops until it works again", args...)
 	}
 	st.failing = true
 }
@@ -233,6 +252,7 @@ func (st *sampling) splitBlind(e time.Time) {
 
 // good takes a successful read made at t (the edge, for a read at an edge).
 func (st *sampling) good(vals map[Series]uint64, t time.Time) {
+	st.link.up(time.Now())
 	defer func() { st.prev, st.lastGood = vals, t }()
 	if st.blind {
 		if st.failing {

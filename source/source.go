@@ -13,6 +13,10 @@
 // periods in which it could not see events (a lost control connection, a
 // failed read), so a collector can say when it was blind.
 //
+// Check connects to a tor once, as a live source would, to say which
+// statistics it can feed (privstats collect --check), and DiagnoseControl
+// turns a control-port failure into the fix an operator should make.
+//
 // Privacy: event lines describe the relay's traffic. Sources keep none of
 // them; only Record writes them, to a file the operator chose.
 package source

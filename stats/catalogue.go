@@ -128,7 +128,7 @@ var catalogue = []Statistic{
 		Name: "or_connection_lifetime", Source: SourceControl, on: torctl.EventORConn, Unit: "connections", trackConn: true,
 		Description: "OR connections that closed, by seconds from NEW or LAUNCHED to CLOSED. " +
 			"Connections opened before the collector started, or forgotten by its bounded connection table, are not counted.",
-		Bins:        Bins{Edges: lifetimeEdges},
+		Bins: Bins{Edges: lifetimeEdges}, BinUnit: "seconds",
 		Sensitivity: connectionsCaused, BinsTouched: int64(len(lifetimeEdges)),
 		Estimate: 4e7, MaxPerCollector: maxConnections,
 		measure: func(e *event) (uint64, uint64, bool) {
@@ -141,7 +141,7 @@ var catalogue = []Statistic{
 	{
 		Name: "or_connection_circuits", Source: SourceControl, on: torctl.EventORConn, Unit: "connections",
 		Description: "OR connections that closed, by how many circuits they carried (NCIRCS of the CLOSED event).",
-		Bins:        Bins{Edges: ncircsEdges},
+		Bins:        Bins{Edges: ncircsEdges}, BinUnit: "circuits",
 		Sensitivity: connectionsCaused, BinsTouched: int64(len(ncircsEdges)),
 		Estimate: 4e7, MaxPerCollector: maxConnections,
 		measure: func(e *event) (uint64, uint64, bool) {
@@ -180,7 +180,7 @@ var catalogue = []Statistic{
 		Name: "exit_connection_bytes", Source: SourceTestNetwork, on: torctl.EventConnBW, Unit: "reports",
 		Description: "CONN_BW reports of exit connections, by bytes read plus written since the connection's previous report " +
 			"(tor reports each busy connection about once a second; TestingTorNetwork only).",
-		Bins:        Bins{Edges: connBytesEdges},
+		Bins: Bins{Edges: connBytesEdges}, BinUnit: "bytes",
 		Sensitivity: 10 * actionStreams, BinsTouched: int64(len(connBytesEdges)),
 		Estimate: 1e10, MaxPerCollector: maxConnSeconds,
 		measure: func(e *event) (uint64, uint64, bool) {
@@ -326,7 +326,7 @@ var catalogue = []Statistic{
 		Name: "entry_client_ip_connections", Source: SourcePrivCount, on: torctl.EventPrivCountConnectionClose, Unit: "connections",
 		Description: "Client connections that closed, by how many connections their client's address had open at the time " +
 			"(RemoteIPAddressConnectionCount).",
-		Bins:        Bins{Edges: perIPEdges},
+		Bins: Bins{Edges: perIPEdges}, BinUnit: "connections per address",
 		Sensitivity: actionConnections, BinsTouched: int64(len(perIPEdges)),
 		Estimate: 3e7, MaxPerCollector: maxConnections,
 		measure: func(e *event) (uint64, uint64, bool) {
@@ -336,7 +336,7 @@ var catalogue = []Statistic{
 	{
 		Name: "entry_connection_lifetime", Source: SourcePrivCount, on: torctl.EventPrivCountConnectionClose, Unit: "connections",
 		Description: "Client connections that closed, by seconds from CreatedTimestamp to EventTimestamp.",
-		Bins:        Bins{Edges: lifetimeEdges},
+		Bins:        Bins{Edges: lifetimeEdges}, BinUnit: "seconds",
 		Sensitivity: actionConnections, BinsTouched: int64(len(lifetimeEdges)),
 		Estimate: 3e7, MaxPerCollector: maxConnections,
 		measure: func(e *event) (uint64, uint64, bool) {
@@ -401,7 +401,7 @@ func streamHistogram(class int, estimate float64) Statistic {
 	return Statistic{
 		Name: "exit_stream_bytes_" + name, Source: SourcePrivCount, on: torctl.EventPrivCountStreamEnded, Unit: "streams",
 		Description: "Exit streams of the " + name + " port class that carried data, by bytes read plus written.",
-		Bins:        Bins{Edges: streamEdges},
+		Bins:        Bins{Edges: streamEdges}, BinUnit: "bytes",
 		Sensitivity: actionStreams, BinsTouched: int64(len(streamEdges)),
 		Estimate: estimate, MaxPerCollector: maxStreams,
 		measure: func(e *event) (uint64, uint64, bool) {

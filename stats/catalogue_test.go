@@ -32,6 +32,14 @@ func TestCatalogueDeclaresEveryStatisticCompletely(t *testing.T) {
 			if len(s.Description) < 30 || s.Unit == "" {
 				t.Errorf("description %q or unit %q missing", s.Description, s.Unit)
 			}
+			// Plots label a histogram's bin axis with BinUnit, so every
+			// numeric histogram needs one and nothing else may have one.
+			if s.Bins.IsNumeric() != (s.BinUnit != "") {
+				t.Errorf("bins %v with bin unit %q", s.Bins, s.BinUnit)
+			}
+			if stats.Unit(s.Name) != s.Unit || stats.BinUnit(s.Name) != s.BinUnit {
+				t.Errorf("Unit/BinUnit(%q) = %q/%q, catalogue says %q/%q", s.Name, stats.Unit(s.Name), stats.BinUnit(s.Name), s.Unit, s.BinUnit)
+			}
 			switch s.Source {
 			case stats.SourceMetricsPort:
 				if !s.IsMetric() || len(s.Events) != 0 {
@@ -192,5 +200,11 @@ func TestWriteCatalogue(t *testing.T) {
 	}
 	if !strings.Contains(js.String(), `"bins": [`) || !strings.Contains(js.String(), `"[86400,inf)"`) {
 		t.Error("JSON lacks bin labels")
+	}
+}
+
+func TestUnitOfUnknownStatistic(t *testing.T) {
+	if u := stats.Unit("no_such_statistic"); u != "" {
+		t.Errorf("Unit of an unknown statistic = %q, want \"\"", u)
 	}
 }

@@ -48,6 +48,10 @@ type Statistic struct {
 	Metric string
 	// Unit is what one increment counts, e.g. "bytes" or "connections".
 	Unit string
+	// BinUnit is what a numeric histogram's bin edges measure, e.g.
+	// "seconds" for a lifetime histogram; empty for categories and single
+	// counters.
+	BinUnit string
 	// Bins labels its counters; the zero Bins is a single counter.
 	Bins Bins
 
@@ -231,6 +235,22 @@ func Lookup(name string) (Statistic, bool) {
 		return Statistic{}, false
 	}
 	return catalogue[i].clone(), true
+}
+
+// Unit is what one increment of the named statistic counts ("bytes",
+// "connections", …), or "" for a name the catalogue does not know. Plots
+// label their value axes with it and exports carry it in a column.
+func Unit(name string) string {
+	st, _ := Lookup(name)
+	return st.Unit
+}
+
+// BinUnit is what the named statistic's histogram bin edges measure
+// ("seconds", "bytes", …), or "" when its bins are categories or it is a
+// single counter.
+func BinUnit(name string) string {
+	st, _ := Lookup(name)
+	return st.BinUnit
 }
 
 // Resolve builds a round's spec for the named statistic: its name, its bin

@@ -19,6 +19,7 @@ type catalogueEntry struct {
 	Unit            string   `json:"unit"`
 	BinKind         string   `json:"bin_kind"` // "single", "categories" or "histogram"
 	Bins            []string `json:"bins,omitempty"`
+	BinUnit         string   `json:"bin_unit,omitempty"`
 	Sensitivity     float64  `json:"sensitivity"`
 	BinsTouched     int64    `json:"bins_touched"`
 	Estimate        float64  `json:"estimate_per_day"`
@@ -34,7 +35,7 @@ func WriteCatalogue(w io.Writer, asJSON bool) error {
 			out = append(out, catalogueEntry{
 				Name: s.Name, Source: s.Source, Description: s.Description,
 				Events: s.Events, Metric: s.Metric, Unit: s.Unit,
-				BinKind: binKind(s.Bins), Bins: s.Bins.Labels(),
+				BinKind: binKind(s.Bins), Bins: s.Bins.Labels(), BinUnit: s.BinUnit,
 				Sensitivity: s.Sensitivity, BinsTouched: s.BinsTouched,
 				Estimate: s.Estimate, MaxPerCollector: s.MaxPerCollector,
 			})

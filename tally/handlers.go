@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/strictjson"
+	"github.com/privstats/privstats/site"
 	"github.com/privstats/privstats/transport"
 )
 
@@ -296,7 +298,7 @@ func (s *Server) acceptReport(r *roundState, peer string, m identity.Signed) (re
 		return 0, failed(opJournalWrite, fmt.Errorf("storing the report of %s: %w", peer, err))
 	}
 	r.apply(e)
-	s.metrics.progress(r)
+	s.metrics.progress(s.st)
 	return stored, nil
 }
 
@@ -506,6 +508,15 @@ func (s *Server) publicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.resultsAPI(mux)
-	mux.HandleFunc("GET /{$}", s.handlePage)
+	page := site.Open(filepath.Join(s.opts.DataDir, "outcomes")).Handler(s.live)
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /csv/", page)
 	return mux
+}
+
+// live is the round in progress as the results page shows it.
+func (s *Server) live() *site.Live {
+	st := s.Status()
+	return &site.Live{Series: st.Series, Round: st.Round, Phase: st.Phase, Joined: st.CollectorsJoined, Reported: st.Reported,
+		Committed: st.Committed, Failure: st.Failure, NotAnnounced: st.NotAnnounced, Refusals: st.Refusals}
 }

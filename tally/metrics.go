@@ -1,11 +1,15 @@
 package tally
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/internal/health"
 	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/outcome/export"
 )
 
 // metrics are what the tally server shows Prometheus: the published totals
@@ -13,11 +17,10 @@ import (
 // every failure of the server itself by operation. Nothing here is per
 // collector, and every label set is bounded.
 type metrics struct {
-	reg        *prometheus.Registry
-	value      *prometheus.GaugeVec
-	ciLow      *prometheus.GaugeVec
-	ciHigh     *prometheus.GaugeVec
-	sigma      *prometheus.GaugeVec
+	reg *prometheus.Registry
+	// latest serves the latest outcome's families (package export: one
+	// family per unit, ε/δ, the round's window).
+	latest     *export.Collector
 	phase      *prometheus.GaugeVec
 	round      prometheus.Gauge
 	joined     prometheus.Gauge
@@ -31,6 +34,22 @@ type metrics struct {
 	completed  prometheus.Counter
 	failed     prometheus.Counter
 	lastResult prometheus.Gauge
+
+	// What the server is configured to run, for alerts: a keeper or
+	// collector short of these, or a round late against the period.
+	keepersExpected     prometheus.Gauge
+	threshold           prometheus.Gauge
+	collectorsPermitted prometheus.Gauge
+	minCollectors       prometheus.Gauge
+	period              prometheus.Gauge
+	roundLength         prometheus.Gauge
+	nextStart           prometheus.Gauge
+	// schedule is the period and the number of rounds to run (0: forever),
+	// from which nextStart is worked out.
+	schedule struct {
+		period time.Duration
+		rounds int
+	}
 }
 
 func newMetrics() *metrics {
@@ -56,13 +75,11 @@ func newMetrics() *metrics {
 		}
 		return v
 	}
-	perBin := []string{"statistic", "bin"}
+	latest := &export.Collector{}
+	reg.MustRegister(latest, health.BuildInfo("tally"))
 	return &metrics{
 		reg:    reg,
-		value:  gauges("privstats_statistic_value", "Noisy network-wide total of the latest published round, per statistic and bin.", perBin...),
-		ciLow:  gauges("privstats_statistic_ci95_low", "Lower bound of the 95% confidence interval of the published total.", perBin...),
-		ciHigh: gauges("privstats_statistic_ci95_high", "Upper bound of the 95% confidence interval of the published total.", perBin...),
-		sigma:  gauges("privstats_statistic_sigma", "Standard deviation of the noise in the published total.", "statistic"),
+		latest: latest,
 		phase:  gauges("privstats_round_phase", "1 for the phase the current round is in, 0 for the others.", "phase"),
 
 		round:     gauge("privstats_round_number", "Sequence number of the current round in its series."),
@@ -84,7 +101,26 @@ func newMetrics() *metrics {
 		completed:  counter("privstats_rounds_completed_total", "Rounds that published an outcome."),
 		failed:     counter("privstats_rounds_failed_total", "Rounds that ended without an outcome."),
 		lastResult: gauge("privstats_last_outcome_timestamp_seconds", "When the latest outcome was published (Unix time)."),
+
+		keepersExpected:     gauge("privstats_keepers_expected", "Share keepers the tally server's rounds list (N)."),
+		threshold:           gauge("privstats_keepers_threshold", "Share keepers that must commit and release for a round to publish (K)."),
+		collectorsPermitted: gauge("privstats_collectors_permitted", "Collectors the tally server's rounds list (those keepers may still refuse)."),
+		minCollectors:       gauge("privstats_round_min_collectors", "Collectors that must report for a round to publish."),
+		period:              gauge("privstats_round_period_seconds", "Least time between the starts of consecutive rounds."),
+		roundLength:         gauge("privstats_round_length_seconds", "Length of a round's counting window."),
+		nextStart:           gauge("privstats_next_round_start_timestamp_seconds", "When the next counting window opens at the earliest (Unix time); 0 when no further round is planned."),
 	}
+}
+
+// configure records what the server runs.
+func (m *metrics) configure(o Options) {
+	m.keepersExpected.Set(float64(len(o.Keepers)))
+	m.threshold.Set(float64(o.Threshold))
+	m.collectorsPermitted.Set(float64(len(o.Collectors)))
+	m.minCollectors.Set(float64(o.MinCollectors))
+	m.period.Set(o.Period.Seconds())
+	m.roundLength.Set(o.RoundLength.Seconds())
+	m.schedule.period, m.schedule.rounds = o.Period, o.Rounds
 }
 
 // labelValues are a closed set's values as label values.
@@ -96,7 +132,12 @@ func labelValues[S ~string](set []S) []string {
 	return out
 }
 
-func (m *metrics) progress(r *roundState) {
+func (m *metrics) progress(st *state) {
+	m.nextStart.Set(float64(nextStart(st, m.schedule.period, m.schedule.rounds)))
+	var r *roundState
+	if st != nil {
+		r = st.Current
+	}
 	for _, p := range round.Phases {
 		v := 0.0
 		if r != nil && r.Phase == p {
@@ -116,17 +157,28 @@ func (m *metrics) progress(r *roundState) {
 }
 
 func (m *metrics) publish(o *outcome.Outcome) {
-	m.value.Reset()
-	m.ciLow.Reset()
-	m.ciHigh.Reset()
-	m.sigma.Reset()
-	for _, s := range o.Statistics {
-		m.sigma.WithLabelValues(s.Name).Set(s.TotalSigma)
-		for _, b := range s.Bins {
-			m.value.WithLabelValues(s.Name, b.Label).Set(float64(b.NoisyTotal))
-			m.ciLow.WithLabelValues(s.Name, b.Label).Set(b.CI95Low)
-			m.ciHigh.WithLabelValues(s.Name, b.Label).Set(b.CI95High)
+	m.latest.Set(o)
+	m.lastResult.Set(float64(o.PublishedAt.Unix()))
+}
+
+// nextStart is when the next window opens at the earliest, in Unix
+// seconds: that of an announced round still waiting for its window, or
+// the last start plus the period; 0 when the server has run every round
+// it was asked to or has not announced one yet (the first round is
+// announced a setup time after the server starts).
+func nextStart(st *state, period time.Duration, rounds int) int64 {
+	if st == nil {
+		return 0
+	}
+	active := 0
+	if r := st.Current; r != nil && r.Phase != round.PhaseDone && r.Phase != round.PhaseFailed {
+		active = 1
+		if r.Phase == round.PhaseAnnounced || r.Phase == round.PhaseSetup {
+			return r.cfg.Start.Unix()
 		}
 	}
-	m.lastResult.Set(float64(o.PublishedAt.Unix()))
+	if rounds > 0 && st.Completed+st.Failed+active >= rounds || st.LastStart.IsZero() {
+		return 0
+	}
+	return st.LastStart.Add(period).Unix()
 }

@@ -1,6 +1,8 @@
 package tally
 
 import (
+	"errors"
+	"io/fs"
 	"maps"
 	"net/http"
 	"os"
@@ -9,14 +11,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/outcome/export"
 )
 
-// resultsAPI serves the published outcomes as JSON:
+// resultsAPI serves the published outcomes:
 //
 //	GET /api/v1/status            the current round's progress and refusals
 //	GET /api/v1/rounds            the list of published rounds
-//	GET /api/v1/rounds/{name}     one outcome file, as written
+//	GET /api/v1/rounds/{name}     one outcome file, as written ("latest": the newest)
+//	GET /api/v1/export.csv        every round in long form (export.WriteCSV);
+//	                              ?round=NAME|latest and ?statistic=NAME narrow it
 func (s *Server) resultsAPI(mux *http.ServeMux) {
 	dir := filepath.Join(s.opts.DataDir, "outcomes")
 	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Status()) })
@@ -34,6 +38,14 @@ func (s *Server) resultsAPI(mux *http.ServeMux) {
 			http.NotFound(w, r)
 			return
 		}
+		if name == "latest" {
+			rounds := s.readOutcomes(dir)
+			if len(rounds) == 0 {
+				http.Error(w, "no round has been published yet", http.StatusNotFound)
+				return
+			}
+			name = rounds[len(rounds)-1].Name
+		}
 		b, err := os.ReadFile(filepath.Join(dir, strings.TrimSuffix(name, ".json")+".json"))
 		if err != nil {
 			http.NotFound(w, r)
@@ -42,6 +54,35 @@ func (s *Server) resultsAPI(mux *http.ServeMux) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(b)
 	})
+	mux.HandleFunc("GET /api/v1/export.csv", func(w http.ResponseWriter, r *http.Request) {
+		rounds := s.readOutcomes(dir)
+		q := r.URL.Query()
+		switch name := q.Get("round"); {
+		case name == "latest" && len(rounds) > 0:
+			rounds = rounds[len(rounds)-1:]
+		case name != "":
+			rounds = slices.DeleteFunc(rounds, func(x export.Round) bool { return x.Name != name })
+		}
+		if stat := q.Get("statistic"); stat != "" {
+			rounds = export.Only(rounds, stat)
+		}
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="privstats-`+s.opts.Series+`.csv"`)
+		if err := export.WriteCSV(w, rounds); err != nil {
+			s.log.Warn("export.csv", "err", err)
+		}
+	})
+}
+
+// readOutcomes reads the published rounds, oldest first, skipping (and
+// logging) a file that does not read as an outcome rather than failing
+// every request for it.
+func (s *Server) readOutcomes(dir string) []export.Round {
+	rounds, err := export.ReadDir(dir, func(err error) { s.log.Warn("skipping an unreadable outcome file", "err", err) })
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("cannot read the outcomes directory", "dir", dir, "err", err)
+	}
+	return rounds
 }
 
 // Status is the public view of the tally server's progress: what an
@@ -93,35 +134,33 @@ type RoundSummary struct {
 	Statistics int    `json:"statistics"`
 }
 
-// ListOutcomes summarises the outcome files in dir, oldest first.
+// ListOutcomes summarises the outcome files in dir, oldest first; files
+// that do not read as outcomes are left out.
 func ListOutcomes(dir string) ([]RoundSummary, error) {
-	entries, err := os.ReadDir(dir)
-	if os.IsNotExist(err) {
+	rounds, err := export.ReadDir(dir, func(error) {})
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return []RoundSummary{}, nil
-	}
-	if err != nil {
+	case err != nil:
 		return nil, err
 	}
-	out := []RoundSummary{}
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		o, err := outcome.Read(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue
-		}
+	out := make([]RoundSummary, 0, len(rounds))
+	for _, r := range rounds {
+		o := r.Outcome
 		out = append(out, RoundSummary{
-			Name: strings.TrimSuffix(e.Name(), ".json"), Series: o.Series, Round: o.Round,
-			Start: o.Window.Start.Format("2006-01-02T15:04:05Z07:00"), End: o.Window.End.Format("2006-01-02T15:04:05Z07:00"),
+			Name: r.Name, Series: o.Series, Round: o.Round,
+			Start: o.Window.Start.Format(time.RFC3339), End: o.Window.End.Format(time.RFC3339),
 			Collectors: o.Collectors.Count, Statistics: len(o.Statistics),
 		})
 	}
-	slices.SortFunc(out, func(a, b RoundSummary) int {
-		if c := strings.Compare(a.Series, b.Series); c != 0 {
-			return c
-		}
-		return int(a.Round) - int(b.Round)
-	})
 	return out, nil
+}
+
+// showLatest puts the latest outcome on disk on /metrics, so a restarted
+// server shows what it last published rather than nothing until the next
+// round.
+func (s *Server) showLatest() {
+	if rounds := s.readOutcomes(filepath.Join(s.opts.DataDir, "outcomes")); len(rounds) > 0 {
+		s.metrics.publish(rounds[len(rounds)-1].Outcome)
+	}
 }

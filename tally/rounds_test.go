@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -28,12 +29,30 @@ import (
 func TestRoundsRepeatWithTheirPeriod(t *testing.T) {
 	opts := deploytest.ShortRound()
 	opts.Series, opts.Rounds, opts.Period, opts.MinCollectors = "repeat", 2, 4*time.Second, 2
-	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts})
+	var log, collectorLog deploytest.Log
+	tallyLog := slog.New(slog.NewTextHandler(&log, nil))
+	discard := slog.New(slog.DiscardHandler)
+	ctx, d := slow.Start(t, 60*time.Second, deploytest.Options{Keepers: 3, Collectors: 2, Tally: opts,
+		Logger: func(role string, i int) *slog.Logger {
+			switch {
+			case role == "tally":
+				return tallyLog
+			case role == "collector" && i == 0:
+				return slog.New(slog.NewTextHandler(&collectorLog, nil))
+			}
+			return discard
+		}})
 	if err := d.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	if ctx.Err() != nil {
 		t.Fatalf("the rounds did not finish: %+v", d.Tally.Status())
+	}
+	if n := strings.Count(log.String(), `msg="series finished: no more rounds will run" series=repeat rounds=2 completed=2 failed=0`); n != 1 {
+		t.Errorf("the end of the series was logged %d times, want once:\n%s", n, log.String())
+	}
+	if n := strings.Count(collectorLog.String(), "the tally server's series finished: no more rounds will run"); n != 1 {
+		t.Errorf("a collector logged the end of the series %d times, want once:\n%s", n, collectorLog.String())
 	}
 	published := d.Outcomes()
 	if len(published) != 2 {

@@ -29,6 +29,7 @@ import (
 	"github.com/privstats/privstats/internal/atomicfile"
 	"github.com/privstats/privstats/noise"
 	"github.com/privstats/privstats/outcome"
+	"github.com/privstats/privstats/outcome/export"
 	"github.com/privstats/privstats/transport"
 )
 
@@ -67,7 +68,10 @@ type Options struct {
 	MinCollectors int
 	Epsilon       float64
 	Delta         float64
-	Statistics    []round.StatisticSpec
+	// Accounting is the round config's (round.AccountingComposed, or
+	// empty for each statistic's own budget).
+	Accounting string
+	Statistics []round.StatisticSpec
 
 	// Policy is the tally server's own local policy check; nil accepts.
 	Policy func(cfg *round.Config, now time.Time) error
@@ -227,7 +231,9 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.st = st
-	s.metrics.progress(st.Current)
+	s.metrics.configure(opts)
+	s.metrics.progress(st)
+	s.showLatest()
 
 	tlsConf, err := transport.ServerConfig(opts.Identity, func(fp string) bool { return s.allowed[fp] != "" }, nil)
 	if err != nil {
@@ -325,6 +331,7 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	var doneAt time.Time
+	toldFinished := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -334,9 +341,17 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 			s.mu.Lock()
 			err := s.step(now)
 			finished := s.finished()
+			completed, failed := s.st.Completed, s.st.Failed
 			s.mu.Unlock()
 			if err != nil {
 				s.internalFailure(err)
+			}
+			// Said once, so that a supervisor (or an operator reading the
+			// journal) knows the server is done rather than stuck.
+			if finished && !toldFinished {
+				toldFinished = true
+				s.log.Info("series finished: no more rounds will run", "series", s.opts.Series,
+					"rounds", s.opts.Rounds, "completed", completed, "failed", failed, "exit", exitWhenDone)
 			}
 			if finished && exitWhenDone {
 				if doneAt.IsZero() {
@@ -387,7 +402,7 @@ func (s *Server) save() error {
 // wake tells keepers' long polls that something changed.
 func (s *Server) wake() {
 	s.st.Version++
-	s.metrics.progress(s.st.Current)
+	s.metrics.progress(s.st)
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
@@ -517,7 +532,7 @@ func (s *Server) announce(now time.Time) error {
 	cfg := &round.Config{
 		Version: round.ConfigVersion, Series: o.Series, Round: s.st.NextRound,
 		Start: start.UTC(), End: start.Add(o.RoundLength).UTC(), Epsilon: o.Epsilon, Delta: o.Delta,
-		Statistics: o.Statistics, Keepers: keepers, Threshold: o.Threshold,
+		Accounting: o.Accounting, Statistics: o.Statistics, Keepers: keepers, Threshold: o.Threshold,
 		Collectors: collectors, MinCollectors: o.MinCollectors,
 	}
 	refuse := func(reason string) error {
@@ -866,7 +881,7 @@ func (s *Server) publish(r *roundState, now time.Time) error {
 
 // OutcomePath is where the outcome of a round is written.
 func OutcomePath(dataDir, series string, round uint64) string {
-	return filepath.Join(dataDir, "outcomes", fmt.Sprintf("%s-%06d.json", series, round))
+	return filepath.Join(dataDir, "outcomes", export.Name(series, round)+".json")
 }
 
 // Snapshot returns the current round's config hash and phase (for tests and

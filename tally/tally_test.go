@@ -297,6 +297,35 @@ func TestUnderNoisedWeightsAreRefused(t *testing.T) {
 	}
 }
 
+// The tally server holds a composed round to its whole (ε, δ) before it
+// announces: the planner's σ is announced, σ 1% short of it is not.
+func TestComposedRoundShortOfItsClaimIsNotAnnounced(t *testing.T) {
+	plan, err := noise.AllocateComposed(1, 1e-6, []noise.StatisticBudget{{Name: "relay_bytes_read", L0: 1, LInf: 100, Estimate: 1e6}}, noise.HonestSet{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, short := range []float64{0, 0.01} {
+		n := newTestNet(t, 0)
+		n.opts.Accounting = round.AccountingComposed
+		n.opts.Statistics = []round.StatisticSpec{{Name: "relay_bytes_read", Sigma: plan.Statistics[0].Sigma * (1 - short),
+			Sensitivity: 100, BinsTouched: 1, MaxPerCollector: 1 << 40}}
+		n.start(t)
+		deadline := time.Now().Add(3 * time.Second)
+		for n.server.Status().NotAnnounced == "" && n.server.Status().Phase == "" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		st := n.server.Status()
+		switch {
+		case short == 0 && (st.Phase == "" || st.NotAnnounced != ""):
+			t.Errorf("the planner's σ: status %+v, want the round announced", st)
+		case short > 0 && (st.Phase != "" || !strings.Contains(st.NotAnnounced, "claims more privacy than its noise gives") ||
+			!strings.Contains(st.NotAnnounced, "weaker than the claimed ε = 1")):
+			t.Errorf("σ 1%% short: status %+v, want no round and the composed claim refused", st)
+		}
+		n.stop()
+	}
+}
+
 func TestResultsPageShowsTheRound(t *testing.T) {
 	n := startServer(t, 0)
 	n.currentRound(t, n.client(t, n.collectors[0]))
@@ -306,7 +335,7 @@ func TestResultsPageShowsTheRound(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{"privstats: series test", "<b>announced</b>", "None yet."} {
+	for _, want := range []string{"privstats: series test", "<b>announced</b>", "No published rounds yet."} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("results page lacks %q", want)
 		}

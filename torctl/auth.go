@@ -81,7 +81,7 @@ func (c *Conn) Authenticate(ctx context.Context, opts AuthOptions) (AuthMethod, 
 		}
 		return false
 	}
-	var skipped []string
+	var skipped []error
 	for _, m := range authPreference {
 		if !offered(m) || !opts.allows(m) {
 			continue
@@ -94,7 +94,7 @@ func (c *Conn) Authenticate(ctx context.Context, opts AuthOptions) (AuthMethod, 
 			}
 			cookie, err := readCookie(path)
 			if err != nil {
-				skipped = append(skipped, fmt.Sprintf("%s: %v", m, err))
+				skipped = append(skipped, fmt.Errorf("%s: %w", m, err))
 				continue
 			}
 			if m == AuthSafeCookie {
@@ -106,7 +106,7 @@ func (c *Conn) Authenticate(ctx context.Context, opts AuthOptions) (AuthMethod, 
 			return m, err
 		case AuthHashedPassword:
 			if opts.Password == "" {
-				skipped = append(skipped, "HASHEDPASSWORD: no password configured")
+				skipped = append(skipped, errors.New("HASHEDPASSWORD: no password configured"))
 				continue
 			}
 			// Hex avoids every quoting question about the password.
@@ -115,15 +115,46 @@ func (c *Conn) Authenticate(ctx context.Context, opts AuthOptions) (AuthMethod, 
 			return m, c.authenticate(ctx, m, "")
 		}
 	}
-	msg := fmt.Sprintf("torctl: no usable authentication method: tor offers %v", pi.AuthMethods)
-	if opts.Allowed != nil {
-		msg += fmt.Sprintf(", we allow %v", opts.Allowed)
-	}
-	if len(skipped) > 0 {
-		msg += "; skipped " + strings.Join(skipped, "; ")
-	}
-	return "", errors.New(msg)
+	return "", &NoAuthMethodError{Offered: pi.AuthMethods, Allowed: opts.Allowed, Skipped: skipped}
 }
+
+// NoAuthMethodError says that no method tor offers could be used. It
+// unwraps to why each usable-looking method was skipped, so that
+// errors.Is(err, fs.ErrPermission) finds an unreadable cookie file.
+type NoAuthMethodError struct {
+	Offered []AuthMethod
+	Allowed []AuthMethod // nil: all were allowed
+	Skipped []error
+}
+
+func (e *NoAuthMethodError) Error() string {
+	msg := fmt.Sprintf("torctl: no usable authentication method: tor offers %v", e.Offered)
+	if e.Allowed != nil {
+		msg += fmt.Sprintf(", we allow %v", e.Allowed)
+	}
+	if len(e.Skipped) > 0 {
+		parts := make([]string, len(e.Skipped))
+		for i, s := range e.Skipped {
+			parts[i] = s.Error()
+		}
+		msg += "; skipped " + strings.Join(parts, "; ")
+	}
+	return msg
+}
+
+func (e *NoAuthMethodError) Unwrap() []error { return e.Skipped }
+
+// AuthError says that tor refused our credentials (a wrong cookie or
+// password), or that the SAFECOOKIE server hash showed the control port
+// does not know the cookie. Retrying will not help until the
+// configuration changes.
+type AuthError struct {
+	Method AuthMethod
+	Err    error
+}
+
+func (e *AuthError) Error() string { return e.Err.Error() }
+func (e *AuthError) Unwrap() error { return e.Err }
 
 func (c *Conn) authenticate(ctx context.Context, m AuthMethod, token string) error {
 	cmd := "AUTHENTICATE"
@@ -131,7 +162,12 @@ func (c *Conn) authenticate(ctx context.Context, m AuthMethod, token string) err
 		cmd += " " + token
 	}
 	if _, err := c.Do(ctx, cmd); err != nil {
-		return fmt.Errorf("torctl: %s authentication failed: %w", m, err)
+		err = fmt.Errorf("torctl: %s authentication failed: %w", m, err)
+		var re *ReplyError
+		if errors.As(err, &re) {
+			err = &AuthError{Method: m, Err: err}
+		}
+		return err
 	}
 	return nil
 }
@@ -161,8 +197,8 @@ func (c *Conn) authSafeCookie(ctx context.Context, cookie []byte, path string) e
 	if !hmac.Equal(serverHash, safeCookieHMAC(safeCookieServerKey, msg)) {
 		// Whoever answered does not know the cookie: do not go on talking.
 		c.abort(errors.New("torctl: SAFECOOKIE server hash mismatch"))
-		return fmt.Errorf("torctl: SAFECOOKIE: the server's hash does not match cookie file %s; "+
-			"the control port may not belong to the tor that wrote it", path)
+		return &AuthError{Method: AuthSafeCookie, Err: fmt.Errorf("torctl: SAFECOOKIE: the server's hash does not match cookie file %s; "+
+			"the control port may not belong to the tor that wrote it", path)}
 	}
 	return c.authenticate(ctx, AuthSafeCookie, hex.EncodeToString(safeCookieHMAC(safeCookieClientKey, msg)))
 }

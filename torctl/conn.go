@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -348,6 +349,26 @@ func (c *Conn) GetInfo(ctx context.Context, keys ...string) (map[string]string, 
 	return values, nil
 }
 
+// GetConf returns the value of one of tor's settings, e.g.
+// TestingTorNetwork; "" for a setting tor has at its default without a
+// value.
+func (c *Conn) GetConf(ctx context.Context, key string) (string, error) {
+	if key == "" || strings.ContainsAny(key, " \r\n\"=") {
+		return "", fmt.Errorf("torctl: GETCONF key %q is not a keyword", key)
+	}
+	rep, err := c.Do(ctx, "GETCONF "+key)
+	if err != nil {
+		return "", err
+	}
+	for _, l := range rep.Lines {
+		k, v, _ := strings.Cut(string(l.Text), "=")
+		if strings.EqualFold(k, key) {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("torctl: GETCONF reply does not name %s", key)
+}
+
 // UnrecognizedEventError is tor's 552 answer to SETEVENTS naming an event
 // it does not know, for instance TB_EMPTY on tor 0.4.7 and later, or a
 // PRIVCOUNT_ event on a stock tor. Tor changes no subscription on this
@@ -396,6 +417,31 @@ func validEventName(n string) bool {
 		}
 	}
 	return true
+}
+
+// SetKnownEvents subscribes to those of names that this tor knows: each
+// one tor refuses as unrecognized (PRIVCOUNT_* on stock tor) is dropped
+// and the rest asked for again, so one list works across tor versions. It
+// returns the events subscribed to and those tor does not know.
+func (c *Conn) SetKnownEvents(ctx context.Context, names ...string) (subscribed, unrecognized []string, err error) {
+	events := slices.Clone(names)
+	for len(events) > 0 {
+		err := c.SetEvents(ctx, events...)
+		var ue *UnrecognizedEventError
+		if errors.As(err, &ue) {
+			i := slices.IndexFunc(events, func(e string) bool { return strings.EqualFold(e, ue.Event) })
+			if i >= 0 {
+				unrecognized = append(unrecognized, events[i])
+				events = slices.Delete(events, i, i+1)
+				continue
+			}
+		}
+		if err != nil {
+			return nil, unrecognized, err
+		}
+		break
+	}
+	return events, unrecognized, nil
 }
 
 // SetConf changes tor's configuration, all settings or none ("SETCONF").

@@ -3,6 +3,7 @@ package torctl
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -479,3 +480,69 @@ func readTestdata(t testing.TB, name string) string {
 
 // crlf turns a testdata transcript's LF line ends into tor's CRLF.
 func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+
+// A caller tells an unreadable cookie and refused credentials apart by
+// type, to give the operator the fix: join tor's group, or correct the
+// cookie file or password.
+func TestAuthenticateErrorKinds(t *testing.T) {
+	t.Run("unreadable cookie", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			t.Skip("root reads a file of mode 0000")
+		}
+		ft := torctltest.New(t, "unix", "SAFECOOKIE")
+		if err := os.Chmod(ft.CookiePath, 0); err != nil {
+			t.Fatal(err)
+		}
+		_, err := dialFake(t, ft).Authenticate(testContext(t), AuthOptions{})
+		var nm *NoAuthMethodError
+		if !errors.As(err, &nm) || !errors.Is(err, fs.ErrPermission) {
+			t.Fatalf("err = %v (%T), want a NoAuthMethodError wrapping permission denied", err, err)
+		}
+		if !strings.Contains(err.Error(), ft.CookiePath) {
+			t.Errorf("err = %v, want it to name %s", err, ft.CookiePath)
+		}
+	})
+	t.Run("wrong cookie", func(t *testing.T) {
+		ft := torctltest.New(t, "tcp", "SAFECOOKIE")
+		other := filepath.Join(t.TempDir(), "other_cookie")
+		if err := os.WriteFile(other, make([]byte, 32), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := dialFake(t, ft).Authenticate(testContext(t), AuthOptions{CookiePath: other})
+		var ae *AuthError
+		if !errors.As(err, &ae) || ae.Method != AuthSafeCookie {
+			t.Fatalf("err = %v (%T), want an AuthError for SAFECOOKIE", err, err)
+		}
+	})
+	t.Run("wrong password", func(t *testing.T) {
+		ft := torctltest.New(t, "tcp", "HASHEDPASSWORD")
+		ft.Password = "right"
+		_, err := dialFake(t, ft).Authenticate(testContext(t), AuthOptions{Password: "wrong"})
+		var ae *AuthError
+		var re *ReplyError
+		if !errors.As(err, &ae) || ae.Method != AuthHashedPassword || !errors.As(err, &re) || re.Code != 515 {
+			t.Fatalf("err = %v (%T), want an AuthError wrapping tor's 515", err, err)
+		}
+	})
+}
+
+func TestGetConf(t *testing.T) {
+	ft := torctltest.New(t, "tcp", "NULL")
+	ft.Conf["TestingTorNetwork"] = "1"
+	ft.Conf["ContactInfo"] = ""
+	c := authed(t, ft)
+	ctx := testContext(t)
+	if v, err := c.GetConf(ctx, "TestingTorNetwork"); err != nil || v != "1" {
+		t.Errorf("GetConf(TestingTorNetwork) = %q, %v; want 1", v, err)
+	}
+	if v, err := c.GetConf(ctx, "ContactInfo"); err != nil || v != "" {
+		t.Errorf("GetConf(ContactInfo) = %q, %v; want empty", v, err)
+	}
+	var re *ReplyError
+	if _, err := c.GetConf(ctx, "NoSuchOption"); !errors.As(err, &re) || re.Code != 552 {
+		t.Errorf("GetConf(NoSuchOption) err = %v, want tor's 552", err)
+	}
+	if _, err := c.GetConf(ctx, "a b"); err == nil {
+		t.Error("GetConf accepted a key with a space")
+	}
+}

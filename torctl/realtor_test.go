@@ -76,7 +76,7 @@ Log notice file %s
 
 // TestRealTor checks the client against the tor binary itself, when the
 // machine has one: PROTOCOLINFO, SAFECOOKIE with tor's own cookie file,
-// GETINFO data replies, 552 for events this tor does not have, and BW
+// GETINFO data replies, GETCONF, 552 for events this tor does not have, and BW
 // events, which tor sends every second.
 func TestRealTor(t *testing.T) {
 	tcpAddr, socket := startRealTor(t)
@@ -119,6 +119,11 @@ func TestRealTor(t *testing.T) {
 			}
 			if !strings.HasPrefix(v["version"], pi.TorVersion) || !strings.Contains(v["config-text"], "DisableNetwork 1") {
 				t.Errorf("GETINFO = %q", v)
+			}
+			for key, want := range map[string]string{"DisableNetwork": "1", "TestingTorNetwork": "0"} {
+				if got, err := c.GetConf(ctx, key); err != nil || got != want {
+					t.Errorf("GETCONF %s = %q, %v; want %s", key, got, err, want)
+				}
 			}
 			return nil
 		},

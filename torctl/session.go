@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -226,24 +225,9 @@ func (s *Session) connect(ctx context.Context) (*Conn, ConnectInfo, error) {
 			return fail(err)
 		}
 	}
-	events := slices.Clone(s.cfg.Events)
-	for len(events) > 0 {
-		err := c.SetEvents(ctx, events...)
-		var ue *UnrecognizedEventError
-		if errors.As(err, &ue) {
-			i := slices.IndexFunc(events, func(e string) bool { return strings.EqualFold(e, ue.Event) })
-			if i >= 0 {
-				info.Unrecognized = append(info.Unrecognized, events[i])
-				events = slices.Delete(events, i, i+1)
-				continue
-			}
-		}
-		if err != nil {
-			return fail(err)
-		}
-		break
+	if info.Events, info.Unrecognized, err = c.SetKnownEvents(ctx, s.cfg.Events...); err != nil {
+		return fail(err)
 	}
-	info.Events = events
 	return c, info, nil
 }
 

@@ -18,7 +18,9 @@
 // Every node listens on 127.0.0.1 only and has a ControlPort with cookie
 // authentication and a MetricsPort, and relays allow the CONN_BW and
 // CELL_STATS events that only test networks may emit, so collectors can be
-// tested against real tor output.
+// tested against real tor output. With Options.ControlSocket every node
+// also has a Unix control socket and a group-readable cookie, set up as
+// Debian's tor package does.
 //
 // A typical test:
 //
@@ -96,6 +98,15 @@ type Options struct {
 	// context applies as well.
 	Timeout time.Duration
 
+	// ControlSocket gives every node, besides its ControlPort, a Unix
+	// control socket set up as Debian's tor package does
+	// (tor-service-defaults-torrc): "ControlSocket PATH GroupWritable
+	// RelaxDirModeCheck", ControlSocketsGroupWritable 1, and the cookie
+	// beside the socket with CookieAuthFileGroupReadable 1, so a controller
+	// that is only in tor's group can use them. The socket and cookie live
+	// in NAME-run/ under Dir (mode 0750, like /run/tor).
+	ControlSocket bool
+
 	// Logf, when set, receives progress lines such as how long bootstrap
 	// took (pass t.Logf).
 	Logf func(format string, args ...any)
@@ -110,8 +121,11 @@ type Node struct {
 	DataDir     string // tor's DataDirectory
 	LogPath     string // tor's notice-level log (its stdout) and its stderr
 	ControlAddr string // 127.0.0.1:port of the ControlPort
-	CookieFile  string // cookie for COOKIE or SAFECOOKIE authentication
-	MetricsAddr string // 127.0.0.1:port of the MetricsPort (Prometheus text)
+	// ControlSocket is the path of the Unix control socket, with
+	// Options.ControlSocket; "" otherwise.
+	ControlSocket string
+	CookieFile    string // cookie for COOKIE or SAFECOOKIE authentication
+	MetricsAddr   string // 127.0.0.1:port of the MetricsPort (Prometheus text)
 
 	ORAddr      string // relays: 127.0.0.1:port of the ORPort
 	DirAddr     string // authorities: 127.0.0.1:port of the DirPort

@@ -61,6 +61,18 @@ func (n *Network) layout(opts Options) error {
 		if err := os.MkdirAll(node.DataDir, 0o700); err != nil {
 			return err
 		}
+		if opts.ControlSocket {
+			// Like Debian's /run/tor: tor's group may enter, others not.
+			run := filepath.Join(n.Dir, node.Name+"-run")
+			if err := os.MkdirAll(run, 0o750); err != nil {
+				return err
+			}
+			if err := os.Chmod(run, 0o750); err != nil { // whatever the umask
+				return err
+			}
+			node.ControlSocket = filepath.Join(run, "control")
+			node.CookieFile = filepath.Join(run, "control.authcookie")
+		}
 	}
 	return nil
 }
@@ -241,6 +253,12 @@ func (n *Network) torrc(node *Node, opts Options) string {
 	set("ControlPort", node.ControlAddr)
 	set("CookieAuthentication", 1)
 	set("CookieAuthFile", node.CookieFile)
+	if node.ControlSocket != "" {
+		// As /usr/share/tor/tor-service-defaults-torrc has it.
+		set("ControlSocket", node.ControlSocket+" GroupWritable RelaxDirModeCheck")
+		set("ControlSocketsGroupWritable", 1)
+		set("CookieAuthFileGroupReadable", 1)
+	}
 	set("MetricsPort", node.MetricsAddr)
 	set("MetricsPortPolicy", "accept 127.0.0.1")
 	// Per-connection byte counts and per-circuit cell counts, which only

@@ -24,6 +24,20 @@ import (
 // changes every hash.
 const ConfigVersion = 1
 
+// The values of Config.Accounting.
+const (
+	// AccountingSplit: each statistic has its own (ε_i, δ_i); Σε_i ≤ ε and
+	// Σδ_i ≤ δ (basic composition).
+	AccountingSplit = ""
+	// AccountingComposed: the round's (ε, δ) holds for all its statistics'
+	// noise composed exactly (μ-GDP, with the discrete noise's correction).
+	AccountingComposed = "composed"
+)
+
+// Composed reports whether the round is accounted as one composed
+// mechanism.
+func (c *Config) Composed() bool { return c.Accounting == AccountingComposed }
+
 // Config is everything a round is: what is counted, how much noise each
 // counter gets, who holds the shares, and when. Its Hash names the round in
 // every signature and HPKE AAD.
@@ -35,10 +49,18 @@ type Config struct {
 	Round  uint64    `json:"round"`
 	Start  time.Time `json:"start"`
 	End    time.Time `json:"end"`
-	// Epsilon and Delta are the round's whole privacy budget; each statistic
-	// carries its share.
-	Epsilon       float64         `json:"epsilon"`
-	Delta         float64         `json:"delta"`
+	// Epsilon and Delta are the round's whole privacy budget. How its
+	// statistics spend it is Accounting's to say.
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+	// Accounting is how the statistics' noise is held to (Epsilon, Delta).
+	// Empty (AccountingSplit, PrivCount's way) means each statistic carries
+	// its own (ε_i, δ_i), calibrated alone, and they add up to at most the
+	// round's. AccountingComposed means the statistics carry no budget of
+	// their own: their noise, released together, must make the whole round
+	// (Epsilon, Delta)-private as one composed mechanism
+	// (docs/noise.md, "Why composition beats the linear split").
+	Accounting    string          `json:"accounting,omitempty"`
 	Statistics    []StatisticSpec `json:"statistics"`
 	Keepers       []KeeperSpec    `json:"keepers"`
 	Threshold     int             `json:"threshold"`
@@ -54,15 +76,18 @@ type StatisticSpec struct {
 	Bins []string `json:"bins,omitempty"`
 	// Sigma is the standard deviation of the total noise every counter of
 	// this statistic must carry (before collector weights are applied).
-	Sigma   float64 `json:"sigma"`
-	Epsilon float64 `json:"epsilon"`
-	Delta   float64 `json:"delta"`
+	Sigma float64 `json:"sigma"`
+	// Epsilon and Delta are the statistic's own budget in a split round;
+	// a composed round leaves them 0 (and out of the encoding).
+	Epsilon float64 `json:"epsilon,omitempty"`
+	Delta   float64 `json:"delta,omitempty"`
 	// Sensitivity (L∞) and BinsTouched (L0) are what σ was calibrated
 	// for: the most the protected activity can add to one counter, and how
-	// many counters it can change. Every node recomputes σ from them and
-	// (Epsilon, Delta), and checks them against its own floor, so a round
-	// cannot claim more privacy than its noise gives. Zero means not
-	// declared, which nodes refuse for a noisy statistic.
+	// many counters it can change. Every node recomputes the privacy σ
+	// gives from them (with (Epsilon, Delta), or the round's composition),
+	// and checks them against its own floor, so a round cannot claim more
+	// privacy than its noise gives. Zero means not declared, which nodes
+	// refuse for a noisy statistic.
 	Sensitivity float64 `json:"sensitivity,omitempty"`
 	BinsTouched int64   `json:"bins_touched,omitempty"`
 	// MaxPerCollector bounds what one collector can add to one counter in a
@@ -217,6 +242,9 @@ func (c *Config) Validate() error {
 	if !c.End.After(c.Start) {
 		return fmt.Errorf("round config: end %s is not after start %s", c.End.UTC().Format(time.RFC3339), c.Start.UTC().Format(time.RFC3339))
 	}
+	if c.Accounting != AccountingSplit && c.Accounting != AccountingComposed {
+		return fmt.Errorf("round config: accounting %q, want %q or none (each statistic's own ε and δ)", c.Accounting, AccountingComposed)
+	}
 	if len(c.Statistics) == 0 {
 		return errors.New("round config: no statistics")
 	}
@@ -233,6 +261,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("round config: statistic %q: sensitivity %v must be a finite number ≥ 0", s.Name, s.Sensitivity)
 		case s.BinsTouched < 0 || s.BinsTouched > int64(s.Counters()):
 			return fmt.Errorf("round config: statistic %q: bins_touched %d must be between 0 and its %d counters", s.Name, s.BinsTouched, s.Counters())
+		case c.Composed() && (s.Epsilon != 0 || s.Delta != 0):
+			return fmt.Errorf("round config: statistic %q: has its own ε = %v, δ = %v in a composed round, whose (ε, δ) is the round's alone", s.Name, s.Epsilon, s.Delta)
 		}
 		seen[s.Name] = true
 		bins := map[string]bool{}

@@ -22,15 +22,6 @@ var update = flag.Bool("update", false, vectortest.UpdateUsage)
 // roundVectors pins the canonical encoding and hash of the vector round's
 // config, which names the round in every signed body and sealed bundle.
 func roundVectors(t *testing.T) *vectortest.Suite {
-	cfg := vectortest.Config()
-	enc, err := cfg.Canonical()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, err := cfg.Hash()
-	if err != nil {
-		t.Fatal(err)
-	}
 	comment := fmt.Sprintf(`The round config every vector belongs to, in its canonical encoding
 (round.Config.Canonical: JSON, fields in declaration order, times in UTC),
 and its SHA-256, which names the round in every signed body and bundle AAD.
@@ -43,13 +34,32 @@ round config version: %d`, round.ConfigVersion)
 	for _, name := range vectorParticipants() {
 		participants = append(participants, fmt.Sprintf("%s %x %s", name, vectortest.Seed(name), vectortest.Identity(name).Fingerprint))
 	}
-	return &vectortest.Suite{
-		Dir: "round",
-		Want: map[string]*txtar.Archive{"config.txtar": vectortest.New(comment,
+	composed := `The vector round accounted as one composed mechanism (accounting "composed"):
+its statistics carry no epsilon or delta of their own, and their noise together
+must make the round (epsilon, delta)-private (docs/noise.md). Otherwise as
+config.txtar.
+round config version: %d`
+	archive := func(comment string, cfg *round.Config) *txtar.Archive {
+		enc, err := cfg.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash, err := cfg.Hash()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vectortest.New(comment,
 			vectortest.Text("config.json", string(enc)),
 			vectortest.Hex("sha256", hash[:]),
 			vectortest.Text("participants", strings.Join(participants, "\n")),
-		)},
+		)
+	}
+	return &vectortest.Suite{
+		Dir: "round",
+		Want: map[string]*txtar.Archive{
+			"config.txtar":          archive(comment, vectortest.Config()),
+			"config-composed.txtar": archive(fmt.Sprintf(composed, round.ConfigVersion), vectortest.ComposedConfig()),
+		},
 		Check: checkConfigVector,
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,11 +31,13 @@ func newDemoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "run a whole deployment in one process over loopback HTTPS and show the results",
 		Long: `Demo runs a tally server, share keepers and collectors (one synthetic relay each) in
-one process, talking HTTPS over loopback, for one round, and shows each statistic's
-noisy total beside the true one. --attack makes the tally server misbehave and shows
+one process, talking HTTPS over loopback, for one round (or --rounds N back to back),
+and shows each statistic's noisy total beside the true one; --serve keeps the tally
+server's results page up. --attack makes the tally server misbehave and shows
 which nodes refuse the round (exit status 1: no outcome was published).`,
 		Example: `  privstats demo
   privstats demo --duration 5s --collectors 4 --json
+  privstats demo --rounds 3 --serve
   privstats demo --attack list
   privstats demo --attack forge-sum --duration 2s`,
 		GroupID: groupTry,
@@ -48,7 +51,8 @@ which nodes refuse the round (exit status 1: no outcome was published).`,
 	fs.IntVar(&o.Collectors, "collectors", 10, "number of collectors (one synthetic relay each)")
 	fs.IntVar(&o.Keepers, "keepers", 3, "number of share keepers N")
 	fs.IntVar(&o.Threshold, "threshold", 0, "keepers needed to recover totals K (default N/2+1)")
-	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "length of the round's counting window")
+	fs.DurationVar(&o.Duration, "duration", 20*time.Second, "length of each round's counting window")
+	fs.IntVar(&o.Rounds, "rounds", 1, "rounds to run back to back, so the results page has a history")
 	fs.IntVar(&o.FailKeepers, "fail-keepers", 0, "keepers that die before releasing their shares (at most N−K)")
 	fs.IntVar(&o.FailCollectors, "fail-collectors", 0, "collectors that count but never report")
 	fs.Float64Var(&o.Epsilon, "epsilon", 1, "the round's privacy budget ε")
@@ -57,11 +61,12 @@ which nodes refuse the round (exit status 1: no outcome was published).`,
 	fs.StringVar(&do.stats, "stats", "", "comma-separated statistics to measure (default: a representative set; see privstats stats)")
 	fs.StringVar(&o.Dir, "dir", "", "keep the demo's data (keys, state, outcome) in `DIR` instead of a temporary directory")
 	fs.BoolVar(&do.asJSON, "json", false, "print the report as JSON")
-	fs.BoolVar(&o.Serve, "serve", false, "keep the tally server's /metrics and results API up after the round (Ctrl-C to stop)")
+	fs.BoolVar(&o.Serve, "serve", false, "keep the tally server's results page, API and /metrics up after the rounds (Ctrl-C to stop)")
 	fs.BoolVar(&do.verbose, "verbose", false, "show every component's log on stderr")
 	fs.StringVar(&o.Attack, "attack", "", "make the tally server misbehave as `NAME` and show who refuses (\"list\" names them)")
 	cmd.MarkFlagDirname("dir")
 	cmd.MarkFlagsMutuallyExclusive("attack", "serve")
+	cmd.MarkFlagsMutuallyExclusive("attack", "rounds")
 	cmd.RegisterFlagCompletionFunc("stats", completeStatistics)
 	cmd.RegisterFlagCompletionFunc("attack", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		names := []cobra.Completion{cobra.CompletionWithDesc("list", "name every attack")}
@@ -93,7 +98,7 @@ func runDemo(ctx context.Context, do demoOptions, stdout, stderr io.Writer) erro
 		o.Log = stderr
 	}
 	o.Served = func(addr string) {
-		fmt.Fprintf(stderr, "metrics: http://%s/metrics   results: http://%s/api/v1/rounds\n", addr, addr)
+		fmt.Fprintf(stderr, "results: http://%s/   metrics: http://%s/metrics   API: http://%s/api/v1/rounds\n", addr, addr, addr)
 	}
 	if !do.asJSON {
 		o.Progress = func(format string, args ...any) {
@@ -103,8 +108,8 @@ func runDemo(ctx context.Context, do demoOptions, stdout, stderr io.Writer) erro
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	if o.Serve {
-		// The round runs first; Ctrl-C then stops the server.
-		fmt.Fprintln(stderr, "demo: --serve: the tally server stays up after the round until you press Ctrl-C")
+		// The rounds run first; Ctrl-C then stops the server.
+		fmt.Fprintln(stderr, "demo: --serve: the tally server stays up after the rounds until you press Ctrl-C")
 	}
 	show := func(rep *demo.Report) {
 		if do.asJSON {
@@ -159,13 +164,25 @@ func printAttack(stdout io.Writer, a *demo.AttackReport) {
 }
 
 func printDemo(stdout io.Writer, rep *demo.Report) {
-	fmt.Fprintf(stdout, "\nOne privstats round: %d collectors reported, %d keepers released shares, ε = %g, δ = %g (took %s)\n\n",
-		rep.Collectors, rep.Keepers, rep.Epsilon, rep.Delta, rep.Elapsed)
+	if len(rep.History) > 1 || rep.Failed > 0 {
+		fmt.Fprintf(stdout, "\n%d privstats rounds published (%d failed, took %s):\n\n", len(rep.History), rep.Failed, rep.Elapsed)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROUND\tCOLLECTORS\tINTERVALS COVERING THE TRUE TOTAL\tOUTCOME")
+		for _, h := range rep.History {
+			fmt.Fprintf(tw, "%d\t%d\t%d of %d\t%s\n", h.Round, h.Collectors, h.Covered, h.Bins, h.OutcomePath)
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "\nRound %d: %d collectors reported, %d keepers released shares, ε = %g, δ = %g\n\n",
+			rep.Round, rep.Collectors, rep.Keepers, rep.Epsilon, rep.Delta)
+	} else {
+		fmt.Fprintf(stdout, "\nOne privstats round: %d collectors reported, %d keepers released shares, ε = %g, δ = %g (took %s)\n\n",
+			rep.Collectors, rep.Keepers, rep.Epsilon, rep.Delta, rep.Elapsed)
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "STATISTIC\tBIN\tTRUE TOTAL\tNOISY TOTAL\tσ\t95% INTERVAL\tCOVERS\t")
 	for _, r := range rep.Results {
 		covers := "yes"
-		if float64(r.TrueTotal) < r.CI95Low || float64(r.TrueTotal) > r.CI95High {
+		if !r.Covered() {
 			covers = "no"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.4g\t[%.0f, %.0f]\t%s\t\n", r.Statistic, r.Bin, r.TrueTotal, r.NoisyTotal, r.Sigma, r.CI95Low, r.CI95High, covers)
@@ -173,5 +190,6 @@ func printDemo(stdout io.Writer, rep *demo.Report) {
 	tw.Flush()
 	fmt.Fprintf(stdout, "\nThe true totals are known only because the demo also counted its synthetic traffic in the clear;\n"+
 		"a real tally server learns only the noisy totals. About 1 in 20 intervals misses its true total by design.\n"+
-		"Outcome file: %s\nCheck it:     privstats verify %s\n", rep.OutcomePath, rep.OutcomePath)
+		"Outcome file: %s\nCheck it:     privstats verify %s\nPlot it:      privstats results --html privstats-site %s\n",
+		rep.OutcomePath, rep.OutcomePath, filepath.Dir(rep.OutcomePath))
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/privstats/privstats/aggregator/round"
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/config"
@@ -23,8 +25,6 @@ import (
 	"github.com/privstats/privstats/policy"
 	"github.com/privstats/privstats/source"
 	"github.com/privstats/privstats/tally"
-	"github.com/privstats/privstats/torctl"
-	"github.com/spf13/cobra"
 )
 
 func init() {
@@ -56,12 +56,18 @@ func roleCommand(use, short, long, exitHelp string, o *roleOptions) *cobra.Comma
 	return cmd
 }
 
-func newLogger(stderr io.Writer, verbose bool) *slog.Logger {
+// newLogger logs to stderr in format (config.LogText or config.LogJSON).
+func newLogger(stderr io.Writer, verbose bool, format string) *slog.Logger {
 	level := slog.LevelInfo
 	if verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, opts)
+	if format == config.LogJSON {
+		h = slog.NewJSONHandler(stderr, opts)
+	}
+	log := slog.New(h)
 	// Parts without a logger of their own (the MetricsPort source) use the
 	// default; give it the same handler and level.
 	slog.SetDefault(log)
@@ -84,7 +90,7 @@ type roleSetup struct {
 }
 
 // setUp loads a role's identity key and opens its policy ledger in dataDir.
-func setUp(role, identityKey, dataDir string, pol policy.Policy, verbose bool, stderr io.Writer) (*roleSetup, error) {
+func setUp(role, identityKey, dataDir string, pol policy.Policy, verbose bool, logFormat string, stderr io.Writer) (*roleSetup, error) {
 	id, err := identity.Load(identityKey)
 	if err != nil {
 		return nil, err
@@ -100,7 +106,7 @@ func setUp(role, identityKey, dataDir string, pol policy.Policy, verbose bool, s
 		id:     id,
 		check:  func(cfg *round.Config, now time.Time) error { return pol.Check(cfg, led, now) },
 		record: func(cfg *round.Config) error { return led.Record(cfg, pol) },
-		log:    newLogger(stderr, verbose).With("role", role),
+		log:    newLogger(stderr, verbose, logFormat).With("role", role),
 	}, nil
 }
 
@@ -144,7 +150,7 @@ func runTally(ctx context.Context, rf roleOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	s, err := setUp("tally", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, stderr)
+	s, err := setUp("tally", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -154,7 +160,7 @@ func runTally(ctx context.Context, rf roleOptions, stdout, stderr io.Writer) err
 		SetupTime: time.Duration(cfg.SetupTime), Period: time.Duration(cfg.Period),
 		Keepers: cfg.Keepers, Threshold: cfg.Threshold, Collectors: cfg.CollectorFingerprints(),
 		Weights: cfg.NoiseWeights, MinCollectors: cfg.MinCollectors, Epsilon: cfg.Epsilon, Delta: cfg.Delta,
-		Statistics: specs, Policy: s.check, Record: s.record, MaxBodyBytes: cfg.MaxBodyBytes, Allow: cfg.Allow,
+		Accounting: cfg.Accounting, Statistics: specs, Policy: s.check, Record: s.record, MaxBodyBytes: cfg.MaxBodyBytes, Allow: cfg.Allow,
 		Published: func(o *outcome.Outcome, path string) {
 			fmt.Fprintf(stdout, "round %s/%d published: %s\n", o.Series, o.Round, path)
 		},
@@ -188,7 +194,7 @@ func runKeeper(ctx context.Context, rf roleOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := setUp("keeper", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, stderr)
+	s, err := setUp("keeper", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -207,6 +213,7 @@ func runKeeper(ctx context.Context, rf roleOptions, stderr io.Writer) error {
 type collectOptions struct {
 	roleOptions
 	record string
+	check  bool
 }
 
 func newCollectCmd() *cobra.Command {
@@ -214,11 +221,26 @@ func newCollectCmd() *cobra.Command {
 	cmd := roleCommand("collect -c collector.yaml", "run a collector beside a tor relay",
 		`Collect runs a collector beside a tor relay: it reads the relay's events from tor's
 control port (and MetricsPort), counts them into blinded, noised counters and reports
-only those to the tally server. No per-relay count leaves it unblinded.`,
+only those to the tally server. No per-relay count leaves it unblinded.
+
+With --check it only connects to tor as the collector would (and to the MetricsPort if
+configured), authenticates, prints tor's version and which statistics of the catalogue
+this tor can feed and why not the others, and exits: 0 if the collector can read tor, 1
+naming the fix (tor's group, CookieAuthFileGroupReadable 1, ControlSocketsGroupWritable
+1, MetricsPortPolicy, …) if not. It reads only the config's source, so a file fresh from
+privstats init collector, tally server and keepers not yet filled in, can be checked.`,
 		nodeExitHelp, &o.roleOptions)
+	cmd.Example = `  privstats collect --check -c /etc/privstats/collector.yaml   # can it read tor?
+  privstats collect -c /etc/privstats/collector.yaml`
 	cmd.Flags().StringVar(&o.record, "record", "", "also write every event received to trace `FILE` (your relay's raw events; keep it private)")
 	cmd.MarkFlagFilename("record")
+	cmd.Flags().BoolVar(&o.check, "check", false, "connect to tor as the collector would, say which statistics it can feed, and exit (reads only source: of the config)")
+	cmd.MarkFlagsMutuallyExclusive("check", "record")
+	cmd.MarkFlagsMutuallyExclusive("check", "exit-when-done")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if o.check {
+			return runCollectCheck(cmd.Context(), checkOptions{Config: o.config}, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		}
 		return runCollect(cmd.Context(), o, cmd.ErrOrStderr())
 	}
 	return cmd
@@ -230,7 +252,7 @@ func runCollect(ctx context.Context, o collectOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := setUp("collector", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, stderr)
+	s, err := setUp("collector", cfg.IdentityKey, cfg.DataDir, cfg.Policy, rf.verbose, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
@@ -258,6 +280,12 @@ func runCollect(ctx context.Context, o collectOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if read, ok := c.SourceHealth(); ok {
+		status.WatchSource(func() health.Source {
+			st, gaps := read()
+			return health.Source{Connected: st.Connected, LastHeard: st.LastHeard, Gaps: gaps}
+		})
+	}
 	s.log.Info("collector up", "fingerprint", s.id.Fingerprint, "tally", cfg.Tally.Address, "source", sourceName(cfg))
 	return c.Run(ctx)
 }
@@ -282,12 +310,8 @@ func eventSource(cfg *config.Collector, log *slog.Logger) (source.Source, error)
 	s := cfg.Source
 	var parts []source.Source
 	if s.Control != nil {
-		var allowed []torctl.AuthMethod
-		for _, m := range s.Control.AllowedAuth {
-			allowed = append(allowed, torctl.AuthMethod(m))
-		}
 		parts = append(parts, source.Control(source.ControlOptions{Address: s.Control.Address, Password: s.Control.Password,
-			CookieFile: s.Control.CookieFile, AllowedAuth: allowed, Logger: log}))
+			CookieFile: s.Control.CookieFile, AllowedAuth: authMethods(s.Control.AllowedAuth), Logger: log}))
 	}
 	if s.MetricsPort != nil {
 		parts = append(parts, source.MetricsPort(s.MetricsPort.URL, time.Duration(s.MetricsPort.Interval), nil))

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/aggregator/round/roundtest"
 	"github.com/privstats/privstats/collector"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/node"
@@ -492,6 +493,20 @@ func ShortRound() tally.Options {
 	}
 	return tally.Options{Rounds: 1, RoundLength: 2 * time.Second, SetupTime: 2 * time.Second, ReportGrace: 3 * time.Second,
 		MinCollectors: 1, Epsilon: 1, Delta: 1e-6, Statistics: []round.StatisticSpec{spec}}
+}
+
+// UndernoisedComposedRound is PendingRound accounted as one composed
+// mechanism (round.AccountingComposed) whose σ falls short, by the
+// fraction short, of the least that reaches the round's (ε, δ), announced
+// by a tally server that skips its own checks: every keeper and collector
+// must refuse it (roundtest.Composed).
+func UndernoisedComposedRound(short float64) tally.Options {
+	o := PendingRound()
+	o.Adversary = &tally.Adversary{Announce: func(cfg *round.Config) {
+		cfg.Statistics[0].Sigma = 1 // scaled to the claim below
+		roundtest.Composed(cfg, short)
+	}}
+	return o
 }
 
 // PendingRound is one round whose window opens an hour after it is

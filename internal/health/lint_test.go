@@ -15,13 +15,18 @@ func TestMetricsPassLint(t *testing.T) {
 	for _, role := range []string{"keeper", "collector"} {
 		s := New(role)
 		s.Set(true, round.PhaseCollecting)
+		want := 3 // connected, phase, build info
+		if role == "collector" {
+			s.WatchSource(func() Source { return Source{Connected: true} })
+			want += 3
+		}
 		families, err := s.reg.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Both gauges are linted, the phase vector included.
-		if len(families) != 2 {
-			t.Fatalf("%s: gathered %d families, want 2", role, len(families))
+		// Every family is linted, the phase vector included.
+		if len(families) != want {
+			t.Fatalf("%s: gathered %d families, want %d", role, len(families), want)
 		}
 		problems, err := testutil.GatherAndLint(s.reg)
 		if err != nil {

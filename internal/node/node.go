@@ -82,6 +82,7 @@ const maxBackoff = 30 * time.Second
 func (p Poller) Run(ctx context.Context, handle func(context.Context, *wire.RoundView) error) error {
 	var since uint64
 	backoff := time.Second
+	toldFinished := false
 	for ctx.Err() == nil {
 		if p.Check != nil {
 			if err := p.Check(); err != nil {
@@ -107,6 +108,10 @@ func (p Poller) Run(ctx context.Context, handle func(context.Context, *wire.Roun
 			continue
 		}
 		since = v.Version
+		if v.Finished && !toldFinished {
+			toldFinished = true
+			p.Log.Info("the tally server's series finished: no more rounds will run", "exit", p.ExitWhenFinished)
+		}
 		if v.Finished && p.ExitWhenFinished {
 			return nil
 		}

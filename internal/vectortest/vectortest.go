@@ -93,6 +93,19 @@ func Config() *round.Config {
 	return cfg
 }
 
+// ComposedConfig is Config accounted as one composed mechanism
+// (round.AccountingComposed): the same σ, sensitivities and collectors,
+// no per-statistic ε or δ, and the round's (ε, δ) for all of it, which
+// its noise reaches on the weakest set (noise.CheckClaim).
+func ComposedConfig() *round.Config {
+	cfg := Config()
+	cfg.Accounting = round.AccountingComposed
+	for i := range cfg.Statistics {
+		cfg.Statistics[i].Epsilon, cfg.Statistics[i].Delta = 0, 0
+	}
+	return cfg
+}
+
 // ConfigHash is Config's hash in hex.
 func ConfigHash() string {
 	h, err := Config().HashHex()

@@ -3,7 +3,7 @@
 // a Unix socket) and speaks just enough of tor's side of control-spec.txt
 // for the tests of torctl and of the event sources: PROTOCOLINFO,
 // AUTHCHALLENGE (SAFECOOKIE), AUTHENTICATE with every method, GETINFO (with
-// data replies), SETEVENTS (552 for events it does not know), SETCONF, and
+// data replies), GETCONF, SETEVENTS (552 for events it does not know), SETCONF, and
 // asynchronous 650 events.
 //
 // It is not a tor: it keeps no state but what tests set and look at, and
@@ -59,6 +59,9 @@ type Tor struct {
 	// Info holds the GETINFO values; a value with a "\n" is sent as a
 	// data reply. Keys it lacks get 552.
 	Info map[string]string
+	// Conf holds the GETCONF values; keys it lacks get 552, as tor
+	// answers a setting it does not know.
+	Conf map[string]string
 	// InfoDelay makes GETINFO of a key wait before it answers, as a
 	// slow tor would.
 	InfoDelay map[string]time.Duration
@@ -150,6 +153,7 @@ func New(t testing.TB, network string, methods ...string) *Tor {
 			"version":     Version,
 			"fingerprint": "relay1 0EB7C8AAD759B26D37B857E7080FD2B138B75A1C",
 		},
+		Conf:      map[string]string{"TestingTorNetwork": "0"},
 		InfoDelay: map[string]time.Duration{},
 		Events:    map[string]bool{},
 		ln:        ln,
@@ -398,6 +402,26 @@ func (ft *Tor) command(c *Conn, cmd, arg string) {
 		c.Send("250 OK")
 	case "SETCONF":
 		c.Send("250 OK")
+	case "GETCONF":
+		var out []string
+		for _, k := range strings.Fields(arg) {
+			v, ok := ft.Conf[k]
+			if !ok {
+				c.Send(fmt.Sprintf("552 Unrecognized configuration key %q", k))
+				return
+			}
+			out = append(out, k+"="+v)
+		}
+		if len(out) == 0 {
+			out = []string{"OK"}
+		}
+		for i, l := range out {
+			sep := "-"
+			if i == len(out)-1 {
+				sep = " "
+			}
+			c.Send("250" + sep + l)
+		}
 	default:
 		c.Send(fmt.Sprintf("510 Unrecognized command %q", cmd))
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/privstats/privstats/aggregator/round"
+	"github.com/privstats/privstats/noise"
 )
 
 // Fingerprint makes a well-formed fingerprint for test participant i of a
@@ -43,4 +44,24 @@ func Config(n, k, collectors int, sigma, w float64) *round.Config {
 		cfg.Collectors = append(cfg.Collectors, round.CollectorSpec{Fingerprint: Fingerprint(2, i), NoiseWeight: w})
 	}
 	return cfg
+}
+
+// Composed makes cfg a composed round (round.AccountingComposed): the
+// statistics lose their own ε and δ and every σ is scaled to the least
+// that makes the round's noise reach its (ε, δ) on the weakest releasable
+// set (noise.ComposedScale), times 1 − short. With short = 0.01 every
+// node must refuse the round; with 0 every node accepts it. Every
+// statistic must have σ > 0 and a declared sensitivity.
+func Composed(cfg *round.Config, short float64) {
+	cfg.Accounting = round.AccountingComposed
+	for i := range cfg.Statistics {
+		cfg.Statistics[i].Epsilon, cfg.Statistics[i].Delta = 0, 0
+	}
+	scale, ok := noise.ComposedScale(cfg, noise.WeakestSet(cfg))
+	if !ok {
+		panic("roundtest: no σ makes the round reach its claim")
+	}
+	for i := range cfg.Statistics {
+		cfg.Statistics[i].Sigma *= scale * (1 - short)
+	}
 }

@@ -42,7 +42,7 @@ func FuzzReadVerify(f *testing.F) {
 		}
 		f.Add(b)
 		if filepath.Base(name) == "verifies.txtar" {
-			if want, err = readOutcome(b); err != nil || outcome.Verify(want) != nil {
+			if want, err = outcome.Parse(b); err != nil || outcome.Verify(want) != nil {
 				f.Fatalf("the verifying vector does not verify: %v", err)
 			}
 		}
@@ -56,7 +56,7 @@ func FuzzReadVerify(f *testing.F) {
 	}
 	wantMeaning := meaning(f, want)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		o, err := readOutcome(data)
+		o, err := outcome.Parse(data)
 		if err != nil || outcome.Verify(o) != nil {
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,10 +34,12 @@ type proc struct {
 // deployment is a tally server, keepers and collectors run as separate
 // processes of the privstats binary, talking HTTPS on loopback.
 type deployment struct {
-	t     *testing.T
-	dir   string
-	procs []*proc
-	http  string // the tally server's /metrics address
+	t      *testing.T
+	dir    string
+	procs  []*proc
+	listen string // the tally server's HTTPS address
+	series string
+	http   string // the tally server's /metrics address
 }
 
 func newDeployment(t *testing.T) *deployment {
@@ -96,6 +99,21 @@ func (d *deployment) start(name string, args ...string) *proc {
 	return p
 }
 
+// waitDone fails the test unless the process ends cleanly (the tally
+// server: its last round finished) within the time given.
+func (p *proc) waitDone(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+	case <-time.After(within):
+		t.Fatalf("%s did not finish within %s", p.name, within)
+	}
+}
+
 // kill ends a process at once, as a crash would.
 func (p *proc) kill(t *testing.T) {
 	t.Helper()
@@ -125,19 +143,97 @@ func (d *deployment) write(name, content string) string {
 // waitPhase polls the tally server's /metrics until the round is in phase.
 func (d *deployment) waitPhase(phase string, within time.Duration) {
 	d.t.Helper()
-	want := fmt.Sprintf(`privstats_round_phase{phase=%q} 1`, phase)
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + d.http + "/metrics"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(b), want) {
-				return
-			}
+		if got, _, _ := d.progress(); got == phase {
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	d.t.Fatalf("round did not reach phase %s within %s", phase, within)
+}
+
+// progress is the current round's number and phase as the tally server's
+// /metrics shows them; ok is false while it does not answer.
+func (d *deployment) progress() (phase string, number uint64, ok bool) {
+	text, ok := d.metrics()
+	for line := range strings.Lines(text) {
+		if p, found := strings.CutPrefix(line, `privstats_round_phase{phase="`); found && strings.HasSuffix(line, "} 1\n") {
+			phase, _, _ = strings.Cut(p, `"`)
+		}
+		if n, found := strings.CutPrefix(line, "privstats_round_number "); found {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(n), 64)
+			number = uint64(f)
+		}
+	}
+	return phase, number, ok
+}
+
+// metrics is the tally server's /metrics text; ok is false while it does
+// not answer.
+func (d *deployment) metrics() (text string, ok bool) {
+	resp, err := http.Get("http://" + d.http + "/metrics")
+	if err != nil {
+		return "", false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", false
+	}
+	return string(b), true
+}
+
+// seriesSpec is the round series a test deployment runs.
+type seriesSpec struct {
+	name                   string
+	rounds                 int // 0: forever
+	roundLength, setupTime string
+}
+
+// configure makes keys for a tally server, three keepers (K = 2) and three
+// collectors (dc1…dc3), writes their YAML files and the keepers' roster, and
+// returns each one's fingerprint by name. Every statistic has σ = 0, so
+// totals are exact.
+func (d *deployment) configure(s seriesSpec) map[string]string {
+	d.t.Helper()
+	keys := map[string]string{}
+	for _, n := range []string{"tally", "keeper1", "keeper2", "keeper3", "dc1", "dc2", "dc3"} {
+		keys[n] = d.privstats("keygen", "-o", n+".key")
+	}
+	d.listen, d.http, d.series = freePort(d.t), freePort(d.t), s.name
+	keeperList := fmt.Sprintf("keepers:\n  - %s\n  - %s\n  - %s\n", keys["keeper1"], keys["keeper2"], keys["keeper3"])
+	d.write("tally.yaml", fmt.Sprintf(`identity_key: tally.key
+listen: %s
+http_listen: %s
+data_dir: data
+series: %s
+rounds: %d
+round_length: %s
+setup_time: %s
+%sthreshold: 2
+collectors:
+  - fingerprint: %s
+  - fingerprint: %s
+  - fingerprint: %s
+min_collectors: 2
+epsilon: 0.4
+delta: 0.0004
+statistics:
+  - {name: relay_bytes_read, sigma: 0, epsilon: 0.1, delta: 0.0001}
+  - {name: or_connections, sigma: 0, epsilon: 0.1, delta: 0.0001}
+  - {name: exit_streams_by_port, sigma: 0, epsilon: 0.1, delta: 0.0001}
+  - {name: hsdir_v3_stores, sigma: 0, epsilon: 0.1, delta: 0.0001}
+%s`, d.listen, d.http, s.name, s.rounds, s.roundLength, s.setupTime, keeperList, keys["dc1"], keys["dc2"], keys["dc3"], testPolicy))
+	// The keepers' operators admit the three collectors in a roster file.
+	d.write("roster.yaml", fmt.Sprintf("collectors:\n  - {fingerprint: %s, name: dc1}\n  - {fingerprint: %s, name: dc2}\n  - {fingerprint: %s, name: dc3}\n", keys["dc1"], keys["dc2"], keys["dc3"]))
+	tallyPeer := fmt.Sprintf("tally:\n  address: %s\n  fingerprint: %s\n", d.listen, keys["tally"])
+	for i := 1; i <= 3; i++ {
+		d.write(fmt.Sprintf("keeper%d.yaml", i), fmt.Sprintf("identity_key: keeper%d.key\n%s%sdata_dir: keeper%d\ncollectors_file: roster.yaml\n%s", i, tallyPeer, keeperList, i, testPolicy))
+		d.write(fmt.Sprintf("dc%d.yaml", i), fmt.Sprintf("identity_key: dc%d.key\n%s%sdata_dir: dc%d\nsource:\n  synthetic:\n    rate: 400\n    seed: %d\n%s",
+			i, tallyPeer, keeperList, i, i, testPolicy))
+	}
+	return keys
 }
 
 const testPolicy = `policy:
@@ -161,43 +257,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 		t.Skip("runs a round of about 20 seconds across seven processes")
 	}
 	d := newDeployment(t)
-	keys := map[string]string{}
-	for _, n := range []string{"tally", "keeper1", "keeper2", "keeper3", "dc1", "dc2", "dc3"} {
-		keys[n] = d.privstats("keygen", "-o", n+".key")
-	}
-	listen, httpAddr := freePort(t), freePort(t)
-	d.http = httpAddr
-	keeperList := fmt.Sprintf("keepers:\n  - %s\n  - %s\n  - %s\n", keys["keeper1"], keys["keeper2"], keys["keeper3"])
-	d.write("tally.yaml", fmt.Sprintf(`identity_key: tally.key
-listen: %s
-http_listen: %s
-data_dir: data
-series: proc
-rounds: 1
-round_length: 10s
-setup_time: 3s
-%sthreshold: 2
-collectors:
-  - fingerprint: %s
-  - fingerprint: %s
-  - fingerprint: %s
-min_collectors: 2
-epsilon: 0.4
-delta: 0.0004
-statistics:
-  - {name: relay_bytes_read, sigma: 0, epsilon: 0.1, delta: 0.0001}
-  - {name: or_connections, sigma: 0, epsilon: 0.1, delta: 0.0001}
-  - {name: exit_streams_by_port, sigma: 0, epsilon: 0.1, delta: 0.0001}
-  - {name: hsdir_v3_stores, sigma: 0, epsilon: 0.1, delta: 0.0001}
-%s`, listen, httpAddr, keeperList, keys["dc1"], keys["dc2"], keys["dc3"], testPolicy))
-	// The keepers' operators admit the three collectors in a roster file.
-	d.write("roster.yaml", fmt.Sprintf("collectors:\n  - {fingerprint: %s, name: dc1}\n  - {fingerprint: %s, name: dc2}\n  - {fingerprint: %s, name: dc3}\n", keys["dc1"], keys["dc2"], keys["dc3"]))
-	tallyPeer := fmt.Sprintf("tally:\n  address: %s\n  fingerprint: %s\n", listen, keys["tally"])
-	for i := 1; i <= 3; i++ {
-		d.write(fmt.Sprintf("keeper%d.yaml", i), fmt.Sprintf("identity_key: keeper%d.key\n%s%sdata_dir: keeper%d\ncollectors_file: roster.yaml\n%s", i, tallyPeer, keeperList, i, testPolicy))
-		d.write(fmt.Sprintf("dc%d.yaml", i), fmt.Sprintf("identity_key: dc%d.key\n%s%sdata_dir: dc%d\nsource:\n  synthetic:\n    rate: 400\n    seed: %d\n%s",
-			i, tallyPeer, keeperList, i, i, testPolicy))
-	}
+	keys := d.configure(seriesSpec{name: "proc", rounds: 1, roundLength: "10s", setupTime: "3s"})
 
 	tallyProc := d.start("tally", "tally", "-c", "tally.yaml", "-exit-when-done")
 	var keepers, collectors []*proc
@@ -218,14 +278,7 @@ statistics:
 	keeper3 := d.start("keeper3-restarted", "keeper", "-c", "keeper3.yaml", "-exit-when-done")
 	dc3 := d.start("dc3-restarted", "collect", "-c", "dc3.yaml", "-exit-when-done")
 
-	select {
-	case err := <-tallyProc.done:
-		if err != nil {
-			t.Fatalf("restarted tally server: %v", err)
-		}
-	case <-time.After(90 * time.Second):
-		t.Fatal("the round did not finish within 90 s")
-	}
+	tallyProc.waitDone(t, 90*time.Second)
 	if b, _ := os.ReadFile(tallyProc.log); !bytes.Contains(b, []byte("resuming round from saved state")) {
 		t.Error("the restarted tally server did not say it resumed the round")
 	}
@@ -241,7 +294,7 @@ statistics:
 		}
 	}
 
-	path := filepath.Join(d.dir, "data", "outcomes", "proc-000001.json")
+	path := d.outcomePath(1)
 	// The test round adds no noise: verify finds it valid, and says loudly,
 	// with its own exit status, that it is not private.
 	cmd := exec.Command(os.Args[0], "verify", path)

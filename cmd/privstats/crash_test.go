@@ -207,21 +207,19 @@ func (d *deployment) acks() []ack {
 // any share missing from the outcome of a round that ended.
 func (d *deployment) checkAcknowledged(keys map[string]string, when string) {
 	d.t.Helper()
-	views := map[string]*wire.RoundView{}
+	type seen struct {
+		v       *wire.RoundView
+		current uint64
+	}
+	views := map[string]seen{}
 	for _, a := range d.acks() {
-		v, ok := views[a.node]
+		sv, ok := views[a.node]
 		if !ok {
-			v = d.viewAs(a.node, keys["tally"])
-			views[a.node] = v
+			v, current := d.viewAs(a.node, keys["tally"], when)
+			sv = seen{v, current}
+			views[a.node] = sv
 		}
-		var current uint64
-		if v.Announce != nil {
-			cfg, err := round.Decode(v.Announce.Body)
-			if err != nil {
-				d.t.Fatalf("%s: the server's announcement: %v", when, err)
-			}
-			current = cfg.Round
-		}
+		v, current := sv.v, sv.current
 		switch {
 		case current < a.round:
 			d.t.Errorf("%s: %s's %q in round %d was acknowledged, but the restarted server is back at round %d", when, a.node, a.what, a.round, current)
@@ -249,7 +247,10 @@ func (d *deployment) checkAcknowledged(keys map[string]string, when string) {
 }
 
 // viewAs is the round as the tally server shows it to node.
-func (d *deployment) viewAs(node, tallyFP string) *wire.RoundView {
+// viewAs polls the tally server as node and returns its view and the
+// number of the round it runs (0 before the first announcement), read from
+// the config it serves by hash.
+func (d *deployment) viewAs(node, tallyFP, when string) (*wire.RoundView, uint64) {
 	d.t.Helper()
 	id, err := identity.Load(filepath.Join(d.dir, node+".key"))
 	if err != nil {
@@ -264,8 +265,18 @@ func (d *deployment) viewAs(node, tallyFP string) *wire.RoundView {
 	defer cancel()
 	for {
 		v, err := c.PollRound(ctx, 0)
+		if err == nil && v.ConfigHash == "" {
+			return v, 0
+		}
 		if err == nil {
-			return v
+			var signed identity.Signed
+			if signed, err = c.GetConfig(ctx, v.ConfigHash); err == nil {
+				cfg, derr := round.Decode(signed.Body)
+				if derr != nil {
+					d.t.Fatalf("%s: the server's round config: %v", when, derr)
+				}
+				return v, cfg.Round
+			}
 		}
 		// The server may be between a kill and its restart's listener.
 		if ctx.Err() != nil {

@@ -266,6 +266,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
+	if err := raiseFileLimit(opts.Collectors); err != nil {
+		return nil, err
+	}
 	if opts.ReportGrace == 0 {
 		cost, err := commitCost(opts.Counters)
 		if err != nil {

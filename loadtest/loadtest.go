@@ -255,7 +255,8 @@ type deployment struct {
 	weights   noise.Weights
 
 	tallyListen, httpListen string
-	collProxy, keeperProxy  *proxy
+	keeperProxy             *proxy
+	collWire                wireCounter
 	tally                   *child
 	keepers                 []*child
 	relays                  []*relay
@@ -401,9 +402,6 @@ func (d *deployment) write(name, content string) error {
 func (d *deployment) writeConfigs() error {
 	o := d.opts
 	var err error
-	if d.collProxy, err = newProxy(d.tallyListen); err != nil {
-		return err
-	}
 	if d.keeperProxy, err = newProxy(d.tallyListen); err != nil {
 		return err
 	}
@@ -468,7 +466,6 @@ func num(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 // run starts everything, waits for the rounds and measures.
 func (d *deployment) run(ctx context.Context) (*Result, error) {
 	o := d.opts
-	defer d.collProxy.Close()
 	defer d.keeperProxy.Close()
 	// The collectors' clients are made (keys, certificates) before the
 	// tally server starts, so making them takes nothing from setup time.
@@ -492,7 +489,7 @@ func (d *deployment) run(ctx context.Context) (*Result, error) {
 		r := newRelay(i, o.Counters)
 		polled := sync.OnceFunc(func() { <-ramp })
 		c, err := collector.New(collector.Options{Source: r, Options: node.Options{
-			Identity: id, Tally: d.collProxy.Addr(), TallyFingerprint: d.tallyID.Fingerprint, Keepers: keeperFPs,
+			Identity: id, Tally: d.tallyListen, Dial: d.collWire.Dial, TallyFingerprint: d.tallyID.Fingerprint, Keepers: keeperFPs,
 			Record: r.record, ExitWhenFinished: true, Logger: log.With("n", i+1),
 			Health: func(bool, string) { polled(); r.polled() }}})
 		if err != nil {
@@ -584,7 +581,6 @@ func (d *deployment) run(ctx context.Context) (*Result, error) {
 	}
 	stopCollectors()
 	<-done
-	d.collProxy.Close()
 	d.keeperProxy.Close()
 	return d.measure(w)
 }
@@ -626,7 +622,7 @@ func (d *deployment) measure(w *watcher) (*Result, error) {
 	for i := range d.keepers {
 		res.StateBytes += dirBytes(filepath.Join(d.dir, fmt.Sprintf("keeper%d-data", i+1)))
 	}
-	res.CollectorBytesIn, res.CollectorBytesOut = d.collProxy.in.Load(), d.collProxy.out.Load()
+	res.CollectorBytesIn, res.CollectorBytesOut = d.collWire.in.Load(), d.collWire.out.Load()
 	res.KeeperBytesIn, res.KeeperBytesOut = d.keeperProxy.in.Load(), d.keeperProxy.out.Load()
 
 	paths, _ := filepath.Glob(filepath.Join(tallyData, "outcomes", "*.json"))

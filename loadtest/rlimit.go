@@ -6,9 +6,11 @@ import (
 )
 
 // fdsPerCollector is what one simulated collector costs in open files in
-// this process: its long poll and its posts each hold a connection, and each
-// connection passes the byte-counting proxy (proxy.go), which holds two more.
-const fdsPerCollector = 6
+// this process: its HTTP/2 connection to the tally server, and a spare for
+// a reconnection whose old connection is still closing. Its bytes are
+// counted in this process (wireCounter), not by a proxy, which would hold
+// two more files per connection.
+const fdsPerCollector = 2
 
 // raiseFileLimit makes sure this process, and the tally server it starts
 // (which inherits the limit), may open enough files for collectors

@@ -19,7 +19,7 @@ func TestRaiseFileLimit(t *testing.T) {
 	// Linux), so this need cannot be met: the error names the fix.
 	err := raiseFileLimit(1 << 30)
 	if err == nil {
-		t.Fatal("a need of 6·2^30 files was granted")
+		t.Fatal("a need of 2·2^30 files was granted")
 	}
 	if !strings.Contains(err.Error(), "ulimit -n") {
 		t.Errorf("error does not name the fix: %v", err)

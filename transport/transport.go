@@ -136,13 +136,26 @@ func (c *Client) SetHeader(key, value string) {
 // identity is pinned by serverFingerprint. timeout bounds each request,
 // including long polls.
 func NewClient(id *identity.Identity, addr, serverFingerprint string, timeout time.Duration) (*Client, error) {
+	return NewClientDial(id, addr, serverFingerprint, timeout, nil)
+}
+
+// Dialer opens the TCP connection a client's TLS runs over.
+type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// NewClientDial is NewClient with the TCP connections opened by dial (nil:
+// a plain dialer with a 10 s timeout). The load test passes one that counts
+// the bytes on the wire (loadtest/proxy.go); TLS and pinning are unchanged.
+func NewClientDial(id *identity.Identity, addr, serverFingerprint string, timeout time.Duration, dial Dialer) (*Client, error) {
 	tlsConf, err := ClientConfig(id, serverFingerprint)
 	if err != nil {
 		return nil, err
 	}
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	}
 	tr := &http.Transport{
 		TLSClientConfig:     tlsConf,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		DialContext:         dial,
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: 4,
 		ForceAttemptHTTP2:   true,

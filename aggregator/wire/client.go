@@ -22,7 +22,13 @@ type Client struct {
 // server at addr whose identity fingerprint is serverFingerprint. timeout
 // bounds each request, long polls included.
 func NewClient(id *identity.Identity, addr, serverFingerprint string, timeout time.Duration) (*Client, error) {
-	t, err := transport.NewClient(id, addr, serverFingerprint, timeout)
+	return NewClientDial(id, addr, serverFingerprint, timeout, nil)
+}
+
+// NewClientDial is NewClient with the TCP connections opened by dial (nil:
+// the default; see transport.NewClientDial).
+func NewClientDial(id *identity.Identity, addr, serverFingerprint string, timeout time.Duration, dial transport.Dialer) (*Client, error) {
+	t, err := transport.NewClientDial(id, addr, serverFingerprint, timeout, dial)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/internal/wait"
+	"github.com/privstats/privstats/transport"
 )
 
 // Options are what a share keeper and a collector are both configured
@@ -39,6 +40,9 @@ type Options struct {
 	// and the round's phase (for its health /metrics).
 	Health func(connected bool, phase string)
 	Logger *slog.Logger
+	// Dial, when set, opens the node's TCP connections to the tally server
+	// (the load test counts the bytes on them); nil dials directly.
+	Dial transport.Dialer
 }
 
 // Prepare checks that o names the node's identity key and returns the
@@ -50,7 +54,7 @@ func (o Options) Prepare(role string) (*wire.Client, *slog.Logger, error) {
 	if o.Identity == nil {
 		return nil, nil, fmt.Errorf("%s: no identity key", role)
 	}
-	c, err := wire.NewClient(o.Identity, o.Tally, o.TallyFingerprint, (wire.MaxLongPollS+15)*time.Second)
+	c, err := wire.NewClientDial(o.Identity, o.Tally, o.TallyFingerprint, (wire.MaxLongPollS+15)*time.Second, o.Dial)
 	if err != nil {
 		return nil, nil, err
 	}

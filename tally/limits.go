@@ -24,6 +24,63 @@ const (
 	DefaultMaxInFlight        = 64
 )
 
+// DefaultMaxBodyMemory is the default of Options.MaxBodyMemory. The caps
+// on posts in flight alone let 64 bodies of up to 8 MiB be read at once,
+// each costing up to six times its size in JSON: about 3 GB
+// (docs/robustness.md). 128 MiB holds 16 of the largest binary bodies or 2
+// of the largest JSON ones, and keeps a flood within 256 MiB of the
+// server's memory.
+const DefaultMaxBodyMemory = 64 << 20
+
+// What reading a body costs in memory, per byte of body, as measured
+// (docs/robustness.md): a binary body is allocated once, as its envelopes
+// declare; a JSON body is buffered, tokenized for its keys into strings,
+// buffered again by the decoder and its base64 decoded, about 6 times.
+const (
+	binaryExpansion = 1
+	jsonExpansion   = 6
+)
+
+// bodyBudget caps the memory the bodies being read and held may cost at
+// once, across all peers: a post is charged its declared size (or the
+// body limit, if it declares none) times its format's expansion before
+// its body is read, and refused (server_busy, 503) unread if the charge
+// does not fit. The per-request caps bound how many bodies are in flight;
+// this bounds what they weigh.
+type bodyBudget struct {
+	max int64
+
+	mu   sync.Mutex
+	used int64
+}
+
+func (b *bodyBudget) reserve(n int64) *rejection {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return refuse(reasonServerBusy, "the server is reading bodies of %d MiB, at most %d MiB at once; retry later", b.used>>20, b.max>>20)
+	}
+	b.used += n
+	return nil
+}
+
+func (b *bodyBudget) release(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+}
+
+// bodyCost is what reading req's body is charged: its declared size, or
+// limit if it declares none or more (a body over the limit is refused
+// unread, but charging it keeps the arithmetic simple), times expansion.
+func bodyCost(req *http.Request, limit, expansion int64) int64 {
+	n := req.ContentLength
+	if n < 0 || n > limit {
+		n = limit
+	}
+	return n * expansion
+}
+
 // inFlight caps the requests being served at once, per peer and in all.
 // A request over the peer's cap is refused (too_many_requests, 429), one
 // over the global cap (server_busy, 503), before its body is read, so a

@@ -729,3 +729,50 @@ func TestOneRefusalPerNodePerRound(t *testing.T) {
 		t.Fatal("a refusal from a collector in S was recorded")
 	}
 }
+
+// TestBodyBudgetRefusesUnread shows the global budget on body memory:
+// once the bodies being read would cost more than Options.MaxBodyMemory, a
+// collector's post is refused (server_busy) before its body is read,
+// whatever its format, while a keeper's post still gets in; once the
+// budget is free again the same post is read and judged.
+func TestBodyBudgetRefusesUnread(t *testing.T) {
+	n := newTestNet(t, 16<<10)
+	n.start(t)
+	hash, _ := n.waitPhase(t, round.PhaseAnnounced)
+	k0, c0 := n.keepers[0], n.collectors[0]
+	budget := n.server.opts.MaxBodyMemory
+	if min := n.server.opts.MaxBodyBytes * jsonExpansion; budget < min {
+		t.Fatalf("budget %d is less than one largest JSON body costs (%d)", budget, min)
+	}
+	refusal := sign(t, c0, wire.KindRefusal, wire.Refusal{ConfigHash: hash, Node: c0.Fingerprint, Reason: "busy"})
+	report := sign(t, c0, wire.KindReport, wire.Report{ConfigHash: hash, Collector: c0.Fingerprint, Values: []uint64{1}, Masks: []uint64{0}})
+
+	// Other posts' bodies hold all but a byte of the budget.
+	if rej := n.server.bodies.reserve(budget - 1); rej != nil {
+		t.Fatal(rej)
+	}
+	for _, m := range []struct {
+		path string
+		body identity.Signed
+	}{{wire.PathRefusal, refusal}, {wire.PathReport, report}} {
+		_, err := n.send(t, c0, m.path, m.body)
+		se, ok := errors.AsType[*transport.StatusError](err)
+		if !ok || se.Code != http.StatusServiceUnavailable || !strings.HasPrefix(se.Message, string(reasonServerBusy)+": ") {
+			t.Fatalf("%s with the body budget spent: %v, want 503 %s", m.path, err, reasonServerBusy)
+		}
+	}
+	// Keepers are outside the budget, as outside the global cap.
+	n.mustStore(t, k0, wire.PathRoundKey, n.roundKey(t, k0, hash))
+	n.server.bodies.release(budget - 1)
+
+	// Free again: the report is read, and refused only for its phase.
+	_, err := n.send(t, c0, wire.PathReport, report)
+	if se, ok := errors.AsType[*transport.StatusError](err); !ok || !strings.HasPrefix(se.Message, string(reasonWrongPhase)+": ") {
+		t.Fatalf("report with the budget free: %v, want %s", err, reasonWrongPhase)
+	}
+	n.server.bodies.mu.Lock()
+	defer n.server.bodies.mu.Unlock()
+	if n.server.bodies.used != 0 {
+		t.Errorf("%d bytes of the budget still charged after every post was answered", n.server.bodies.used)
+	}
+}

@@ -93,6 +93,11 @@ type Options struct {
 	// (too_many_requests, server_busy) before their bodies are read. Defaults
 	// DefaultMaxInFlightPerPeer and DefaultMaxInFlight.
 	MaxInFlightPerPeer, MaxInFlight int
+	// MaxBodyMemory bounds the memory that the bodies of posts being
+	// served may cost at once, estimated from their declared sizes
+	// (bodyBudget); DefaultMaxBodyMemory if zero, and never less than one
+	// largest JSON body costs.
+	MaxBodyMemory int64
 	// HandshakeTimeout bounds a TLS handshake; DefaultHandshakeTimeout if
 	// zero.
 	HandshakeTimeout time.Duration
@@ -152,6 +157,10 @@ func (o *Options) defaults() {
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}
+	if o.MaxBodyMemory == 0 {
+		o.MaxBodyMemory = DefaultMaxBodyMemory
+	}
+	o.MaxBodyMemory = max(o.MaxBodyMemory, o.MaxBodyBytes*jsonExpansion)
 	if o.HandshakeTimeout == 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout
 	}
@@ -168,6 +177,7 @@ type Server struct {
 	allowed map[string]string // fingerprint → role
 	// posts, keeperPosts and polls cap the requests in flight (see limit).
 	posts, keeperPosts, polls *inFlight
+	bodies                    *bodyBudget
 	refusalLog                *refusalLog
 	// published is the data directory's outcomes as the public page and
 	// results API read them: each file parsed once (package site).
@@ -200,6 +210,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), allowed: map[string]string{},
 		posts:       newInFlight(opts.MaxInFlightPerPeer, opts.MaxInFlight),
+		bodies:      &bodyBudget{max: opts.MaxBodyMemory},
 		polls:       newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
 		keeperPosts: newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
 		refusalLog:  newRefusalLog(opts.Logger),

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"math"
@@ -191,6 +192,9 @@ type Server struct {
 	// unsaved is set while the small state holds a change that saving to
 	// state.json failed to make durable (see held).
 	unsaved bool
+	// staleJournals are the journals of rounds the saved state may still
+	// name, removed once it no longer does (save).
+	staleJournals []string
 
 	httpsLn, httpLn net.Listener
 }
@@ -421,6 +425,12 @@ func (s *Server) save() error {
 		return failed(opStateWrite, err)
 	}
 	s.unsaved = false
+	for _, p := range s.staleJournals {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("cannot remove a finished round's journal", "path", p, "err", err)
+		}
+	}
+	s.staleJournals = nil
 	return nil
 }
 
@@ -606,9 +616,12 @@ func (s *Server) announce(now time.Time) error {
 	}
 	if prev := s.st.Current; prev != nil {
 		// Its outcome is published (or it failed); its bundles and
-		// reports are of no further use.
+		// reports are of no further use once the state no longer names
+		// it: removed by save, after the new state is durable. Removed
+		// now, a crash before the save would leave a state whose round
+		// has lost its journal.
 		prev.closeJournal()
-		os.Remove(journalPath(s.opts.DataDir, prev.Hash))
+		s.staleJournals = append(s.staleJournals, journalPath(s.opts.DataDir, prev.Hash))
 	}
 	s.st.Current = newRound(o.Identity.Sign(wire.KindAnnounce, body), cfg, hash)
 	s.st.NextRound++

@@ -1,6 +1,7 @@
 package tally
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -158,17 +159,22 @@ func (s *Server) limit(next http.Handler) http.Handler {
 
 // Refusal logging is rate-limited per source (a peer's fingerprint, or the
 // address of a refused handshake): a flood of bad requests must not become
-// a flood of log lines.
+// a flood of log lines. So is the logging of the server's own failures,
+// per operation: a full disk fails every post (journal_write), and each
+// failure is counted in /metrics, but logged only a few times an interval.
 const (
 	refusalLogBurst    = 3
 	refusalLogInterval = 10 * time.Second
 )
 
-// refusalLog writes refusals at WARN, at most burst lines per source per
-// interval; the rest are counted by reason and summed up in one line when
-// the interval is over (on the source's next refusal, or flush).
-type refusalLog struct {
+// rateLog writes lines at its level, at most burst lines per source per
+// interval; the rest are counted by kind and summed up in one line when
+// the interval is over (on the source's next line, or flush).
+type rateLog struct {
 	log      *slog.Logger
+	level    slog.Level
+	what     string // what is summed up, e.g. "refusals"
+	attr     string // the attribute naming the source in the summary
 	burst    int
 	interval time.Duration
 	now      func() time.Time
@@ -180,16 +186,28 @@ type refusalLog struct {
 type logWindow struct {
 	start      time.Time
 	logged     int
-	suppressed map[reason]int
+	suppressed map[string]int
 }
 
-func newRefusalLog(log *slog.Logger) *refusalLog {
-	return &refusalLog{log: log, burst: refusalLogBurst, interval: refusalLogInterval, now: time.Now, sources: map[string]*logWindow{}}
+// newRefusalLog logs refusals at WARN, per peer (or address).
+func newRefusalLog(log *slog.Logger) *rateLog {
+	return newRateLog(log, slog.LevelWarn, "refusals", "peer")
 }
 
-// warn logs msg with attrs for a refusal of source for the reason, unless
-// source used up its lines in this interval.
-func (l *refusalLog) warn(source string, why reason, msg string, attrs ...any) {
+// newInternalLog logs the server's failures at ERROR, per operation.
+func newInternalLog(log *slog.Logger) *rateLog {
+	return newRateLog(log, slog.LevelError, "failures", "op")
+}
+
+func newRateLog(log *slog.Logger, level slog.Level, what, attr string) *rateLog {
+	return &rateLog{log: log, level: level, what: what, attr: attr, burst: refusalLogBurst, interval: refusalLogInterval,
+		now: time.Now, sources: map[string]*logWindow{}}
+}
+
+// warn logs msg with attrs for a line of source of the given kind (a
+// refusal's reason, a failure's operation), unless source used up its
+// lines in this interval.
+func (l *rateLog) warn(source, kind, msg string, attrs ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -199,20 +217,20 @@ func (l *refusalLog) warn(source string, why reason, msg string, attrs ...any) {
 		w = nil
 	}
 	if w == nil {
-		w = &logWindow{start: now, suppressed: map[reason]int{}}
+		w = &logWindow{start: now, suppressed: map[string]int{}}
 		l.sources[source] = w
 	}
 	if w.logged < l.burst {
 		w.logged++
-		l.log.Warn(msg, attrs...)
+		l.log.Log(context.Background(), l.level, msg, attrs...)
 		return
 	}
-	w.suppressed[why]++
+	w.suppressed[kind]++
 }
 
 // flush sums up and forgets every interval that is over, so a source that
 // stopped is summed up too and the map holds only recent sources.
-func (l *refusalLog) flush() {
+func (l *rateLog) flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -224,17 +242,17 @@ func (l *refusalLog) flush() {
 	}
 }
 
-// summarize logs the refusals of one interval that were not logged.
-func (l *refusalLog) summarize(source string, w *logWindow) {
+// summarize logs the lines of one interval that were not logged.
+func (l *rateLog) summarize(source string, w *logWindow) {
 	n := 0
 	var parts []string
-	for _, why := range slices.Sorted(maps.Keys(w.suppressed)) {
-		n += w.suppressed[why]
-		parts = append(parts, fmt.Sprintf("%s %d", why, w.suppressed[why]))
+	for _, kind := range slices.Sorted(maps.Keys(w.suppressed)) {
+		n += w.suppressed[kind]
+		parts = append(parts, fmt.Sprintf("%s %d", kind, w.suppressed[kind]))
 	}
 	if n == 0 {
 		return
 	}
-	l.log.Warn(fmt.Sprintf("suppressed %d refusals from %s since %s: %s", n, source, w.start.Format(time.TimeOnly), strings.Join(parts, ", ")),
-		"peer", source, "suppressed", n)
+	l.log.Log(context.Background(), l.level, fmt.Sprintf("suppressed %d %s from %s since %s: %s", n, l.what, source, w.start.Format(time.TimeOnly), strings.Join(parts, ", ")),
+		l.attr, source, "suppressed", n)
 }

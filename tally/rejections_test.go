@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -482,12 +483,15 @@ func (c *captured) Handle(_ context.Context, r slog.Record) error {
 }
 
 // lines are the messages logged at WARN that start with prefix.
-func (c *captured) lines(prefix string) []string {
+func (c *captured) lines(prefix string) []string { return c.linesAt(slog.LevelWarn, prefix) }
+
+// linesAt are the messages logged at level that start with prefix.
+func (c *captured) linesAt(level slog.Level, prefix string) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
 	for _, r := range c.recs {
-		if r.Level == slog.LevelWarn && strings.HasPrefix(r.Message, prefix) {
+		if r.Level == level && strings.HasPrefix(r.Message, prefix) {
 			out = append(out, r.Message)
 		}
 	}
@@ -622,9 +626,9 @@ func TestRefusalLogIsRateLimited(t *testing.T) {
 		if i%12 == 11 {
 			why = reasonTooManyRequests
 		}
-		l.warn("peer-a", why, "request refused", "n", i)
+		l.warn("peer-a", string(why), "request refused", "n", i)
 	}
-	l.warn("peer-b", reasonBadSignature, "request refused")
+	l.warn("peer-b", string(reasonBadSignature), "request refused")
 	if got := len(logs.lines("request refused")); got != l.burst+1 {
 		t.Fatalf("%d refusal lines, want %d from peer-a and 1 from peer-b", got, l.burst)
 	}
@@ -641,7 +645,7 @@ func TestRefusalLogIsRateLimited(t *testing.T) {
 		t.Fatalf("summary %q, want one line %q (peer-b had nothing suppressed)", s, want)
 	}
 	// A new interval: peer-a may log again.
-	l.warn("peer-a", reasonMalformed, "request refused")
+	l.warn("peer-a", string(reasonMalformed), "request refused")
 	if got := len(logs.lines("request refused")); got != l.burst+2 {
 		t.Fatalf("%d refusal lines after the interval, want %d", got, l.burst+2)
 	}
@@ -774,5 +778,46 @@ func TestBodyBudgetRefusesUnread(t *testing.T) {
 	defer n.server.bodies.mu.Unlock()
 	if n.server.bodies.used != 0 {
 		t.Errorf("%d bytes of the budget still charged after every post was answered", n.server.bodies.used)
+	}
+}
+
+// TestInternalFailureLogIsRateLimited: while the disk is full every post
+// of bundles fails (journal_write) and is counted, but only the first few
+// failures of an interval are logged at ERROR; the rest are summed up in
+// one line when the interval is over.
+func TestInternalFailureLogIsRateLimited(t *testing.T) {
+	n := newTestNet(t, 0)
+	logs := &captured{}
+	n.opts.Logger = slog.New(logs)
+	n.start(t)
+	var later atomic.Int64 // how far the log's clock is ahead
+	il := n.server.internalLog
+	il.mu.Lock()
+	il.now = func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
+	il.mu.Unlock()
+	hash, cfg := n.keyRound(t)
+	c1 := n.collectors[1]
+	b1 := n.bundles(t, c1, hash, cfg)
+
+	const posts = 12
+	restore := failJournalWrites(t)
+	for range posts {
+		_, err := n.send(t, c1, wire.PathBundles, b1)
+		if se, ok := errors.AsType[*transport.StatusError](err); !ok || se.Code != http.StatusInternalServerError {
+			t.Fatalf("bundles on a full disk: %v, want 500", err)
+		}
+	}
+	restore()
+	if got := n.counts(t, "privstats_tally_internal_errors_total"); got[string(opJournalWrite)] != posts {
+		t.Errorf("internal errors %v, want %d journal_write: every failure is counted", got, posts)
+	}
+	if got := logs.linesAt(slog.LevelError, "tally server failure"); len(got) != il.burst {
+		t.Fatalf("%d failure lines logged for %d failures, want %d", len(got), posts, il.burst)
+	}
+	later.Store(int64(il.interval))
+	il.flush()
+	want := fmt.Sprintf("suppressed %d failures from journal_write since ", posts-il.burst)
+	if got := logs.linesAt(slog.LevelError, "suppressed"); len(got) != 1 || !strings.HasPrefix(got[0], want) || !strings.HasSuffix(got[0], fmt.Sprintf(": journal_write %d", posts-il.burst)) {
+		t.Fatalf("summary %q, want one line %q…", got, want)
 	}
 }

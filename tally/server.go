@@ -179,7 +179,7 @@ type Server struct {
 	// posts, keeperPosts and polls cap the requests in flight (see limit).
 	posts, keeperPosts, polls *inFlight
 	bodies                    *bodyBudget
-	refusalLog                *refusalLog
+	refusalLog, internalLog   *rateLog
 	// published is the data directory's outcomes as the public page and
 	// results API read them: each file parsed once (package site).
 	published *site.Archive
@@ -218,6 +218,7 @@ func New(opts Options) (*Server, error) {
 		polls:       newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
 		keeperPosts: newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
 		refusalLog:  newRefusalLog(opts.Logger),
+		internalLog: newInternalLog(opts.Logger),
 		changed:     make(chan struct{}), phaseChanged: make(chan struct{})}
 	for _, fp := range opts.Keepers {
 		s.allowed[fp] = "keeper"
@@ -283,7 +284,7 @@ func (s *Server) refusedHandshake(remote net.Addr, err error) {
 	if splitErr != nil {
 		host = remote.String()
 	}
-	s.refusalLog.warn(host, why, "refused TLS handshake", "remote", remote.String(), "reason", why, "err", err)
+	s.refusalLog.warn(host, string(why), "refused TLS handshake", "remote", remote.String(), "reason", why, "err", err)
 }
 
 // Addr is the HTTPS address nodes connect to.
@@ -363,6 +364,7 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 			return nil
 		case <-t.C:
 			s.refusalLog.flush()
+			s.internalLog.flush()
 			s.mu.Lock()
 			// The time now, not the tick's: under load a tick can be read
 			// seconds late, and a round announced from a stale time

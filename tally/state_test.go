@@ -663,7 +663,7 @@ func TestFinishedRoundsJournalOutlivesAnUnsavedAnnouncement(t *testing.T) {
 		s.mu.Unlock()
 		t.Fatal(err)
 	}
-	prev.Phase = round.PhaseFailed // as if it had ended
+	prev.Phase = round.PhaseFailed                       // as if it had ended
 	err := s.announce(s.st.LastStart.Add(s.opts.Period)) // when the next round is due
 	next := s.st.Current
 	s.mu.Unlock()

@@ -5,11 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/rogpeppe/go-internal/txtar"
 
 	"github.com/privstats/privstats/internal/vectortest"
 	"github.com/privstats/privstats/outcome"
@@ -35,19 +32,7 @@ func (s served) RoundTrip(req *http.Request) (*http.Response, error) {
 //
 //	go test ./outcome/export -run '^$' -fuzz '^FuzzClientRounds$'
 func FuzzClientRounds(f *testing.F) {
-	names, err := filepath.Glob(filepath.Join(vectortest.Dir("outcome"), "*.txtar"))
-	if err != nil || len(names) == 0 {
-		f.Fatalf("outcome vectors: %v", err)
-	}
-	for _, name := range names {
-		a, err := txtar.ParseFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		b, err := vectortest.Get(a, "outcome.json")
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range vectortest.Sections(f, "outcome", "outcome.json") {
 		f.Add([]byte(`[{"name":"a"},{"name":"b"}]`), b)
 	}
 	f.Add([]byte(`[]`), []byte(`{}`))

@@ -113,16 +113,19 @@ func (s *Server) readBinary(w http.ResponseWriter, r *http.Request, read func(io
 	// A declared length bounds what the envelopes may declare, so that a
 	// short body cannot make the reader allocate more than it was charged
 	// (bodyBudget) for bytes that never come.
+	declared := limit
 	if r.ContentLength >= 0 {
-		limit = r.ContentLength
+		declared = r.ContentLength
 	}
 	in := http.MaxBytesReader(w, r.Body, limit)
-	err := read(in, limit)
+	err := read(in, declared)
 	if err == nil {
 		err = wire.ExpectEnd(in)
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok || errors.Is(err, wire.ErrTooLarge) {
-		return refuse(reasonTooLarge, "body exceeds %d bytes", limit)
+		// A message declared larger than the body's Content-Length is
+		// refused as one over the limit is: before it is read.
+		return refuse(reasonTooLarge, "body exceeds %d bytes or declares more than it holds: %v", limit, err)
 	}
 	if err != nil {
 		return refuse(reasonMalformed, "body is not a binary signed message: %v", err)

@@ -48,16 +48,20 @@ func FuzzLoadJournal(f *testing.F) {
 	r, bundle, report := fuzzRound(f)
 	keeper := r.cfg.Keepers[0].Fingerprint
 	dc := vectortest.Identity("collector-1").Fingerprint
-	line := func(e journalEntry) []byte {
-		b, _ := json.Marshal(e)
-		return append(b, '\n')
+	record := func(e journalEntry) []byte {
+		b, err := encodeEntry(e)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
 	}
-	joined := line(journalEntry{Collector: dc, Bundles: map[string]identity.Signed{keeper: bundle}})
-	reported := line(journalEntry{Collector: dc, Report: &report})
+	joined := record(journalEntry{Collector: dc, Bundles: map[string]identity.Signed{keeper: bundle}})
+	reported := record(journalEntry{Collector: dc, Report: &report})
 	f.Add(slices.Concat(joined, reported))
-	f.Add(slices.Concat(joined, []byte(`{"collector":"torn`)))
-	f.Add(slices.Concat(joined, bytes.TrimSuffix(reported, []byte("\n")))) // complete but unterminated
-	f.Add([]byte("\n\n"))
+	f.Add(slices.Concat(joined, reported[:len(reported)/2]))                        // torn
+	f.Add(slices.Concat(joined, make([]byte, len(reported))))                       // torn, the tail zeros
+	f.Add(slices.Concat(joined, reported[:len(reported)-1], joined))                // damage before an intact record
+	f.Add(slices.Concat(joined[:len(joined)-1], []byte{joined[len(joined)-1] ^ 1})) // a bad CRC or payload
 	f.Add([]byte(""))
 	next := vectortest.Identity("collector-2")
 	nextReport := next.Sign(wire.KindReport, []byte(`{"n":1}`))

@@ -40,13 +40,13 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("GET "+wire.PathBundles, s.handleGetBundles)
 	mux.HandleFunc("GET "+wire.PathConfig+"{"+pathID+"}", s.handleConfig)
 	mux.HandleFunc("GET "+wire.PathAgreement+"{"+pathID+"}", s.handleAgreement)
-	post(s, mux, wire.PathRoundKey, "keeper", jsonBody(s), now(s.acceptRoundKey))
-	post(s, mux, wire.PathAck, "keeper", jsonBody(s), s.acceptAck)
-	post(s, mux, wire.PathCommit, "keeper", jsonBody(s), now(s.acceptCommit))
-	post(s, mux, wire.PathShare, "keeper", jsonBody(s), now(s.acceptShare))
-	post(s, mux, wire.PathReport, "collector", s.readSigned, s.acceptReport)
-	post(s, mux, wire.PathBundles, "collector", s.readSignedList, s.acceptBundles)
-	post(s, mux, wire.PathRefusal, "", jsonBody(s), now(s.acceptRefusal))
+	post(s, mux, wire.PathRoundKey, "keeper", jsonBody(s), jsonExpansion, now(s.acceptRoundKey))
+	post(s, mux, wire.PathAck, "keeper", jsonBody(s), jsonExpansion, s.acceptAck)
+	post(s, mux, wire.PathCommit, "keeper", jsonBody(s), jsonExpansion, now(s.acceptCommit))
+	post(s, mux, wire.PathShare, "keeper", jsonBody(s), jsonExpansion, now(s.acceptShare))
+	post(s, mux, wire.PathReport, "collector", s.readSigned, binaryExpansion, s.acceptReport)
+	post(s, mux, wire.PathBundles, "collector", s.readSignedList, binaryExpansion, s.acceptBundles)
+	post(s, mux, wire.PathRefusal, "", jsonBody(s), jsonExpansion, now(s.acceptRefusal))
 	return s.checkVersion(s.limit(mux))
 }
 
@@ -110,13 +110,22 @@ func (s *Server) readBinary(w http.ResponseWriter, r *http.Request, read func(io
 	if ct := r.Header.Get("Content-Type"); ct != wire.ContentBinary {
 		return refuse(reasonMalformed, "body of type %q, want %s", ct, wire.ContentBinary)
 	}
+	// A declared length bounds what the envelopes may declare, so that a
+	// short body cannot make the reader allocate more than it was charged
+	// (bodyBudget) for bytes that never come.
+	declared := limit
+	if r.ContentLength >= 0 {
+		declared = r.ContentLength
+	}
 	in := http.MaxBytesReader(w, r.Body, limit)
-	err := read(in, limit)
+	err := read(in, declared)
 	if err == nil {
 		err = wire.ExpectEnd(in)
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok || errors.Is(err, wire.ErrTooLarge) {
-		return refuse(reasonTooLarge, "body exceeds %d bytes", limit)
+		// A message declared larger than the body's Content-Length is
+		// refused as one over the limit is: before it is read.
+		return refuse(reasonTooLarge, "body exceeds %d bytes or declares more than it holds: %v", limit, err)
 	}
 	if err != nil {
 		return refuse(reasonMalformed, "body is not a binary signed message: %v", err)
@@ -142,12 +151,23 @@ func now[T any](accept func(r *roundState, peer string, m T) (result, error)) ac
 // post registers the handler of one kind of posted message, m (a signed
 // message, or a list of them), from a node of the given role ("" for any),
 // read from the body by read.
-func post[T any](s *Server, mux *http.ServeMux, path, role string, read func(http.ResponseWriter, *http.Request, *T) *rejection, accept acceptFunc[T]) {
+func post[T any](s *Server, mux *http.ServeMux, path, role string, read func(http.ResponseWriter, *http.Request, *T) *rejection, expansion int64, accept acceptFunc[T]) {
 	mux.HandleFunc("POST "+path, func(w http.ResponseWriter, req *http.Request) {
 		res, err := func() (result, error) {
 			peer := transport.PeerFingerprint(req)
 			if role != "" && s.allowed[peer] != role {
 				return 0, refuse(reasonWrongRole, "%s is a %s; only a %s may post %s", peer, s.allowed[peer], role, path)
+			}
+			// Keepers' posts are outside the budget, as they are outside
+			// the global cap (limit): a flood of collectors must not
+			// crowd out the round's critical path.
+			if s.allowed[peer] != "keeper" {
+				cost := bodyCost(req, s.opts.MaxBodyBytes, expansion)
+				if rej := s.bodies.reserve(cost); rej != nil {
+					w.Header().Set("Connection", "close")
+					return 0, rej
+				}
+				defer s.bodies.release(cost)
 			}
 			var m T
 			if rej := read(w, req, &m); rej != nil {

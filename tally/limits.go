@@ -1,6 +1,7 @@
 package tally
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -23,6 +24,63 @@ const (
 	DefaultMaxInFlightPerPeer = 4
 	DefaultMaxInFlight        = 64
 )
+
+// DefaultMaxBodyMemory is the default of Options.MaxBodyMemory. The caps
+// on posts in flight alone let 64 bodies of up to 8 MiB be read at once,
+// each costing up to six times its size in JSON: about 3 GB
+// (docs/robustness.md). 128 MiB holds 16 of the largest binary bodies or 2
+// of the largest JSON ones, and keeps a flood within 256 MiB of the
+// server's memory.
+const DefaultMaxBodyMemory = 64 << 20
+
+// What reading a body costs in memory, per byte of body, as measured
+// (docs/robustness.md): a binary body is allocated once, as its envelopes
+// declare; a JSON body is buffered, tokenized for its keys into strings,
+// buffered again by the decoder and its base64 decoded, about 6 times.
+const (
+	binaryExpansion = 1
+	jsonExpansion   = 6
+)
+
+// bodyBudget caps the memory the bodies being read and held may cost at
+// once, across all peers: a post is charged its declared size (or the
+// body limit, if it declares none) times its format's expansion before
+// its body is read, and refused (server_busy, 503) unread if the charge
+// does not fit. The per-request caps bound how many bodies are in flight;
+// this bounds what they weigh.
+type bodyBudget struct {
+	max int64
+
+	mu   sync.Mutex
+	used int64
+}
+
+func (b *bodyBudget) reserve(n int64) *rejection {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return refuse(reasonServerBusy, "the server is reading bodies of %d MiB, at most %d MiB at once; retry later", b.used>>20, b.max>>20)
+	}
+	b.used += n
+	return nil
+}
+
+func (b *bodyBudget) release(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+}
+
+// bodyCost is what reading req's body is charged: its declared size, or
+// limit if it declares none or more (a body over the limit is refused
+// unread, but charging it keeps the arithmetic simple), times expansion.
+func bodyCost(req *http.Request, limit, expansion int64) int64 {
+	n := req.ContentLength
+	if n < 0 || n > limit {
+		n = limit
+	}
+	return n * expansion
+}
 
 // inFlight caps the requests being served at once, per peer and in all.
 // A request over the peer's cap is refused (too_many_requests, 429), one
@@ -101,17 +159,22 @@ func (s *Server) limit(next http.Handler) http.Handler {
 
 // Refusal logging is rate-limited per source (a peer's fingerprint, or the
 // address of a refused handshake): a flood of bad requests must not become
-// a flood of log lines.
+// a flood of log lines. So is the logging of the server's own failures,
+// per operation: a full disk fails every post (journal_write), and each
+// failure is counted in /metrics, but logged only a few times an interval.
 const (
 	refusalLogBurst    = 3
 	refusalLogInterval = 10 * time.Second
 )
 
-// refusalLog writes refusals at WARN, at most burst lines per source per
-// interval; the rest are counted by reason and summed up in one line when
-// the interval is over (on the source's next refusal, or flush).
-type refusalLog struct {
+// rateLog writes lines at its level, at most burst lines per source per
+// interval; the rest are counted by kind and summed up in one line when
+// the interval is over (on the source's next line, or flush).
+type rateLog struct {
 	log      *slog.Logger
+	level    slog.Level
+	what     string // what is summed up, e.g. "refusals"
+	attr     string // the attribute naming the source in the summary
 	burst    int
 	interval time.Duration
 	now      func() time.Time
@@ -123,16 +186,28 @@ type refusalLog struct {
 type logWindow struct {
 	start      time.Time
 	logged     int
-	suppressed map[reason]int
+	suppressed map[string]int
 }
 
-func newRefusalLog(log *slog.Logger) *refusalLog {
-	return &refusalLog{log: log, burst: refusalLogBurst, interval: refusalLogInterval, now: time.Now, sources: map[string]*logWindow{}}
+// newRefusalLog logs refusals at WARN, per peer (or address).
+func newRefusalLog(log *slog.Logger) *rateLog {
+	return newRateLog(log, slog.LevelWarn, "refusals", "peer")
 }
 
-// warn logs msg with attrs for a refusal of source for the reason, unless
-// source used up its lines in this interval.
-func (l *refusalLog) warn(source string, why reason, msg string, attrs ...any) {
+// newInternalLog logs the server's failures at ERROR, per operation.
+func newInternalLog(log *slog.Logger) *rateLog {
+	return newRateLog(log, slog.LevelError, "failures", "op")
+}
+
+func newRateLog(log *slog.Logger, level slog.Level, what, attr string) *rateLog {
+	return &rateLog{log: log, level: level, what: what, attr: attr, burst: refusalLogBurst, interval: refusalLogInterval,
+		now: time.Now, sources: map[string]*logWindow{}}
+}
+
+// warn logs msg with attrs for a line of source of the given kind (a
+// refusal's reason, a failure's operation), unless source used up its
+// lines in this interval.
+func (l *rateLog) warn(source, kind, msg string, attrs ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -142,20 +217,20 @@ func (l *refusalLog) warn(source string, why reason, msg string, attrs ...any) {
 		w = nil
 	}
 	if w == nil {
-		w = &logWindow{start: now, suppressed: map[reason]int{}}
+		w = &logWindow{start: now, suppressed: map[string]int{}}
 		l.sources[source] = w
 	}
 	if w.logged < l.burst {
 		w.logged++
-		l.log.Warn(msg, attrs...)
+		l.log.Log(context.Background(), l.level, msg, attrs...)
 		return
 	}
-	w.suppressed[why]++
+	w.suppressed[kind]++
 }
 
 // flush sums up and forgets every interval that is over, so a source that
 // stopped is summed up too and the map holds only recent sources.
-func (l *refusalLog) flush() {
+func (l *rateLog) flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -167,17 +242,17 @@ func (l *refusalLog) flush() {
 	}
 }
 
-// summarize logs the refusals of one interval that were not logged.
-func (l *refusalLog) summarize(source string, w *logWindow) {
+// summarize logs the lines of one interval that were not logged.
+func (l *rateLog) summarize(source string, w *logWindow) {
 	n := 0
 	var parts []string
-	for _, why := range slices.Sorted(maps.Keys(w.suppressed)) {
-		n += w.suppressed[why]
-		parts = append(parts, fmt.Sprintf("%s %d", why, w.suppressed[why]))
+	for _, kind := range slices.Sorted(maps.Keys(w.suppressed)) {
+		n += w.suppressed[kind]
+		parts = append(parts, fmt.Sprintf("%s %d", kind, w.suppressed[kind]))
 	}
 	if n == 0 {
 		return
 	}
-	l.log.Warn(fmt.Sprintf("suppressed %d refusals from %s since %s: %s", n, source, w.start.Format(time.TimeOnly), strings.Join(parts, ", ")),
-		"peer", source, "suppressed", n)
+	l.log.Log(context.Background(), l.level, fmt.Sprintf("suppressed %d %s from %s since %s: %s", n, l.what, source, w.start.Format(time.TimeOnly), strings.Join(parts, ", ")),
+		l.attr, source, "suppressed", n)
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -482,12 +483,15 @@ func (c *captured) Handle(_ context.Context, r slog.Record) error {
 }
 
 // lines are the messages logged at WARN that start with prefix.
-func (c *captured) lines(prefix string) []string {
+func (c *captured) lines(prefix string) []string { return c.linesAt(slog.LevelWarn, prefix) }
+
+// linesAt are the messages logged at level that start with prefix.
+func (c *captured) linesAt(level slog.Level, prefix string) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
 	for _, r := range c.recs {
-		if r.Level == slog.LevelWarn && strings.HasPrefix(r.Message, prefix) {
+		if r.Level == level && strings.HasPrefix(r.Message, prefix) {
 			out = append(out, r.Message)
 		}
 	}
@@ -622,9 +626,9 @@ func TestRefusalLogIsRateLimited(t *testing.T) {
 		if i%12 == 11 {
 			why = reasonTooManyRequests
 		}
-		l.warn("peer-a", why, "request refused", "n", i)
+		l.warn("peer-a", string(why), "request refused", "n", i)
 	}
-	l.warn("peer-b", reasonBadSignature, "request refused")
+	l.warn("peer-b", string(reasonBadSignature), "request refused")
 	if got := len(logs.lines("request refused")); got != l.burst+1 {
 		t.Fatalf("%d refusal lines, want %d from peer-a and 1 from peer-b", got, l.burst)
 	}
@@ -641,7 +645,7 @@ func TestRefusalLogIsRateLimited(t *testing.T) {
 		t.Fatalf("summary %q, want one line %q (peer-b had nothing suppressed)", s, want)
 	}
 	// A new interval: peer-a may log again.
-	l.warn("peer-a", reasonMalformed, "request refused")
+	l.warn("peer-a", string(reasonMalformed), "request refused")
 	if got := len(logs.lines("request refused")); got != l.burst+2 {
 		t.Fatalf("%d refusal lines after the interval, want %d", got, l.burst+2)
 	}
@@ -727,5 +731,93 @@ func TestOneRefusalPerNodePerRound(t *testing.T) {
 	n.server.mu.Unlock()
 	if recorded {
 		t.Fatal("a refusal from a collector in S was recorded")
+	}
+}
+
+// TestBodyBudgetRefusesUnread shows the global budget on body memory:
+// once the bodies being read would cost more than Options.MaxBodyMemory, a
+// collector's post is refused (server_busy) before its body is read,
+// whatever its format, while a keeper's post still gets in; once the
+// budget is free again the same post is read and judged.
+func TestBodyBudgetRefusesUnread(t *testing.T) {
+	n := newTestNet(t, 16<<10)
+	n.start(t)
+	hash, _ := n.waitPhase(t, round.PhaseAnnounced)
+	k0, c0 := n.keepers[0], n.collectors[0]
+	budget := n.server.opts.MaxBodyMemory
+	if min := n.server.opts.MaxBodyBytes * jsonExpansion; budget < min {
+		t.Fatalf("budget %d is less than one largest JSON body costs (%d)", budget, min)
+	}
+	refusal := sign(t, c0, wire.KindRefusal, wire.Refusal{ConfigHash: hash, Node: c0.Fingerprint, Reason: "busy"})
+	report := sign(t, c0, wire.KindReport, wire.Report{ConfigHash: hash, Collector: c0.Fingerprint, Values: []uint64{1}, Masks: []uint64{0}})
+
+	// Other posts' bodies hold all but a byte of the budget.
+	if rej := n.server.bodies.reserve(budget - 1); rej != nil {
+		t.Fatal(rej)
+	}
+	for _, m := range []struct {
+		path string
+		body identity.Signed
+	}{{wire.PathRefusal, refusal}, {wire.PathReport, report}} {
+		_, err := n.send(t, c0, m.path, m.body)
+		se, ok := errors.AsType[*transport.StatusError](err)
+		if !ok || se.Code != http.StatusServiceUnavailable || !strings.HasPrefix(se.Message, string(reasonServerBusy)+": ") {
+			t.Fatalf("%s with the body budget spent: %v, want 503 %s", m.path, err, reasonServerBusy)
+		}
+	}
+	// Keepers are outside the budget, as outside the global cap.
+	n.mustStore(t, k0, wire.PathRoundKey, n.roundKey(t, k0, hash))
+	n.server.bodies.release(budget - 1)
+
+	// Free again: the report is read, and refused only for its phase.
+	_, err := n.send(t, c0, wire.PathReport, report)
+	if se, ok := errors.AsType[*transport.StatusError](err); !ok || !strings.HasPrefix(se.Message, string(reasonWrongPhase)+": ") {
+		t.Fatalf("report with the budget free: %v, want %s", err, reasonWrongPhase)
+	}
+	n.server.bodies.mu.Lock()
+	defer n.server.bodies.mu.Unlock()
+	if n.server.bodies.used != 0 {
+		t.Errorf("%d bytes of the budget still charged after every post was answered", n.server.bodies.used)
+	}
+}
+
+// TestInternalFailureLogIsRateLimited: while the disk is full every post
+// of bundles fails (journal_write) and is counted, but only the first few
+// failures of an interval are logged at ERROR; the rest are summed up in
+// one line when the interval is over.
+func TestInternalFailureLogIsRateLimited(t *testing.T) {
+	n := newTestNet(t, 0)
+	logs := &captured{}
+	n.opts.Logger = slog.New(logs)
+	n.start(t)
+	var later atomic.Int64 // how far the log's clock is ahead
+	il := n.server.internalLog
+	il.mu.Lock()
+	il.now = func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
+	il.mu.Unlock()
+	hash, cfg := n.keyRound(t)
+	c1 := n.collectors[1]
+	b1 := n.bundles(t, c1, hash, cfg)
+
+	const posts = 12
+	restore := failJournalWrites(t)
+	for range posts {
+		_, err := n.send(t, c1, wire.PathBundles, b1)
+		if se, ok := errors.AsType[*transport.StatusError](err); !ok || se.Code != http.StatusInternalServerError {
+			t.Fatalf("bundles on a full disk: %v, want 500", err)
+		}
+	}
+	restore()
+	if got := n.counts(t, "privstats_tally_internal_errors_total"); got[string(opJournalWrite)] != posts {
+		t.Errorf("internal errors %v, want %d journal_write: every failure is counted", got, posts)
+	}
+	if got := logs.linesAt(slog.LevelError, "tally server failure"); len(got) != il.burst {
+		t.Fatalf("%d failure lines logged for %d failures, want %d", len(got), posts, il.burst)
+	}
+	later.Store(int64(il.interval))
+	il.flush()
+	want := fmt.Sprintf("suppressed %d failures from journal_write since ", posts-il.burst)
+	if got := logs.linesAt(slog.LevelError, "suppressed"); len(got) != 1 || !strings.HasPrefix(got[0], want) || !strings.HasSuffix(got[0], fmt.Sprintf(": journal_write %d", posts-il.burst)) {
+		t.Fatalf("summary %q, want one line %q…", got, want)
 	}
 }

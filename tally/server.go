@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"math"
@@ -93,6 +94,11 @@ type Options struct {
 	// (too_many_requests, server_busy) before their bodies are read. Defaults
 	// DefaultMaxInFlightPerPeer and DefaultMaxInFlight.
 	MaxInFlightPerPeer, MaxInFlight int
+	// MaxBodyMemory bounds the memory that the bodies of posts being
+	// served may cost at once, estimated from their declared sizes
+	// (bodyBudget); DefaultMaxBodyMemory if zero, and never less than one
+	// largest JSON body costs.
+	MaxBodyMemory int64
 	// HandshakeTimeout bounds a TLS handshake; DefaultHandshakeTimeout if
 	// zero.
 	HandshakeTimeout time.Duration
@@ -152,6 +158,10 @@ func (o *Options) defaults() {
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}
+	if o.MaxBodyMemory == 0 {
+		o.MaxBodyMemory = DefaultMaxBodyMemory
+	}
+	o.MaxBodyMemory = max(o.MaxBodyMemory, o.MaxBodyBytes*jsonExpansion)
 	if o.HandshakeTimeout == 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout
 	}
@@ -168,7 +178,8 @@ type Server struct {
 	allowed map[string]string // fingerprint → role
 	// posts, keeperPosts and polls cap the requests in flight (see limit).
 	posts, keeperPosts, polls *inFlight
-	refusalLog                *refusalLog
+	bodies                    *bodyBudget
+	refusalLog, internalLog   *rateLog
 	// published is the data directory's outcomes as the public page and
 	// results API read them: each file parsed once (package site).
 	published *site.Archive
@@ -181,6 +192,9 @@ type Server struct {
 	// unsaved is set while the small state holds a change that saving to
 	// state.json failed to make durable (see held).
 	unsaved bool
+	// staleJournals are the journals of rounds the saved state may still
+	// name, removed once it no longer does (save).
+	staleJournals []string
 
 	httpsLn, httpLn net.Listener
 }
@@ -200,9 +214,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, metrics: newMetrics(), allowed: map[string]string{},
 		posts:       newInFlight(opts.MaxInFlightPerPeer, opts.MaxInFlight),
+		bodies:      &bodyBudget{max: opts.MaxBodyMemory},
 		polls:       newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
 		keeperPosts: newInFlight(opts.MaxInFlightPerPeer, math.MaxInt),
 		refusalLog:  newRefusalLog(opts.Logger),
+		internalLog: newInternalLog(opts.Logger),
 		changed:     make(chan struct{}), phaseChanged: make(chan struct{})}
 	for _, fp := range opts.Keepers {
 		s.allowed[fp] = "keeper"
@@ -268,7 +284,7 @@ func (s *Server) refusedHandshake(remote net.Addr, err error) {
 	if splitErr != nil {
 		host = remote.String()
 	}
-	s.refusalLog.warn(host, why, "refused TLS handshake", "remote", remote.String(), "reason", why, "err", err)
+	s.refusalLog.warn(host, string(why), "refused TLS handshake", "remote", remote.String(), "reason", why, "err", err)
 }
 
 // Addr is the HTTPS address nodes connect to.
@@ -348,6 +364,7 @@ func (s *Server) machine(ctx context.Context, exitWhenDone bool) error {
 			return nil
 		case <-t.C:
 			s.refusalLog.flush()
+			s.internalLog.flush()
 			s.mu.Lock()
 			// The time now, not the tick's: under load a tick can be read
 			// seconds late, and a round announced from a stale time
@@ -410,6 +427,12 @@ func (s *Server) save() error {
 		return failed(opStateWrite, err)
 	}
 	s.unsaved = false
+	for _, p := range s.staleJournals {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("cannot remove a finished round's journal", "path", p, "err", err)
+		}
+	}
+	s.staleJournals = nil
 	return nil
 }
 
@@ -595,9 +618,12 @@ func (s *Server) announce(now time.Time) error {
 	}
 	if prev := s.st.Current; prev != nil {
 		// Its outcome is published (or it failed); its bundles and
-		// reports are of no further use.
+		// reports are of no further use once the state no longer names
+		// it: removed by save, after the new state is durable. Removed
+		// now, a crash before the save would leave a state whose round
+		// has lost its journal.
 		prev.closeJournal()
-		os.Remove(journalPath(s.opts.DataDir, prev.Hash))
+		s.staleJournals = append(s.staleJournals, journalPath(s.opts.DataDir, prev.Hash))
 	}
 	s.st.Current = newRound(o.Identity.Sign(wire.KindAnnounce, body), cfg, hash)
 	s.st.NextRound++

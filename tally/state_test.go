@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"io/fs"
 	"maps"
 	"net/http"
 	"os"
@@ -635,3 +636,62 @@ func TestConfigIsFetchedByHash(t *testing.T) {
 	_, err = c.Do(context.Background(), http.MethodGet, wire.PathConfig+"00"+v.ConfigHash[2:], nil, &m)
 	n.wantRejected(t, err, http.StatusConflict, reasonWrongRound)
 }
+
+// TestFinishedRoundsJournalOutlivesAnUnsavedAnnouncement shows the order
+// of announce: the previous round's journal is removed only once the state
+// naming the next round is durable. While saving fails (as a crash before
+// the save would leave it), the saved state still names the finished round,
+// and its journal is still there for a restart to load.
+func TestFinishedRoundsJournalOutlivesAnUnsavedAnnouncement(t *testing.T) {
+	n := startServer(t, 0)
+	n.waitPhase(t, round.PhaseAnnounced)
+	s := n.server
+	dc := n.collectors[0]
+
+	// A directory where state.json should be: the atomic rename fails.
+	state := filepath.Join(n.opts.DataDir, stateFile)
+	if err := os.Rename(state, state+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	prev := s.st.Current
+	journal := journalPath(n.opts.DataDir, prev.Hash)
+	if err := appendJournal(n.opts.DataDir, prev, journalEntry{Collector: dc.Fingerprint, Report: ptr(sign(t, dc, wire.KindReport, wire.Report{ConfigHash: prev.Hash, Collector: dc.Fingerprint}))}); err != nil {
+		s.mu.Unlock()
+		t.Fatal(err)
+	}
+	prev.Phase = round.PhaseFailed                       // as if it had ended
+	err := s.announce(s.st.LastStart.Add(s.opts.Period)) // when the next round is due
+	next := s.st.Current
+	s.mu.Unlock()
+	if next == prev {
+		t.Fatalf("no next round announced (%v)", err)
+	}
+	if ie, ok := errors.AsType[*internalError](err); !ok || ie.op != opStateWrite {
+		t.Fatalf("announcing with the state unwritable: %v, want %s", err, opStateWrite)
+	}
+	if _, err := os.Stat(journal); err != nil {
+		t.Fatalf("the finished round's journal is gone before the state naming the next round was saved: %v", err)
+	}
+
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(state+".aside", state); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	err = s.save()
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(journal); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the finished round's journal after the next round's state was saved: %v, want it removed", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

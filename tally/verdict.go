@@ -193,7 +193,7 @@ func opOf(err error) op {
 func (s *Server) internalFailure(err error, attrs ...any) {
 	o := opOf(err)
 	s.metrics.internal.WithLabelValues(string(o)).Inc()
-	s.log.Error("tally server failure", append([]any{"op", o, "err", err}, attrs...)...)
+	s.internalLog.warn(string(o), string(o), "tally server failure", append([]any{"op", o, "err", err}, attrs...)...)
 }
 
 // respond answers a posted message with its result, its rejection or the
@@ -206,7 +206,7 @@ func (s *Server) respond(w http.ResponseWriter, req *http.Request, res result, e
 	}
 	if rej, ok := errors.AsType[*rejection](err); ok {
 		s.metrics.rejected.WithLabelValues(string(rej.reason)).Inc()
-		s.refusalLog.warn(peer, rej.reason, "request refused", "peer", peer, "path", req.URL.Path, "reason", rej.reason, "detail", rej.msg)
+		s.refusalLog.warn(peer, string(rej.reason), "request refused", "peer", peer, "path", req.URL.Path, "reason", rej.reason, "detail", rej.msg)
 		http.Error(w, rej.Error(), rej.reason.status())
 		return
 	}

@@ -282,3 +282,48 @@ func FuzzCommandStatus(f *testing.F) {
 		}
 	})
 }
+
+// FuzzGetConf answers GETCONF with an arbitrary reply. GetConf succeeds
+// only on a 2xx reply, with the value of a line of that reply that names
+// the key asked for (in any case); a refusal is a *ReplyError with the
+// reply's code.
+func FuzzGetConf(f *testing.F) {
+	f.Add([]byte("250 TestingTorNetwork=1\r\n"))
+	f.Add([]byte("250 TestingTorNetwork\r\n"))
+	f.Add([]byte("250-ORPort=9001\r\n250 testingtornetwork=0\r\n"))
+	f.Add([]byte("250 OK\r\n"))
+	f.Add([]byte("552 Unrecognized configuration key \"TestingTorNetwork\"\r\n"))
+	f.Add([]byte("650 BW 1 2\r\n250 TestingTorNetwork=1\r\n"))
+	f.Add([]byte("250+TestingTorNetwork=\r\n1\r\n.\r\n250 OK\r\n"))
+	const key = "TestingTorNetwork"
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		r := NewReader(bytes.NewReader(reply))
+		want, rerr := r.ReadReply()
+		for rerr == nil && want.IsEvent() {
+			want, rerr = r.ReadReply()
+		}
+		var got string
+		var err error
+		withFakeControl(true, func(string) []byte { return reply }, func(c *Conn) {
+			got, err = c.GetConf(context.Background(), key)
+		})
+		switch {
+		case rerr != nil:
+			if err == nil {
+				t.Fatalf("%q is no reply, yet GETCONF gave %q", reply, got)
+			}
+		case want.Code < 200 || want.Code >= 300:
+			var re *ReplyError
+			if !errors.As(err, &re) || re.Code != want.Code {
+				t.Fatalf("status %d gave %q, %v", want.Code, got, err)
+			}
+		case err == nil:
+			for _, l := range want.Lines {
+				if k, v, _ := strings.Cut(string(l.Text), "="); strings.EqualFold(k, key) && v == got {
+					return
+				}
+			}
+			t.Fatalf("GETCONF gave %q, which no line of %s gives %s", got, describe(want), key)
+		}
+	})
+}

@@ -65,6 +65,14 @@ func FuzzOpenBody(f *testing.F) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
+		// A binary body (bundles, reports) is stored as hex.
+		if fresh, ok := bodyOf[string(kind)]; !ok {
+			continue
+		} else if _, isBinary := fresh().(binaryDecoder); isBinary {
+			if body, err2 = vectortest.GetHex(a, "body"); err2 != nil {
+				f.Fatal(err2)
+			}
+		}
 		for i, k := range bodyKinds {
 			if k.kind == string(kind) {
 				f.Add(uint8(i), body)

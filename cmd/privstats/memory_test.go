@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/privstats/privstats/aggregator/shamir"
 	"github.com/privstats/privstats/aggregator/wire"
 	"github.com/privstats/privstats/identity"
 	"github.com/privstats/privstats/tally"
@@ -22,39 +23,45 @@ import (
 // resident memory over what it holds once it is up.
 const memoryBound = 256 << 20
 
-// memoryEnv runs TestTallyMemoryUnderFloods. It is not in CI while the
-// server holds each body whole: one peer's flood then peaks at 220–260 MiB
-// over the baseline, astride the bound (docs/robustness.md).
-const memoryEnv = "PRIVSTATS_MEMORY"
-
-// memoryPeersEnv runs the flood from 500 authenticated peers too (moving
-// about 4 GB over loopback TLS).
-const memoryPeersEnv = "PRIVSTATS_MEMORY_PEERS"
-
 // TestTallyMemoryUnderFloods starts a tally server as its own process, so
 // its peak resident memory (VmHWM in /proc/PID/status) is its own, and
-// floods it with 8 MiB bodies, each a list of as many small signed
-// messages as fit, which decode to far more than their size: 60 at once
-// from one authenticated collector (PRIVSTATS_MEMORY=1) and one at once
-// from each of 500 authenticated collectors (PRIVSTATS_MEMORY_PEERS=1).
+// floods it with bodies of its max_body_bytes (8 MiB): 60 at once from one
+// authenticated collector, and one at once from each of 500 authenticated
+// collectors. Each flood is sent twice, in the
+// worst case of each body format the server reads from collectors:
+//
+//   - binary, to /v1/bundles: a list of the most envelopes a list may hold
+//     (shamir.MaxHolders), each with as large a body as fits, so the
+//     server reads and allocates all 8 MiB before it can refuse the
+//     bundles (wrong phase; unsigned);
+//   - JSON, to /v1/refusal, the JSON endpoint collectors may post to: one
+//     signed message whose base64 body fills the 8 MiB, which the server
+//     buffers, checks and decodes before it can refuse it (bad signature).
+//
 // The peak must stay within memoryBound (256 MiB) of the server's resident
-// memory before the flood.
+// memory before the flood. All four take about 5 s: the server refuses
+// most posts unread (its caps on posts and on body memory) and closes
+// their connections, so little of the 8 GB offered is sent.
 func TestTallyMemoryUnderFloods(t *testing.T) {
-	t.Run("one peer, 60 at once", func(t *testing.T) {
-		if os.Getenv(memoryEnv) == "" {
-			t.Skipf("set %s=1 to run it", memoryEnv)
+	for _, flood := range []struct {
+		name        string
+		peers, each int
+	}{{"one peer, 60 at once", 1, 60}, {"500 peers, one each", 500, 1}} {
+		for _, format := range []struct {
+			name, path, contentType string
+			body                    func(int) []byte
+		}{
+			{"binary bundles", wire.PathBundles, wire.ContentBinary, binaryFloodBody},
+			{"JSON refusal", wire.PathRefusal, "application/json", jsonFloodBody},
+		} {
+			t.Run(flood.name+", "+format.name, func(t *testing.T) {
+				memoryFlood(t, flood.peers, flood.each, format.path, format.contentType, format.body(tally.DefaultMaxBodyBytes))
+			})
 		}
-		memoryFlood(t, 1, 60)
-	})
-	t.Run("500 peers, one each", func(t *testing.T) {
-		if os.Getenv(memoryPeersEnv) == "" {
-			t.Skipf("moves about 4 GB; set %s=1 to run it", memoryPeersEnv)
-		}
-		memoryFlood(t, 500, 1)
-	})
+	}
 }
 
-func memoryFlood(t *testing.T, peers, each int) {
+func memoryFlood(t *testing.T, peers, each int, path, contentType string, body []byte) {
 	d := newDeployment(t)
 	tallyID, err := identity.New()
 	if err != nil {
@@ -97,7 +104,6 @@ statistics:
 	ts := d.start("tally", "tally", "-c", "tally.yaml")
 	d.waitUp(ts)
 
-	body := floodBody(tally.DefaultMaxBodyBytes)
 	before := procMemory(t, ts.cmd.Process.Pid, "VmRSS")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -106,9 +112,9 @@ statistics:
 		client := floodClient(t, id, d.listen, tallyID.Fingerprint)
 		for range each {
 			wg.Go(func() {
-				req, _ := http.NewRequest(http.MethodPost, "https://"+d.listen+wire.PathBundles, bytes.NewReader(body))
+				req, _ := http.NewRequest(http.MethodPost, "https://"+d.listen+path, bytes.NewReader(body))
 				req.Header.Set(wire.HeaderVersion, strconv.Itoa(wire.ProtocolVersion))
-				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Content-Type", contentType)
 				answer := "error"
 				if resp, err := client.Do(req); err == nil {
 					answer = strconv.Itoa(resp.StatusCode)
@@ -147,20 +153,32 @@ statistics:
 	}
 }
 
-// floodBody is a JSON list of empty signed messages, size bytes long.
-func floodBody(size int) []byte {
-	const item = `{"kind":"share_bundle","signer":"","body":"","signature":""}`
-	var b bytes.Buffer
-	b.Grow(size)
-	b.WriteByte('[')
-	for b.Len()+len(item)+2 <= size {
-		if b.Len() > 1 {
-			b.WriteByte(',')
-		}
-		b.WriteString(item)
+// binaryFloodBody is a binary list of shamir.MaxHolders unsigned share
+// bundle envelopes, size bytes long: the most a list may hold, each as
+// large as fits. A list of more, smaller envelopes is refused after its
+// first 4 bytes.
+func binaryFloodBody(size int) []byte {
+	const envelope = 4 + 1 + len(wire.KindShareBundle) + 32 + 64 + 4 // length, kind, signer, signature, body length
+	list := make([]identity.Signed, shamir.MaxHolders)
+	bodyLen := (size-4)/len(list) - envelope
+	for i := range list {
+		list[i] = identity.Signed{Kind: wire.KindShareBundle, Signer: strings.Repeat("00", 32),
+			Signature: make([]byte, 64), Body: bytes.Repeat([]byte{byte(i)}, bodyLen)}
 	}
-	b.WriteByte(']')
-	return b.Bytes()
+	b, err := wire.AppendSignedList(nil, list)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// jsonFloodBody is one JSON signed refusal, size bytes long, whose body
+// (base64) fills it: the server holds the 8 MiB it read, the strings its
+// key check and its decoder make of them and the decoded body at once.
+func jsonFloodBody(size int) []byte {
+	head := `{"kind":"refusal","signer":"` + strings.Repeat("00", 32) + `","signature":"","body":"`
+	n := (size - len(head) - 2) / 4 * 4
+	return []byte(head + strings.Repeat("QUFB", n/4) + `"}`)
 }
 
 // floodClient is an HTTPS client authenticated as id, with a connection

@@ -163,6 +163,27 @@ func GetHex(a *txtar.Archive, name string) ([]byte, error) {
 	return b, nil
 }
 
+// Sections returns the named section of every vector in Dir(sub) that has
+// one (e.g. to seed a fuzz target); no vector at all fails tb.
+func Sections(tb testing.TB, sub, name string) [][]byte {
+	tb.Helper()
+	names, err := filepath.Glob(filepath.Join(Dir(sub), "*.txtar"))
+	if err != nil || len(names) == 0 {
+		tb.Fatalf("no %s vectors: %v", sub, err)
+	}
+	var out [][]byte
+	for _, n := range names {
+		a, err := txtar.ParseFile(n)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if b, err := Get(a, name); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // Dir is testdata/vectors/sub at the root of the module, found from the
 // directory a test runs in (its package's).
 func Dir(sub string) string {
